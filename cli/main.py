@@ -1,0 +1,67 @@
+"""`convoy`: one command for the coordinator, the agent and operators.
+
+Each area registers its own subcommands (cli/cmd_*.py). Heavy imports (SQLAlchemy, FastAPI,
+rich) happen inside command handlers, so `convoy agent run` stays small in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from cli.common import CliError, fail
+
+COMMAND_MODULES = (
+    "cli.cmd_coordinator",
+    "cli.cmd_tenancy",
+    "cli.cmd_enrollment",
+    "cli.cmd_devices",
+    "cli.cmd_payloads",
+    "cli.cmd_deployments",
+    "cli.cmd_agent",
+    "cli.cmd_demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convoy",
+        description="Convoy: controlled, auditable rollouts to a fleet of devices.",
+        epilog="Admin commands read CONVOY_SERVER (host:port of the coordinator's gRPC listener) and "
+               "CONVOY_TOKEN (an API token); --server/--token override them.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    except ImportError:  # pragma: no cover - completion is optional at run time
+        pass
+    args = parser.parse_args(argv)
+    try:
+        code = args.handler(args)
+    except CliError as exc:
+        return fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

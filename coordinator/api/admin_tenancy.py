@@ -1,0 +1,29 @@
+"""AdminService: clients and API tokens."""
+
+from __future__ import annotations
+
+import grpc.aio
+
+from common.convoy.v1 import admin_pb2 as pb
+from common.convoy.v1 import types_pb2 as tpb
+from coordinator.api.base import Api
+from coordinator.api.grpc_util import metadata_bearer, unary
+from coordinator.service import tenancy
+
+
+class TenancyRpcs(Api):
+    @unary
+    async def CreateClient(self, request: pb.CreateClientRequest, context: grpc.aio.ServicerContext) -> tpb.Client:
+        out = await self.call(metadata_bearer(context), tenancy.create_client, request.name, self.app.clock.now())
+        return tpb.Client(**out)
+
+    @unary
+    async def ListClients(self, request: pb.ListClientsRequest, context: grpc.aio.ServicerContext) -> pb.ListClientsResponse:
+        rows = await self.read(metadata_bearer(context), tenancy.list_clients)
+        return pb.ListClientsResponse(data=[tpb.Client(**r) for r in rows])
+
+    @unary
+    async def CreateApiToken(self, request: pb.CreateApiTokenRequest, context: grpc.aio.ServicerContext) -> pb.CreatedSecret:
+        out = await self.call(metadata_bearer(context), tenancy.create_api_token, list(request.client_ids),
+                              request.role or "viewer", request.name, self.app.clock.now())
+        return pb.CreatedSecret(**out)

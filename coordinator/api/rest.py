@@ -1,0 +1,69 @@
+"""The REST API under /v2: routers per area, errors as the seeds' body, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from common.errors import ConvoyError
+from coordinator.app import App
+
+log = logging.getLogger("convoy.rest")
+
+
+def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status,
+                        content={"error": {"code": code, "message": message, "details": details or {}}})
+
+
+def create_app(app: App) -> FastAPI:
+    api = FastAPI(title="Convoy", version="2", description="Convoy coordinator REST API",
+                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+    api.state.convoy = app
+
+    @api.exception_handler(ConvoyError)
+    async def convoy_error(_: Request, exc: ConvoyError) -> JSONResponse:
+        return JSONResponse(status_code=exc.http_status, content=exc.body())
+
+    @api.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body")]
+        name = ".".join(loc) or "request"
+        return _error(400, "invalid_argument", f"invalid {name}: {first.get('msg', 'bad value')}",
+                      {"parameter": name})
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
+        return _error(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+
+    @api.exception_handler(Exception)
+    async def unhandled(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error in REST call", exc_info=exc)
+        return _error(500, "internal", "internal error (logged on the coordinator)")
+
+    for router in _routers():
+        api.include_router(router, prefix="/v2")
+    return api
+
+
+def _routers() -> list[Any]:
+    """Each area contributes an APIRouter; imported here so areas stay independent."""
+    import importlib
+
+    routers = []
+    for name in ("coordinator.api.rest_history", "coordinator.api.rest_deployments"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        routers.append(module.router)
+    return routers

@@ -1,0 +1,28 @@
+"""What every API door and the engine share: the store, the clock and the settings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from common.clock import Clock, SystemClock
+from coordinator.config import Settings
+from coordinator.store.db import Store
+
+T = TypeVar("T")
+
+
+@dataclass
+class App:
+    store: Store
+    settings: Settings = field(default_factory=Settings)
+    clock: Clock = field(default_factory=SystemClock)
+    # Set by the server once built; typed loosely to keep this module free of cycles.
+    engine: Any = None
+    hub: Any = None
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking store function off the event loop."""
+        return await asyncio.to_thread(fn, *args, **kwargs)

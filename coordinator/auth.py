@@ -1,0 +1,93 @@
+"""Who is calling: API tokens for operators, device credentials for agents.
+
+Roles, least to most: viewer (read), operator (also create/start/pause/resume/cancel/retry
+deployments and manage groups, scripts, artifacts and devices), admin (also enrollment tokens and
+narrower API tokens for its clients). A partner token (made by `convoy admin bootstrap`) is an
+admin over every client, present and future, and the only kind that can create clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from common.errors import NotFound, PermissionDenied, Unauthenticated
+from common.secrets import hash_secret
+from coordinator.store import models as m
+
+ROLES = ("viewer", "operator", "admin")
+_RANK = {role: i for i, role in enumerate(ROLES)}
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str
+    role: str
+    partner: bool
+    client_ids: frozenset[str]  # ignored when partner
+
+    def can_see(self, client_id: str) -> bool:
+        return self.partner or client_id in self.client_ids
+
+    def require_role(self, role: str, action: str = "do this") -> None:
+        if _RANK[self.role] < _RANK[role]:
+            raise PermissionDenied(f"a {self.role} token cannot {action}; {role} role required",
+                                   required_role=role, role=self.role)
+
+    def require_partner(self, action: str) -> None:
+        if not self.partner:
+            raise PermissionDenied(f"only a partner-level admin token can {action}")
+
+    def require_client(self, session: Session, client_id: str) -> None:
+        """403 for a client outside the token's scope; 404 for one that does not exist."""
+        if not self.can_see(client_id):
+            raise PermissionDenied("insufficient permissions for this client", client_id=client_id)
+        if session.get(m.Client, client_id) is None:
+            raise NotFound("Client not found", client_id=client_id)
+
+    def visible_clients(self, session: Session) -> list[str]:
+        if self.partner:
+            return list(session.scalars(select(m.Client.id)))
+        return sorted(self.client_ids)
+
+    def default_client(self, session: Session, given: str | None) -> str:
+        """The client a create call applies to: `given`, or the token's only client."""
+        from common.errors import InvalidArgument
+        from common.ids import parse_uuid
+
+        if given:
+            client_id = parse_uuid(given, "clientId")
+            self.require_client(session, client_id)
+            return client_id
+        clients = self.visible_clients(session)
+        if len(clients) == 1:
+            return clients[0]
+        raise InvalidArgument("clientId is required: this token spans several clients", parameter="clientId")
+
+
+def bearer(header_value: str | None) -> str:
+    if not header_value:
+        raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
+    scheme, _, token = header_value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+def authenticate_api(session: Session, token: str) -> Principal:
+    row = session.scalar(select(m.ApiToken).where(m.ApiToken.token_hash == hash_secret(token)))
+    if row is None or row.revoked_at is not None:
+        raise Unauthenticated("invalid or revoked API token")
+    clients: Iterable[str] = session.scalars(
+        select(m.ApiTokenClient.client_id).where(m.ApiTokenClient.token_id == row.id))
+    return Principal(token_id=row.id, role=row.role, partner=row.partner, client_ids=frozenset(clients))
+
+
+def authenticate_device(session: Session, credential: str) -> m.Device:
+    device = session.scalar(select(m.Device).where(m.Device.credential_hash == hash_secret(credential)))
+    if device is None:
+        raise Unauthenticated("invalid device credential: re-enroll this device with `convoy agent install`")
+    return device

@@ -1,0 +1,160 @@
+"""The coordinator process: gRPC (admin + agent + health + reflection), REST, background loops.
+
+Lifecycle: `start()` migrates the store, binds both listeners and starts the background tasks;
+`stop()` stops accepting, gives in-flight calls a grace period, stops the tasks and closes the
+store. `stop()` is safe to call twice. SIGTERM and SIGINT call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from common import transport
+from common.clock import Clock, SystemClock
+from common.convoy.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc
+from coordinator.app import App
+from coordinator.config import Settings
+from coordinator.store.db import Store
+
+log = logging.getLogger("convoy.coordinator")
+
+# Background tasks contributed by areas (enrollment timeouts, the rollout engine, ...): each is
+# a factory taking the App and returning a coroutine that runs until cancelled.
+BackgroundTask = Callable[[App], Coroutine[Any, Any, None]]
+
+
+def _background_tasks() -> list[BackgroundTask]:
+    tasks: list[BackgroundTask] = []
+    try:
+        from coordinator.service.enrollment import enrollment_timeout_loop
+        tasks.append(enrollment_timeout_loop)
+    except ImportError:
+        pass
+    return tasks
+
+
+class Coordinator:
+    def __init__(self, settings: Settings, clock: Clock | None = None, store: Store | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self._store = store
+        self.app: App | None = None
+        self.grpc_port = 0
+        self.http_port = 0
+        self._server: grpc.aio.Server | None = None
+        self._http: Any = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopped = False
+
+    async def start(self) -> None:
+        store = self._store
+        if store is None:
+            store = await asyncio.to_thread(Store.open, self.settings.db, self.settings.data_dir)
+        app = self.app = App(store=store, settings=self.settings, clock=self.clock)
+        self._wire(app)
+
+        server = self._server = transport.aio_server()
+        from coordinator.api.admin_grpc import AdminServicer
+
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(app), server)
+        try:
+            from coordinator.api.agent_grpc import AgentServicer
+
+            agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(app), server)
+        except ImportError:
+            pass
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        names = (
+            admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+            agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, server)
+        self.grpc_port = transport.bind(server, self.settings.grpc_listen)
+        await server.start()
+        for name in ("", *names[:2]):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        if self.settings.http_listen:
+            await self._start_http(app)
+        for factory in _background_tasks():
+            self._tasks.append(asyncio.create_task(factory(app), name=getattr(factory, "__name__", "task")))
+        log.info("coordinator listening grpc=%s http=%s", self.grpc_port, self.http_port)
+
+    def _wire(self, app: App) -> None:
+        """Attach the engine and the agent connection hub when those areas are present."""
+        try:
+            from coordinator.engine.hub import Hub
+
+            app.hub = Hub(app)
+        except ImportError:
+            pass
+        try:
+            from coordinator.engine.reconciler import Engine
+
+            app.engine = Engine(app)
+            self._tasks.append(asyncio.create_task(app.engine.run(), name="engine"))
+        except ImportError:
+            pass
+
+    async def _start_http(self, app: App) -> None:
+        import socket
+
+        import uvicorn
+
+        from coordinator.api.rest import create_app
+
+        host, _, port = self.settings.http_listen.rpartition(":")
+        sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), int(port)))
+        self.http_port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(app), log_level="warning", access_log=False, lifespan="off")
+        self._http = uvicorn.Server(config)
+        self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
+        while not self._http.started:
+            await asyncio.sleep(0.01)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.app is not None and self.app.hub is not None:
+            await self.app.hub.close()
+        if self._http is not None:
+            self._http.should_exit = True
+        if self._server is not None:
+            await self._server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.app is not None:
+            await asyncio.to_thread(self.app.store.close)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT. Prints one JSON line with the bound ports (for scripts/tests)."""
+    coordinator = Coordinator(settings)
+    await coordinator.start()
+    print(json.dumps({"event": "listening", "grpc_port": coordinator.grpc_port,
+                      "http_port": coordinator.http_port}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await coordinator.stop()
+    print(json.dumps({"event": "stopped"}), flush=True)
+    sys.stdout.flush()

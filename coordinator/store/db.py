@@ -1,0 +1,101 @@
+"""Engines, sessions and migrations for SQLite (embedded default) and PostgreSQL.
+
+SQLite pragmas, and why:
+- journal_mode=WAL: readers (API calls, watchers) never block the single writer.
+- synchronous=NORMAL: in WAL mode a commit is durable against process crashes (SIGKILL) and
+  only the last transactions can be lost on power loss; FULL costs an fsync per commit.
+- busy_timeout=10000: concurrent writers (the engine, the report flusher, the API) wait for
+  the lock instead of failing with "database is locked".
+- foreign_keys=ON: SQLite does not enforce them otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def database_url(db: str | None, data_dir: str | Path | None) -> str:
+    """The store URL: `db` if given, else a SQLite file in the data dir."""
+    if db:
+        return db
+    directory = Path(data_dir or "./convoy-data").expanduser().resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{directory / 'convoy.db'}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling is disabled so that BEGIN is emitted by us below.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front: a read-then-write transaction cannot
+    # fail half-way with SQLITE_BUSY, and guarded updates see the latest committed state.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (the coordinator does this on start)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Store:
+    """The engine and a session factory; `with store.tx() as s:` is one unit of work."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.dialect = self.engine.dialect.name
+
+    @classmethod
+    def open(cls, db: str | None = None, data_dir: str | Path | None = None, *, run_migrations: bool = True) -> Store:
+        store = cls(database_url(db, data_dir))
+        if run_migrations:
+            migrate(store.engine)
+        return store
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.sessions() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
