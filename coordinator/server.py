@@ -67,12 +67,9 @@ class Coordinator:
         from coordinator.api.admin_grpc import AdminServicer
 
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(app), server)
-        try:
-            from coordinator.api.agent_grpc import AgentServicer
+        from coordinator.api.agent_grpc import AgentServicer
 
-            agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(app), server)
-        except ImportError:
-            pass
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(app), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         names = (

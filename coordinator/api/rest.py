@@ -48,22 +48,8 @@ def create_app(app: App) -> FastAPI:
         log.exception("unhandled error in REST call", exc_info=exc)
         return _error(500, "internal", "internal error (logged on the coordinator)")
 
-    for router in _routers():
-        api.include_router(router, prefix="/v2")
+    from coordinator.api import rest_deployments, rest_history
+
+    api.include_router(rest_history.router, prefix="/v2")
+    api.include_router(rest_deployments.router, prefix="/v2")
     return api
-
-
-def _routers() -> list[Any]:
-    """Each area contributes an APIRouter; imported here so areas stay independent."""
-    import importlib
-
-    routers = []
-    for name in ("coordinator.api.rest_history", "coordinator.api.rest_deployments"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        routers.append(module.router)
-    return routers

@@ -14,7 +14,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -217,7 +216,10 @@ class Deployment(Base):
     n_completed: Mapped[int] = mapped_column(Integer, default=0)
     n_failed: Mapped[int] = mapped_column(Integer, default=0)
     n_skipped: Mapped[int] = mapped_column(Integer, default=0)
-    failure_baseline: Mapped[int] = mapped_column(Integer, default=0)  # failures at last resume
+    # Thresholds re-arm on resume: they count failures (and finished records) since then.
+    failure_baseline: Mapped[int] = mapped_column(Integer, default=0)
+    finished_baseline: Mapped[int] = mapped_column(Integer, default=0)
+    batch_finished_at: Mapped[datetime | None]
     next_batch_at: Mapped[datetime | None]
     created_by: Mapped[str | None] = mapped_column(ID)
     rollback_of: Mapped[str | None] = mapped_column(ID)
@@ -289,17 +291,3 @@ class DeploymentEvent(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
-class PolicyVersion(Base):
-    """Configuration policies (deployment type `policy`): a versioned document per client."""
-
-    __tablename__ = "policies"
-    __table_args__ = (UniqueConstraint("client_id", "name", "version", name="uq_policies_version"),)
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    version: Mapped[int] = mapped_column(Integer)
-    document: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime]
-
-
-_ = Float  # re-exported for migrations that need it

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 21:20:55.320526
+Create Date: 2026-11-21 21:22:52.926043
 """
 import sqlalchemy as sa
 from alembic import op
@@ -91,6 +91,8 @@ def upgrade() -> None:
     sa.Column('n_failed', sa.Integer(), nullable=False),
     sa.Column('n_skipped', sa.Integer(), nullable=False),
     sa.Column('failure_baseline', sa.Integer(), nullable=False),
+    sa.Column('finished_baseline', sa.Integer(), nullable=False),
+    sa.Column('batch_finished_at', coordinator.store.models.UTCDateTime(), nullable=True),
     sa.Column('next_batch_at', coordinator.store.models.UTCDateTime(), nullable=True),
     sa.Column('created_by', sa.String(length=36), nullable=True),
     sa.Column('rollback_of', sa.String(length=36), nullable=True),
@@ -166,20 +168,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('groups', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_groups_client_id'), ['client_id'], unique=False)
-
-    op.create_table('policies',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('client_id', sa.String(length=36), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('document', sa.JSON(), nullable=False),
-    sa.Column('created_at', coordinator.store.models.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['client_id'], ['clients.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('client_id', 'name', 'version', name='uq_policies_version')
-    )
-    with op.batch_alter_table('policies', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_policies_client_id'), ['client_id'], unique=False)
 
     op.create_table('scripts',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -324,10 +312,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_scripts_client_id'))
 
     op.drop_table('scripts')
-    with op.batch_alter_table('policies', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_policies_client_id'))
-
-    op.drop_table('policies')
     with op.batch_alter_table('groups', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_groups_client_id'))
 

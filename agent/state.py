@@ -1,0 +1,108 @@
+"""The agent's state directory.
+
+    <state-dir>/
+      agent.json          server, device_id, client_id, machine_id, tags, site, agent_version
+      credential          the device credential, mode 0600 (the coordinator keeps only its hash)
+      windows.conf        local maintenance windows, one per line (see docs/maintenance-windows.md)
+      journal/            one JSON file per job (see agent/journal.py)
+      policy/             the local policy store (see agent/installers/policy.py)
+      work/               downloads and extracted archives
+
+Files are written atomically (write to a temp file, fsync, rename), so a crash never leaves a
+half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+AGENT_VERSION = "0.1.0"
+DEFAULT_STATE_DIR = "/var/lib/convoy-agent"
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class AgentIdentity:
+    server: str
+    device_id: str
+    client_id: str
+    machine_id: str
+    agent_version: str = AGENT_VERSION
+    tags: list[str] = field(default_factory=list)
+    site: str = ""
+
+
+class StateDir:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    @property
+    def identity_path(self) -> Path:
+        return self.root / "agent.json"
+
+    @property
+    def credential_path(self) -> Path:
+        return self.root / "credential"
+
+    @property
+    def windows_path(self) -> Path:
+        return self.root / "windows.conf"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.root / "journal"
+
+    @property
+    def policy_dir(self) -> Path:
+        return self.root / "policy"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.root / "work"
+
+    def is_enrolled(self) -> bool:
+        return self.identity_path.exists() and self.credential_path.exists()
+
+    def save(self, identity: AgentIdentity, credential: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        atomic_write(self.credential_path, credential.encode(), mode=0o600)
+        atomic_write(self.identity_path, json.dumps(asdict(identity), indent=2).encode(), mode=0o600)
+
+    def load(self) -> tuple[AgentIdentity, str]:
+        if not self.is_enrolled():
+            raise FileNotFoundError(f"{self.root} holds no enrollment: run `convoy agent install` first")
+        data: dict[str, Any] = json.loads(self.identity_path.read_text())
+        return AgentIdentity(**data), self.credential_path.read_text().strip()
+
+    def maintenance_windows(self) -> list[str]:
+        """Local windows: non-empty, non-comment lines of windows.conf."""
+        if not self.windows_path.exists():
+            return []
+        lines = (ln.strip() for ln in self.windows_path.read_text().splitlines())
+        return [ln for ln in lines if ln and not ln.startswith("#")]
