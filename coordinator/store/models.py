@@ -201,6 +201,9 @@ class Deployment(Base):
     name: Mapped[str] = mapped_column(String(300))
     type: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The payload resolved for agents at initialize (script body, artifact hash, ...), frozen so
+    # an edited script cannot change a rollout under way.
+    job_payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     target_type: Mapped[str] = mapped_column(String(16))
     target_config: Mapped[dict[str, Any]] = mapped_column(JSON)
     rollout_config: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 21:22:52.926043
+Create Date: 2026-11-21 21:24:31.626724
 """
 import sqlalchemy as sa
 from alembic import op
@@ -76,6 +76,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=300), nullable=False),
     sa.Column('type', sa.String(length=16), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('job_payload', sa.JSON(), nullable=False),
     sa.Column('target_type', sa.String(length=16), nullable=False),
     sa.Column('target_config', sa.JSON(), nullable=False),
     sa.Column('rollout_config', sa.JSON(), nullable=False),
