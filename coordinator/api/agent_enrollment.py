@@ -1,9 +1,47 @@
-"""AgentService: Enroll and ReportEnrollment."""
+"""AgentService: Enroll (authenticated by the enrollment token) and ReportEnrollment (by the
+device credential in `authorization: Bearer` metadata)."""
 
 from __future__ import annotations
 
+import grpc.aio
+
+from common.convoy.v1 import agent_pb2 as pb
+from common.convoy.v1 import types_pb2 as tpb
 from coordinator.api.base import Api
+from coordinator.api.grpc_util import metadata_bearer, unary
+from coordinator.auth import authenticate_device
+from coordinator.service import enrollment
+
+
+def facts_from(msg: tpb.DeviceFacts) -> enrollment.Facts:
+    return enrollment.Facts(
+        hostname=msg.hostname, os=msg.os, os_version=msg.os_version, arch=msg.arch,
+        cpu_count=msg.cpu_count, memory_bytes=msg.memory_bytes,
+        disks=[{"mountpoint": d.mountpoint, "fstype": d.fstype, "total_bytes": d.total_bytes,
+                "free_bytes": d.free_bytes} for d in msg.disks],
+        ip_addresses=list(msg.ip_addresses))
 
 
 class EnrollmentRpcs(Api):
-    pass
+    def _enroll(self, request: pb.EnrollRequest) -> dict[str, str]:
+        with self.app.store.tx() as s:
+            return enrollment.enroll(s, request.token, request.machine_id, facts_from(request.facts),
+                                     list(request.tags), request.site, request.agent_version,
+                                     self.app.clock.now(), self.app.settings.enrollment_timeout_s)
+
+    def _report(self, credential: str, request: pb.ReportEnrollmentRequest) -> str:
+        with self.app.store.tx() as s:
+            device = authenticate_device(s, credential)
+            return enrollment.report_enrollment(s, device, request.enrollment_id, request.success,
+                                                list(request.log_lines), self.app.clock.now())
+
+    @unary
+    async def Enroll(self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext) -> pb.EnrollResponse:
+        out = await self.app.run(self._enroll, request)
+        return pb.EnrollResponse(heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s, **out)
+
+    @unary
+    async def ReportEnrollment(self, request: pb.ReportEnrollmentRequest,
+                               context: grpc.aio.ServicerContext) -> pb.ReportEnrollmentResponse:
+        status = await self.app.run(self._report, metadata_bearer(context), request)
+        return pb.ReportEnrollmentResponse(status=status)

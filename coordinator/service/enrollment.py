@@ -1,0 +1,286 @@
+"""Enrollment tokens, `Enroll`, `ReportEnrollment`, and the timeout of records that never report.
+
+An enrollment creates (or re-identifies) a device and one `pending` device_deployments record
+(seed 000). The record leaves `pending` exactly once, by a guarded update: the agent's report
+(`success`, or `error` with its log lines) or the timeout loop (`error`), whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import CursorResult, and_, null, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from common.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
+from common.ids import new_id, parse_uuid
+from common.secrets import hash_secret, matches, mint
+from common.timefmt import iso, log_line
+from coordinator.auth import Principal
+from coordinator.service.devices import resolve_client
+from coordinator.store import models as m
+
+if TYPE_CHECKING:
+    from coordinator.app import App
+
+log = logging.getLogger("convoy.enrollment")
+
+STATUSES = ("pending", "success", "error")
+TIMEOUT_MESSAGE = "Enrollment timed out: the agent never reported"
+MAX_LOG_LINES = 1000
+MAX_LOG_LINE = 2000
+
+
+# --- enrollment tokens (admin API) ---------------------------------------------------------
+
+def token_dict(t: m.EnrollmentToken) -> dict[str, Any]:
+    return {
+        "id": t.id, "client_id": t.client_id, "name": t.name, "expires_at": iso(t.expires_at) or "",
+        "max_uses": t.max_uses or 0, "uses": t.uses, "revoked": t.revoked_at is not None,
+        "group_ids": list(t.group_ids or []), "created_at": iso(t.created_at) or "",
+        "created_by": t.created_by or "",
+    }
+
+
+def create_token(s: Session, who: Principal, client_id: str, expires_in_s: float, max_uses: int,
+                 group_ids: list[str], name: str, now: datetime) -> dict[str, str]:
+    """Mint an enrollment token; only its hash is stored. `expires_in_s`/`max_uses` 0 = no limit."""
+    if expires_in_s < 0:
+        raise InvalidArgument("expires_in must not be negative", parameter="expires_in")
+    if max_uses < 0:
+        raise InvalidArgument("max_uses must not be negative", parameter="max_uses")
+    who.require_role("admin", "create enrollment tokens")
+    client = resolve_client(s, who, client_id)
+    groups = [parse_uuid(g, "group_id") for g in dict.fromkeys(group_ids)]
+    if groups:
+        found = set(s.scalars(select(m.Group.id).where(m.Group.client_id == client, m.Group.id.in_(groups))))
+        for g in groups:
+            if g not in found:
+                raise NotFound("Group not found", group_id=g)
+    token = mint("enroll")
+    row = m.EnrollmentToken(
+        id=new_id(), client_id=client, token_hash=hash_secret(token), name=name, uses=0,
+        expires_at=now + timedelta(seconds=expires_in_s) if expires_in_s else None,
+        max_uses=max_uses or None, group_ids=groups, created_by=who.token_id, created_at=now,
+        revoked_at=None)
+    s.add(row)
+    return {"id": row.id, "token": token}
+
+
+def list_tokens(s: Session, who: Principal, client_id: str) -> list[dict[str, Any]]:
+    who.require_role("admin", "list enrollment tokens")
+    client = resolve_client(s, who, client_id)
+    rows = s.scalars(select(m.EnrollmentToken).where(m.EnrollmentToken.client_id == client)
+                     .order_by(m.EnrollmentToken.created_at, m.EnrollmentToken.id))
+    return [token_dict(t) for t in rows]
+
+
+def revoke_token(s: Session, who: Principal, client_id: str, token_id: str, now: datetime) -> dict[str, Any]:
+    """Revoke a token (idempotent). Devices already enrolled with it keep their credentials."""
+    who.require_role("admin", "revoke enrollment tokens")
+    client = resolve_client(s, who, client_id)
+    tid = parse_uuid(token_id, "token_id")
+    row = s.get(m.EnrollmentToken, tid)
+    if row is None or row.client_id != client:
+        raise NotFound("Enrollment token not found", token_id=tid)
+    if row.revoked_at is None:
+        row.revoked_at = now
+    return token_dict(row)
+
+
+# --- Enroll (agent API, authenticated by the enrollment token itself) ------------------------
+
+@dataclass
+class Facts:
+    """What the agent reports about its machine (the proto's DeviceFacts)."""
+
+    hostname: str = ""
+    os: str = ""
+    os_version: str = ""
+    arch: str = ""
+    cpu_count: int = 0
+    memory_bytes: int = 0
+    disks: list[dict[str, Any]] = field(default_factory=list)
+    ip_addresses: list[str] = field(default_factory=list)
+
+
+def _usable_token(s: Session, token: str, now: datetime) -> m.EnrollmentToken:
+    """The token row, or Unauthenticated with a message saying exactly what is wrong."""
+    if not token:
+        raise Unauthenticated("enrollment token required")
+    row = s.scalar(select(m.EnrollmentToken).where(m.EnrollmentToken.token_hash == hash_secret(token)))
+    # The lookup is by an index on the hash; the final comparison is constant time anyway.
+    if row is None or not matches(token, row.token_hash):
+        raise Unauthenticated("invalid enrollment token")
+    if row.revoked_at is not None:
+        raise Unauthenticated("enrollment token has been revoked", token_id=row.id)
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Unauthenticated(f"enrollment token expired at {iso(row.expires_at)}", token_id=row.id)
+    if row.max_uses is not None and row.uses >= row.max_uses:
+        raise Unauthenticated(f"enrollment token has been used up ({row.max_uses} of {row.max_uses} uses)",
+                              token_id=row.id)
+    return row
+
+
+def _take_use(s: Session, row: m.EnrollmentToken, now: datetime) -> None:
+    # Guarded increment: two installs racing for the last use both pass the read above, but only
+    # one UPDATE matches (PostgreSQL re-checks the WHERE after the row lock; SQLite serializes
+    # writers with BEGIN IMMEDIATE). The loser's transaction rolls back before creating anything.
+    t = m.EnrollmentToken
+    result = s.execute(
+        update(t).where(
+            t.id == row.id, t.revoked_at.is_(None),
+            or_(t.max_uses.is_(None), t.uses < t.max_uses),
+            or_(t.expires_at.is_(None), t.expires_at > now),
+        ).values(uses=t.uses + 1).execution_options(synchronize_session=False))
+    if not isinstance(result, CursorResult) or result.rowcount != 1:
+        raise Unauthenticated(f"enrollment token has been used up ({row.max_uses} of {row.max_uses} uses)",
+                              token_id=row.id)
+
+
+def _apply_facts(device: m.Device, facts: Facts, agent_version: str, tags: list[str], site: str,
+                 now: datetime) -> None:
+    device.hostname = facts.hostname[:255]
+    device.os = facts.os[:32]
+    device.os_version = facts.os_version[:100]
+    device.arch = facts.arch[:32]
+    device.cpu_count = max(0, int(facts.cpu_count))
+    device.memory_bytes = max(0, int(facts.memory_bytes))
+    device.disks = list(facts.disks)
+    device.ip_addresses = list(facts.ip_addresses)
+    device.agent_version = agent_version[:50]
+    if tags:
+        device.tags = list(dict.fromkeys(t for t in tags if t))
+    if site:
+        device.site = site[:200]
+    device.updated_at = now
+
+
+def _device_for(s: Session, client_id: str, machine_id: str, credential_hash: str, now: datetime) -> m.Device:
+    """The device enrolled as (client, machine id), or a new one. Its credential is (re)set."""
+    q = select(m.Device).where(m.Device.client_id == client_id, m.Device.machine_id == machine_id)
+    device = s.scalar(q)
+    if device is None:
+        device = m.Device(id=new_id(), client_id=client_id, machine_id=machine_id,
+                          credential_hash=credential_hash, tags=[], site="", disks=[], ip_addresses=[],
+                          maintenance_windows=[], online=False, created_at=now, updated_at=now)
+        try:
+            with s.begin_nested():
+                s.add(device)
+        except IntegrityError:
+            # The same machine enrolled concurrently through another transaction: use its row.
+            device = s.scalar(q)
+            if device is None:
+                raise
+    device.credential_hash = credential_hash
+    return device
+
+
+def enroll(s: Session, token: str, machine_id: str, facts: Facts, tags: list[str], site: str,
+           agent_version: str, now: datetime, timeout_s: float) -> dict[str, str]:
+    """Take one use of `token`; create or re-identify the device; open a `pending` record.
+
+    Everything happens in the caller's one transaction, so a rejected token leaves nothing behind.
+    Returns device_id, client_id, the new device credential (shown once) and enrollment_id.
+    """
+    machine_id = machine_id.strip()
+    row = _usable_token(s, token, now)
+    if not machine_id:
+        raise InvalidArgument("machine_id must not be empty", parameter="machine_id")
+    if len(machine_id) > 200:
+        raise InvalidArgument("machine_id must be at most 200 characters", parameter="machine_id")
+    _take_use(s, row, now)
+
+    credential = mint("device")
+    device = _device_for(s, row.client_id, machine_id, hash_secret(credential), now)
+    _apply_facts(device, facts, agent_version, tags, site, now)
+    s.flush()
+
+    groups = list(row.group_ids or [])
+    if groups:
+        existing_groups = set(s.scalars(select(m.Group.id).where(
+            m.Group.client_id == row.client_id, m.Group.id.in_(groups))))
+        member_of = set(s.scalars(select(m.GroupMember.group_id).where(m.GroupMember.device_id == device.id)))
+        for g in groups:
+            # A group deleted since the token was made is skipped rather than failing the install.
+            if g in existing_groups and g not in member_of:
+                s.add(m.GroupMember(group_id=g, device_id=device.id))
+
+    record = m.DeviceEnrollment(
+        id=new_id(), client_id=row.client_id, device_id=device.id, enrollment_token_id=row.id,
+        user_id=row.created_by, status="pending", enrollment_date=now,
+        timeout_at=now + timedelta(seconds=timeout_s), created_at=now, updated_at=now)
+    s.add(record)  # error_logs left unset: SQL NULL, not JSON null
+    s.flush()
+    return {"device_id": device.id, "client_id": row.client_id, "credential": credential,
+            "enrollment_id": record.id}
+
+
+# --- ReportEnrollment (agent API, authenticated by the device credential) --------------------
+
+def _clean_lines(lines: list[str]) -> list[str]:
+    if len(lines) > MAX_LOG_LINES:
+        lines = [*lines[: MAX_LOG_LINES // 2], "…", *lines[-(MAX_LOG_LINES // 2 - 1):]]
+    return [ln[:MAX_LOG_LINE] for ln in lines]
+
+
+def report_enrollment(s: Session, device: m.Device, enrollment_id: str, success: bool,
+                      log_lines: list[str], now: datetime) -> str:
+    """Close the device's own pending record: `success` (error_logs null) or `error` (the lines).
+
+    A duplicate of the report that already closed the record is accepted (idempotent); a report
+    that contradicts the record's final status (e.g. it timed out first) is a Conflict.
+    """
+    rid = parse_uuid(enrollment_id, "enrollment_id")
+    status = "success" if success else "error"
+    d = m.DeviceEnrollment
+    result = s.execute(
+        update(d).where(d.id == rid, d.device_id == device.id, d.status == "pending")
+        .values(status=status, error_logs=null() if success else _clean_lines(list(log_lines)),
+                timeout_at=None, updated_at=now)
+        .execution_options(synchronize_session=False))
+    if isinstance(result, CursorResult) and result.rowcount == 1:
+        return status
+    current = s.scalar(select(d.status).where(d.id == rid, d.device_id == device.id))
+    if current is None:
+        raise NotFound("Deployment not found", deployment_id=rid)
+    if current == status:
+        return status
+    raise Conflict(f"enrollment {rid} is already {current}", deployment_id=rid, status=current)
+
+
+# --- records that never report ---------------------------------------------------------------
+
+def expire_pending(s: Session, now: datetime) -> int:
+    """Mark every pending record past its timeout as `error`, in one statement. Returns the count."""
+    d = m.DeviceEnrollment
+    result = s.execute(
+        update(d).where(and_(d.status == "pending", d.timeout_at.is_not(None), d.timeout_at <= now))
+        .values(status="error", error_logs=[log_line(now, TIMEOUT_MESSAGE)], timeout_at=None, updated_at=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+def _expire_in_tx(app: App) -> int:
+    with app.store.tx() as s:
+        return expire_pending(s, app.clock.now())
+
+
+async def enrollment_timeout_loop(app: App) -> None:
+    """Runs until cancelled: every few seconds, time out pending records (see `expire_pending`)."""
+    interval = min(5.0, max(0.05, app.settings.enrollment_timeout_s / 4))
+    while True:
+        try:
+            n = await app.run(_expire_in_tx, app)
+            if n:
+                log.info("%d enrollment(s) timed out", n)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a store hiccup must not end the loop
+            log.exception("enrollment timeout sweep failed")
+        await app.clock.sleep(interval)
