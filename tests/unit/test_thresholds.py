@@ -103,3 +103,16 @@ def test_percent_property(failed: int, completed: int, percent: int) -> None:
     result = crossed(failed, finished, percent=percent)
     expected = finished > 0 and failed * 100 >= percent * finished
     assert (result is not None) == expected
+
+
+def test_worked_example_from_docs() -> None:
+    """docs/deployments-rules.md: 100 devices, batches of 10, count 3, percent 20."""
+    def check(failed: int, finished: int, fb: int, nb: int) -> str | None:
+        return crossed(failed, finished, count=3, percent=20, failure_baseline=fb, finished_baseline=nb)
+
+    assert check(1, 10, 0, 0) is None
+    assert check(4, 20, 0, 0) == "4 devices failed, reaching pauseOnFailureCount=3"
+    assert check(4, 20, 4, 20) is None  # right after the resume
+    assert check(5, 30, 4, 20) is None
+    assert check(7, 40, 4, 20) == (
+        "3 devices failed since the last resume, reaching pauseOnFailureCount=3")
