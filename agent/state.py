@@ -7,6 +7,7 @@
       journal/            one JSON file per job (see agent/journal.py)
       policy/             the local policy store (see agent/installers/policy.py)
       work/               downloads and extracted archives
+      packages/           portable packages installed by the software installer, and their record
 
 Files are written atomically (write to a temp file, fsync, rename), so a crash never leaves a
 half-written file behind.
@@ -84,6 +85,10 @@ class StateDir:
     @property
     def work_dir(self) -> Path:
         return self.root / "work"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.root / "packages"
 
     def is_enrolled(self) -> bool:
         return self.identity_path.exists() and self.credential_path.exists()
