@@ -91,20 +91,14 @@ class Coordinator:
         log.info("coordinator listening grpc=%s http=%s", self.grpc_port, self.http_port)
 
     def _wire(self, app: App) -> None:
-        """Attach the engine and the agent connection hub when those areas are present."""
-        try:
-            from coordinator.engine.hub import Hub
+        """Attach the agent connection hub and start the rollout engine."""
+        from coordinator.engine.hub import Hub
+        from coordinator.engine.reconciler import Engine
 
-            app.hub = Hub(app)
-        except ImportError:
-            pass
-        try:
-            from coordinator.engine.reconciler import Engine
-
-            app.engine = Engine(app)
-            self._tasks.append(asyncio.create_task(app.engine.run(), name="engine"))
-        except ImportError:
-            pass
+        app.hub = Hub(app)
+        app.hub.start()
+        app.engine = Engine(app)
+        self._tasks.append(asyncio.create_task(app.engine.run(), name="engine"))
 
     async def _start_http(self, app: App) -> None:
         import socket

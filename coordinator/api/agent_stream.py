@@ -1,9 +1,111 @@
-"""AgentService: the Connect stream and DownloadArtifact."""
+"""AgentService: the Connect stream and DownloadArtifact (docs/protocol.md)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import grpc.aio
+from sqlalchemy import select
+
+from common.convoy.v1 import agent_pb2
+from common.errors import InvalidArgument, NotFound, PermissionDenied
 from coordinator.api.base import Api
+from coordinator.api.grpc_util import metadata_bearer, streaming, unary
+from coordinator.auth import authenticate_device
+from coordinator.engine.rollout import JOB_TERMINAL, Report
+from coordinator.store import models as m
+
+log = logging.getLogger("convoy.agent-stream")
+
+
+def _report(device_id: str, st: agent_pb2.JobStatus) -> Report:
+    return Report(device_id=device_id, job_id=st.job_id, state=st.state,
+                  exit_code=st.exit_code if st.HasField("exit_code") else None, output=st.output, reason=st.reason)
 
 
 class StreamRpcs(Api):
-    pass
+    def _device_id(self, credential: str) -> str:
+        with self.app.store.read() as s:
+            return authenticate_device(s, credential).id
+
+    async def _authenticate(self, context: grpc.aio.ServicerContext) -> str:
+        return await self.app.run(self._device_id, metadata_bearer(context))
+
+    @unary
+    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
+        device_id = await self._authenticate(context)
+        first = await context.read()
+        if first is grpc.aio.EOF or not first.HasField("hello"):
+            raise InvalidArgument("the first message on Connect must be a Hello", parameter="hello")
+        hub, engine = self.app.hub, self.app.engine
+        conn = hub.register(device_id, first.hello)
+        try:
+            await context.write(agent_pb2.CoordinatorMessage(welcome=agent_pb2.Welcome(
+                device_id=device_id, heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s)))
+            for st in first.hello.journal:
+                engine.submit(_report(device_id, st))
+            reader = asyncio.create_task(self._pump(context, conn, device_id))
+            closed = asyncio.create_task(conn.closed.wait())
+            while True:
+                getter = asyncio.create_task(conn.queue.get())
+                done, _ = await asyncio.wait({getter, reader, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    await context.write(getter.result())
+                    continue
+                getter.cancel()
+                break
+            reader.cancel()
+            closed.cancel()
+            await asyncio.gather(reader, closed, return_exceptions=True)
+        finally:
+            hub.unregister(conn)
+
+    async def _pump(self, context: grpc.aio.ServicerContext, conn: Any, device_id: str) -> None:
+        hub, engine = self.app.hub, self.app.engine
+        while True:
+            msg = await context.read()
+            if msg is grpc.aio.EOF:
+                return
+            kind = msg.WhichOneof("kind")
+            hub.heartbeat(conn)
+            if kind == "job_status":
+                engine.submit(_report(device_id, msg.job_status))
+
+    def _artifact_chunks(self, device_id: str, sha256: str, offset: int) -> tuple[int, list[tuple[int, int, int]]]:
+        """(total size, [(seq, chunk offset, chunk length)]) of the chunks covering `offset`…"""
+        from sqlalchemy import func
+
+        with self.app.store.read() as s:
+            allowed = s.execute(
+                select(m.Deployment.job_payload).join(m.Job, m.Job.deployment_id == m.Deployment.id)
+                .where(m.Job.device_id == device_id, m.Job.state.not_in(JOB_TERMINAL),
+                       m.Deployment.type == "software")).scalars().all()
+            if not any((p.get("artifact") or {}).get("sha256") == sha256 for p in allowed):
+                raise PermissionDenied("this device has no active job that needs this artifact", sha256=sha256)
+            blob = s.get(m.Blob, sha256)
+            if blob is None:
+                raise NotFound("Artifact not found", sha256=sha256)
+            if offset < 0 or offset > blob.size:
+                raise InvalidArgument(f"offset must be between 0 and {blob.size}", parameter="offset")
+            rows = s.execute(select(m.BlobChunk.seq, m.BlobChunk.offset, func.length(m.BlobChunk.data))
+                             .where(m.BlobChunk.sha256 == sha256).order_by(m.BlobChunk.seq)).all()
+            return blob.size, [(seq, off, ln) for seq, off, ln in rows if off + ln > offset]
+
+    def _chunk(self, sha256: str, seq: int) -> bytes:
+        with self.app.store.read() as s:
+            data = s.scalar(select(m.BlobChunk.data).where(m.BlobChunk.sha256 == sha256, m.BlobChunk.seq == seq))
+            return bytes(data or b"")
+
+    @streaming
+    async def DownloadArtifact(self, request: agent_pb2.DownloadArtifactRequest,  # noqa: N802
+                               context: grpc.aio.ServicerContext) -> AsyncIterator[agent_pb2.ArtifactChunk]:
+        device_id = await self._authenticate(context)
+        total, chunks = await self.app.run(self._artifact_chunks, device_id, request.sha256.lower(), request.offset)
+        for seq, off, _length in chunks:
+            data = await self.app.run(self._chunk, request.sha256.lower(), seq)
+            start = max(0, request.offset - off)
+            yield agent_pb2.ArtifactChunk(data=data[start:], offset=off + start, total_size=total)

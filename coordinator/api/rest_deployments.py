@@ -1,7 +1,123 @@
-"""REST: /v2/deployments… exactly as seed 004 documents it."""
+"""REST: /v2/deployments… exactly as seed 004's API reference lists it."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter, Request
+
+from common.errors import InvalidArgument
+from coordinator.api.deployment_actions import DeploymentActions
+from coordinator.auth import bearer
+
+router = APIRouter(tags=["deployments"])
+
+
+def _actions(request: Request) -> DeploymentActions:
+    return DeploymentActions(request.app.state.convoy)
+
+
+def _token(request: Request) -> str:
+    return bearer(request.headers.get("authorization"))
+
+
+def _int(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgument(f"{name} must be an integer", parameter=name, value=value) from None
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError as exc:
+        raise InvalidArgument(f"request body is not valid JSON: {exc}", parameter="body") from None
+    if not isinstance(body, dict):
+        raise InvalidArgument("request body must be a JSON object", parameter="body")
+    return body
+
+
+@router.get("/deployments", summary="List deployments")
+async def list_deployments(request: Request, status: str | None = None, type: str | None = None,  # noqa: A002
+                           limit: str | None = None, offset: str | None = None,
+                           clientId: str | None = None) -> dict[str, Any]:  # noqa: N803
+    lim, off = _int(limit, "limit"), _int(offset, "offset")
+    rows, total = await _actions(request).list_all(_token(request), status=status or None, type_=type or None,
+                                               limit=lim, offset=off, client_id=clientId)
+    return {"data": rows, "total": total, "limit": lim or 50, "offset": off or 0}
+
+
+@router.post("/deployments", status_code=201, summary="Create a deployment in draft status")
+async def create_deployment(request: Request) -> dict[str, Any]:
+    token = _token(request)
+    return await _actions(request).create(token, await _body(request))
+
+
+@router.get("/deployments/{dep_id}", summary="Get a deployment with real-time progress")
+async def get_deployment(request: Request, dep_id: str) -> dict[str, Any]:
+    return await _actions(request).get(_token(request), dep_id)
+
+
+@router.put("/deployments/{dep_id}", summary="Update a deployment (draft only)")
+async def update_deployment(request: Request, dep_id: str) -> dict[str, Any]:
+    token = _token(request)
+    return await _actions(request).update(token, dep_id, await _body(request))
+
+
+@router.delete("/deployments/{dep_id}", summary="Delete a deployment (draft only)")
+async def delete_deployment(request: Request, dep_id: str) -> dict[str, Any]:
+    out = await _actions(request).delete(_token(request), dep_id)
+    return {**out, "deleted": True}
+
+
+@router.post("/deployments/{dep_id}/initialize", summary="Resolve targets, plan batches: draft → pending")
+async def initialize_deployment(request: Request, dep_id: str) -> dict[str, Any]:
+    dep, preview = await _actions(request).initialize(_token(request), dep_id)
+    return {"deployment": dep, "preview": preview}
+
+
+@router.post("/deployments/{dep_id}/start", summary="Begin execution: pending → downloading")
+async def start_deployment(request: Request, dep_id: str) -> dict[str, Any]:
+    return await _actions(request).action(_token(request), "start", dep_id)
+
+
+@router.post("/deployments/{dep_id}/pause", summary="Pause (downloading, installing or running)")
+async def pause_deployment(request: Request, dep_id: str) -> dict[str, Any]:
+    return await _actions(request).action(_token(request), "pause", dep_id)
+
+
+@router.post("/deployments/{dep_id}/resume", summary="Resume a paused deployment")
+async def resume_deployment(request: Request, dep_id: str) -> dict[str, Any]:
+    return await _actions(request).action(_token(request), "resume", dep_id)
+
+
+@router.post("/deployments/{dep_id}/cancel", summary="Cancel: pending devices skipped, deployment terminated")
+async def cancel_deployment(request: Request, dep_id: str) -> dict[str, Any]:
+    return await _actions(request).cancel(_token(request), dep_id)
+
+
+@router.post("/deployments/{dep_id}/rollback", status_code=201,
+             summary="Create and start a deployment that reverts this one where it completed")
+async def rollback_deployment(request: Request, dep_id: str) -> dict[str, Any]:
+    return await _actions(request).rollback(_token(request), dep_id)
+
+
+@router.get("/deployments/{dep_id}/devices", summary="List per-device records")
+async def list_deployment_devices(request: Request, dep_id: str, status: str | None = None,
+                                  batchNumber: str | None = None, limit: str | None = None,  # noqa: N803
+                                  offset: str | None = None) -> dict[str, Any]:
+    lim, off = _int(limit, "limit"), _int(offset, "offset")
+    rows, total = await _actions(request).devices(_token(request), dep_id, status=status or None,
+                                                  batch_number=_int(batchNumber, "batchNumber"), limit=lim, offset=off)
+    return {"data": rows, "total": total, "limit": lim or 50, "offset": off or 0}
+
+
+@router.post("/deployments/{dep_id}/devices/{device_id}/retry", summary="Retry a failed or skipped device")
+async def retry_deployment_device(request: Request, dep_id: str, device_id: str) -> dict[str, Any]:
+    return await _actions(request).retry(_token(request), dep_id, device_id)
+

@@ -83,7 +83,7 @@ DEPLOYMENT_ACTIONS: dict[str, tuple[frozenset[DeploymentStatus], DeploymentStatu
     "retry_device": (LIVE | {D.COMPLETED, D.FAILED}, None),
     # engine moves
     "dispatch_batch": (ACTIVE, D.DOWNLOADING),
-    "installing": (frozenset({D.DOWNLOADING}), D.INSTALLING),
+    "installing": (ACTIVE, D.INSTALLING),
     "between_batches": (ACTIVE, D.RUNNING),
     "auto_pause": (ACTIVE, D.PAUSED),
     "complete": (ACTIVE, D.COMPLETED),

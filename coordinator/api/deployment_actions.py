@@ -1,0 +1,118 @@
+"""The deployment API's actions, shared by the gRPC and REST doors.
+
+Each runs the service function in one transaction, then tells the engine (and agents) what
+changed: the door never decides anything itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from coordinator.api.base import Api
+from coordinator.auth import Principal
+from coordinator.domain.states import FINISHED, RecordStatus
+from coordinator.service import deployments as svc
+from coordinator.store import models as m
+
+
+class DeploymentActions(Api):
+    def _now(self) -> Any:
+        return self.app.clock.now()
+
+    def _poke(self, *ids: str) -> None:
+        if self.app.engine is not None:
+            self.app.engine.poke(*ids)
+
+    def _withdraw(self, jobs: list[tuple[str, str]], reason: str) -> None:
+        if self.app.hub is not None:
+            for device_id, job_id in jobs:
+                self.app.hub.send_cancel(device_id, job_id, reason)
+
+    async def create(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.call(token, svc.create, body, self._now())
+
+    async def list_all(self, token: str, **kw: Any) -> tuple[list[dict[str, Any]], int]:
+        return await self.read(token, svc.list_deployments, **kw)
+
+    async def get(self, token: str, dep_id: str) -> dict[str, Any]:
+        return await self.read(token, svc.get, dep_id)
+
+    async def update(self, token: str, dep_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.call(token, svc.update_spec, dep_id, body, self._now())
+
+    async def delete(self, token: str, dep_id: str) -> dict[str, str]:
+        return await self.call(token, svc.delete, dep_id)
+
+    async def initialize(self, token: str, dep_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        out = await self.call(token, svc.initialize, dep_id, self._now())
+        self._poke(out[0]["id"])
+        return out
+
+    async def action(self, token: str, name: str, dep_id: str) -> dict[str, Any]:
+        """start, pause or resume."""
+        fn = {"start": svc.start, "pause": svc.pause, "resume": svc.resume}[name]
+        out = await self.call(token, fn, dep_id, self._now())
+        self._poke(out["id"])
+        return out
+
+    async def cancel(self, token: str, dep_id: str) -> dict[str, Any]:
+        out, withdraw = await self.call(token, svc.cancel, dep_id, self._now())
+        self._withdraw(withdraw, "deployment cancelled")
+        self._poke(out["id"])
+        return out
+
+    async def rollback(self, token: str, dep_id: str) -> dict[str, Any]:
+        out, withdraw = await self.call(token, svc.rollback, dep_id, self._now())
+        self._withdraw(withdraw, "deployment rolled back")
+        self._poke(out["id"], out["rollbackOf"])
+        return out
+
+    async def devices(self, token: str, dep_id: str, **kw: Any) -> tuple[list[dict[str, Any]], int]:
+        return await self.read(token, svc.list_records, dep_id, **kw)
+
+    async def retry(self, token: str, dep_id: str, device_id: str) -> dict[str, Any]:
+        out = await self.call(token, svc.retry_device, dep_id, device_id, self._now())
+        self._poke(out["deploymentId"])
+        return out
+
+    async def watch(self, token: str, dep_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Progress snapshots: one now, then one whenever it changes; ends when finished."""
+        first = await self.read(token, watch_snapshot, dep_id)
+        dep_id = first["deployment"]["id"]
+        engine = self.app.engine
+        ev = engine.subscribe(dep_id)
+        try:
+            snap = first
+            while True:
+                yield snap
+                if snap["deployment"]["status"] in FINISHED:
+                    return
+                await ev.wait()
+                ev.clear()
+                snap = await self.read(token, watch_snapshot, dep_id)
+        finally:
+            engine.unsubscribe(dep_id, ev)
+
+
+def watch_snapshot(s: Session, who: Principal, dep_id: str) -> dict[str, Any]:
+    d = svc.load(s, who, dep_id)
+    per_batch: dict[int, dict[str, int]] = {}
+    for batch, status, count in s.execute(
+            select(m.DeploymentDevice.batch_number, m.DeploymentDevice.status, func.count())
+            .where(m.DeploymentDevice.deployment_id == d.id)
+            .group_by(m.DeploymentDevice.batch_number, m.DeploymentDevice.status)):
+        b = per_batch.setdefault(batch, {"batchNumber": batch, "total": 0, "pending": 0, "running": 0,
+                                         "completed": 0, "failed": 0, "skipped": 0})
+        key = "running" if status in (RecordStatus.DOWNLOADING, RecordStatus.INSTALLING) else status
+        b[key] += count
+        b["total"] += count
+    failures = s.execute(
+        select(m.DeploymentDevice, m.Device.hostname).join(m.Device, m.Device.id == m.DeploymentDevice.device_id)
+        .where(m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status == RecordStatus.FAILED)
+        .order_by(m.DeploymentDevice.finished_at.desc()).limit(5))
+    return {"deployment": svc.deployment_dict(d), "batches": [per_batch[k] for k in sorted(per_batch)],
+            "recentFailures": [svc.record_dict(r, host) for r, host in failures]}

@@ -1,0 +1,222 @@
+"""Live agent connections: who is online, and the way jobs, cancels and acks reach agents.
+
+Presence is written in batches like reports: hellos (facts, windows, online), heartbeats
+(last_seen_at) and disconnects (offline) queue up and are written in one transaction per tick.
+A device is online while its stream lives; it is marked offline when the stream ends, or when
+it misses `offline_after_missed` heartbeats (one sweep over the live connections per heartbeat
+interval, plus one set-based UPDATE for devices whose coordinator died).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from sqlalchemy import select, update
+
+from common.convoy.v1 import agent_pb2
+from common.maintenance import parse_window
+from coordinator.app import App
+from coordinator.engine import rollout
+from coordinator.engine.rollout import Dispatch
+from coordinator.store import models as m
+
+log = logging.getLogger("convoy.hub")
+
+
+@dataclass(eq=False)
+class Connection:
+    device_id: str
+    queue: asyncio.Queue[agent_pb2.CoordinatorMessage] = field(default_factory=asyncio.Queue)
+    last_seen: float = field(default_factory=time.monotonic)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def job_message(job: Dispatch) -> agent_pb2.CoordinatorMessage:
+    payload = struct_pb2.Struct()
+    json_format.ParseDict(job.payload, payload)
+    return agent_pb2.CoordinatorMessage(job=agent_pb2.Job(
+        job_id=job.job_id, deployment_id=job.deployment_id, attempt=job.attempt, type=job.type, payload=payload,
+        respect_maintenance_windows=job.respect_windows, timeout_seconds=job.timeout_seconds, rollback=job.rollback))
+
+
+@dataclass
+class _Hello:
+    device_id: str
+    facts: dict[str, Any]
+    windows: list[str]
+    agent_version: str
+    conn: Connection
+
+
+class Hub:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.connections: dict[str, Connection] = {}
+        self._hellos: list[_Hello] = []
+        self._seen: set[str] = set()
+        self._gone: set[str] = set()
+        self._ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._flush_loop(), name="presence-flusher"),
+                       asyncio.create_task(self._sweep_loop(), name="offline-sweep")]
+
+    async def close(self) -> None:
+        for conn in list(self.connections.values()):
+            conn.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._flush_once()
+
+    # --- connections ---------------------------------------------------------------------
+
+    def register(self, device_id: str, hello: agent_pb2.Hello) -> Connection:
+        old = self.connections.get(device_id)
+        if old is not None:
+            old.close()  # a newer stream from the same device wins
+        conn = Connection(device_id)
+        self.connections[device_id] = conn
+        self._gone.discard(device_id)
+        windows = []
+        for text in hello.maintenance_windows:
+            try:
+                parse_window(text)
+                windows.append(text)
+            except ValueError as exc:
+                log.warning("device %s reported an invalid maintenance window %r: %s", device_id, text, exc)
+        facts = json_format.MessageToDict(hello.facts, preserving_proto_field_name=True)
+        self._hellos.append(_Hello(device_id, facts, windows, hello.agent_version, conn))
+        self._ready.set()
+        return conn
+
+    def unregister(self, conn: Connection) -> None:
+        conn.close()
+        if self.connections.get(conn.device_id) is conn:
+            del self.connections[conn.device_id]
+            self._gone.add(conn.device_id)
+            self._ready.set()
+
+    def heartbeat(self, conn: Connection) -> None:
+        conn.last_seen = time.monotonic()
+        self._seen.add(conn.device_id)
+
+    def _send(self, device_id: str, msg: agent_pb2.CoordinatorMessage) -> bool:
+        conn = self.connections.get(device_id)
+        if conn is None:
+            return False  # delivered when the device next connects (active jobs are re-sent)
+        conn.queue.put_nowait(msg)
+        return True
+
+    def send_job(self, job: Dispatch) -> bool:
+        return self._send(job.device_id, job_message(job))
+
+    def send_cancel(self, device_id: str, job_id: str, reason: str) -> bool:
+        return self._send(device_id, agent_pb2.CoordinatorMessage(cancel=agent_pb2.CancelJob(job_id=job_id, reason=reason)))
+
+    def send_ack(self, device_id: str, job_id: str, state: str) -> bool:
+        return self._send(device_id, agent_pb2.CoordinatorMessage(ack=agent_pb2.Ack(job_id=job_id, state=state)))
+
+    # --- batched presence writes ---------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            try:
+                await self._flush_once()
+            except Exception:  # noqa: BLE001
+                log.exception("presence flush failed; retrying")
+                await asyncio.sleep(1.0)
+                self._ready.set()
+            await asyncio.sleep(self.app.settings.report_flush_interval_s)
+
+    async def _flush_once(self) -> None:
+        hellos, self._hellos = self._hellos, []
+        gone, self._gone = self._gone, set()
+        if not (hellos or gone):
+            return
+        jobs = await self.app.run(self._write_presence, hellos, gone, self.app.clock.now())
+        for job in jobs:
+            self.send_job(job)
+        if hellos and self.app.engine is not None:
+            # Devices that came online may now be dispatchable; nothing else to do: the engine
+            # dispatches at batch start and skips offline devices then (seed 004).
+            pass
+
+    def _write_presence(self, hellos: list[_Hello], gone: set[str], now: datetime) -> list[Dispatch]:
+        live = [h for h in hellos if self.connections.get(h.device_id) is h.conn]
+        with self.app.store.tx() as s:
+            if live:
+                tbl: Any = m.Device.__table__
+                from sqlalchemy import bindparam
+
+                s.execute(tbl.update().where(tbl.c.id == bindparam("b_id")).values(
+                    online=True, last_seen_at=now, updated_at=now, hostname=bindparam("hostname"), os=bindparam("os"),
+                    os_version=bindparam("os_version"), arch=bindparam("arch"), cpu_count=bindparam("cpu_count"),
+                    memory_bytes=bindparam("memory_bytes"), disks=bindparam("disks"), ip_addresses=bindparam("ips"),
+                    maintenance_windows=bindparam("windows"), agent_version=bindparam("agent_version")),
+                    [{"b_id": h.device_id, "hostname": h.facts.get("hostname", ""), "os": h.facts.get("os", ""),
+                      "os_version": h.facts.get("os_version", ""), "arch": h.facts.get("arch", ""),
+                      "cpu_count": int(h.facts.get("cpu_count", 0)), "memory_bytes": int(h.facts.get("memory_bytes", 0)),
+                      "disks": h.facts.get("disks", []), "ips": h.facts.get("ip_addresses", []), "windows": h.windows,
+                      "agent_version": h.agent_version} for h in live])
+            gone = {d for d in gone if d not in self.connections}
+            if gone:
+                s.execute(update(m.Device).where(m.Device.id.in_(gone)).values(online=False, updated_at=now)
+                          .execution_options(synchronize_session=False))
+            return rollout.active_jobs_for_devices(s, [h.device_id for h in live],
+                                                   self.app.settings.default_install_timeout_minutes)
+
+    # --- liveness ------------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        settings = self.app.settings
+        interval = settings.heartbeat_interval_s
+        await self.app.run(self._mark_stale_offline, self.app.clock.now())
+        while True:
+            await asyncio.sleep(interval)
+            limit = interval * settings.offline_after_missed
+            now_mono = time.monotonic()
+            for conn in list(self.connections.values()):
+                if now_mono - conn.last_seen > limit:
+                    log.info("device %s missed %d heartbeats; closing its stream", conn.device_id,
+                             settings.offline_after_missed)
+                    self.unregister(conn)
+            seen, self._seen = self._seen, set()
+            try:
+                await self.app.run(self._touch, seen, self.app.clock.now())
+            except Exception:  # noqa: BLE001
+                log.exception("heartbeat write failed")
+
+    def _touch(self, seen: set[str], now: datetime) -> None:
+        limit = timedelta(seconds=self.app.settings.heartbeat_interval_s * self.app.settings.offline_after_missed)
+        with self.app.store.tx() as s:
+            if seen:
+                s.execute(update(m.Device).where(m.Device.id.in_(seen)).values(last_seen_at=now, online=True)
+                          .execution_options(synchronize_session=False))
+            self._stale(s, now - limit)
+
+    def _mark_stale_offline(self, now: datetime) -> None:
+        limit = timedelta(seconds=self.app.settings.heartbeat_interval_s * self.app.settings.offline_after_missed)
+        with self.app.store.tx() as s:
+            self._stale(s, now - limit)
+
+    def _stale(self, s: Any, before: datetime) -> None:
+        """Devices whose coordinator vanished: online in the store, silent for too long."""
+        stale = [d for d in s.scalars(select(m.Device.id).where(m.Device.online.is_(True),
+                                                                 m.Device.last_seen_at < before))
+                 if d not in self.connections]
+        if stale:
+            s.execute(update(m.Device).where(m.Device.id.in_(stale)).values(online=False)
+                      .execution_options(synchronize_session=False))

@@ -1,0 +1,159 @@
+"""The rollout engine: an event-driven reconciler over durable state.
+
+It wakes when something happens (an API action, a batch of agent reports) and when the earliest
+stored due time arrives (batch delay, retry backoff, install deadline); there is no polling loop
+per device or per deployment. Each wake reconciles only the deployments that need it, each in
+its own transaction (`engine.rollout.reconcile`). On start it reconciles every live deployment,
+which is how a coordinator killed mid-rollout picks up exactly where the store says it was.
+
+Agent reports are queued by the Connect streams and written by one flusher, one transaction per
+tick, however many reports arrived (`apply_reports`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from coordinator.app import App
+from coordinator.engine import rollout
+from coordinator.engine.rollout import Dispatch, ReconcileResult, Report
+
+log = logging.getLogger("convoy.engine")
+
+
+class Engine:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._wake = asyncio.Event()
+        self._dirty: set[str] = set()
+        self._all = True  # reconcile everything on the first pass (restart recovery)
+        self._due: dict[str, datetime] = {}
+        self._reports: list[Report] = []
+        self._reports_ready = asyncio.Event()
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self.ticks = 0
+
+    # --- doors in ------------------------------------------------------------------------
+
+    def poke(self, *deployment_ids: str) -> None:
+        """Something changed for these deployments: reconcile them soon."""
+        self._dirty.update(deployment_ids)
+        self._wake.set()
+        self.notify(*deployment_ids)
+
+    def submit(self, report: Report) -> None:
+        """Queue an agent job status; written with the others in the next tick."""
+        self._reports.append(report)
+        self._reports_ready.set()
+
+    def subscribe(self, deployment_id: str) -> asyncio.Event:
+        ev = asyncio.Event()
+        self._watchers.setdefault(deployment_id, set()).add(ev)
+        return ev
+
+    def unsubscribe(self, deployment_id: str, ev: asyncio.Event) -> None:
+        self._watchers.get(deployment_id, set()).discard(ev)
+        if not self._watchers.get(deployment_id):
+            self._watchers.pop(deployment_id, None)
+
+    def notify(self, *deployment_ids: str) -> None:
+        for dep in deployment_ids:
+            for ev in self._watchers.get(dep, ()):
+                ev.set()
+
+    # --- the loops -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        flusher = asyncio.create_task(self._flush_loop(), name="report-flusher")
+        try:
+            await self._reconcile_loop()
+        finally:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+
+    async def _reconcile_loop(self) -> None:
+        clock = self.app.clock
+        while True:
+            now = clock.now()
+            due_now = [d for d, t in self._due.items() if t <= now]
+            if not (self._all or self._dirty or due_now):
+                timeout = None
+                if self._due:
+                    timeout = max(0.0, (min(self._due.values()) - now).total_seconds())
+                await clock.wait(self._wake, timeout)
+                self._wake.clear()
+                continue
+            self._wake.clear()
+            targets: set[str] = set(self._dirty) | set(due_now)
+            self._dirty.clear()
+            if self._all:
+                self._all = False
+                targets |= set(await self.app.run(self._live_ids))
+            for dep in sorted(targets):
+                self._due.pop(dep, None)
+                try:
+                    result = await self.app.run(self._reconcile_one, dep, clock.now())
+                except Exception:  # noqa: BLE001 - one bad deployment must not stop the others
+                    log.exception("reconcile of deployment %s failed; retrying shortly", dep)
+                    self._due[dep] = clock.now()
+                    await clock.sleep(1.0)
+                    continue
+                self._after(result)
+            self.ticks += 1
+
+    def _live_ids(self) -> list[str]:
+        with self.app.store.read() as s:
+            return rollout.live_deployment_ids(s)
+
+    def _reconcile_one(self, dep: str, now: datetime) -> ReconcileResult:
+        with self.app.store.tx() as s:
+            return rollout.reconcile(s, dep, now, self.app.settings.default_install_timeout_minutes)
+
+    def _after(self, result: ReconcileResult) -> None:
+        if result.next_due is not None:
+            self._due[result.deployment_id] = result.next_due
+        if result.dispatched:
+            self.deliver(result.dispatched)
+        if result.changed:
+            self.notify(result.deployment_id)
+
+    def deliver(self, jobs: Iterable[Dispatch]) -> None:
+        hub = self.app.hub
+        if hub is not None:
+            for job in jobs:
+                hub.send_job(job)
+
+    async def _flush_loop(self) -> None:
+        interval = self.app.settings.report_flush_interval_s
+        while True:
+            await self._reports_ready.wait()
+            self._reports_ready.clear()
+            batch, self._reports = self._reports, []
+            if not batch:
+                continue
+            try:
+                result = await self.app.run(self._apply_reports, batch, self.app.clock.now())
+            except Exception:  # noqa: BLE001 - keep the reports and try again
+                log.exception("writing %d agent reports failed; retrying", len(batch))
+                self._reports = batch + self._reports
+                self._reports_ready.set()
+                await asyncio.sleep(1.0)
+                continue
+            hub = self.app.hub
+            if hub is not None:
+                for device_id, job_id, state in result.acks:
+                    hub.send_ack(device_id, job_id, state)
+            if result.touched:
+                self.poke(*result.touched)
+            await asyncio.sleep(interval)  # let the next tick's reports gather
+
+    def _apply_reports(self, batch: list[Report], now: datetime) -> rollout.ReportResult:
+        with self.app.store.tx() as s:
+            return rollout.apply_reports(s, batch, now)
+
+    def stats(self) -> dict[str, Any]:
+        return {"ticks": self.ticks, "queued_reports": len(self._reports), "scheduled": len(self._due)}

@@ -1,0 +1,461 @@
+"""The deployment API's rules (seed 004), shared by gRPC and REST.
+
+Every function takes `(session, principal, …)` and runs inside the caller's transaction.
+Deployment transitions lock the deployment row (`FOR UPDATE` on PostgreSQL; SQLite's
+`BEGIN IMMEDIATE` already serializes writers) and apply a guarded update, so two doors racing
+for the same deployment cannot both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from common.errors import Conflict, InvalidArgument, NotFound, RetriesExhausted
+from common.ids import new_id, parse_uuid
+from common.timefmt import iso
+from coordinator.auth import Principal
+from coordinator.domain import batch_plan
+from coordinator.domain import filter as target_filter
+from coordinator.domain.progress import progress_dict
+from coordinator.domain.spec import validate_spec
+from coordinator.domain.states import DeploymentStatus as D
+from coordinator.domain.states import RecordStatus as R
+from coordinator.domain.states import check_action
+from coordinator.service import payloads
+from coordinator.store import models as m
+
+LIST_LIMIT_MAX = 500
+STATUSES = {s.value for s in D}
+TYPES = {"script", "patch", "software", "policy"}
+
+
+# --- reading --------------------------------------------------------------------------------
+
+def deployment_dict(d: m.Deployment) -> dict[str, Any]:
+    """The deployment as the REST API shows it (camelCase, as in the seed)."""
+    return {
+        "id": d.id,
+        "clientId": d.client_id,
+        "name": d.name,
+        "type": d.type,
+        "payload": d.payload,
+        "targetType": d.target_type,
+        "targetConfig": d.target_config,
+        "rolloutConfig": d.rollout_config,
+        "status": d.status,
+        "statusReason": d.status_reason or None,
+        "progress": progress_dict(
+            total=d.total, pending=d.n_pending, running=d.n_running, completed=d.n_completed,
+            failed=d.n_failed, skipped=d.n_skipped, current_batch=d.current_batch, total_batches=d.total_batches),
+        "createdAt": iso(d.created_at),
+        "updatedAt": iso(d.updated_at),
+        "startedAt": iso(d.started_at),
+        "completedAt": iso(d.completed_at),
+        "nextBatchAt": iso(d.next_batch_at),
+        "rollbackOf": d.rollback_of,
+        "rolledBackBy": d.rolled_back_by,
+    }
+
+
+def record_dict(r: m.DeploymentDevice, hostname: str = "") -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "deploymentId": r.deployment_id,
+        "deviceId": r.device_id,
+        "hostname": hostname,
+        "batchNumber": r.batch_number,
+        "status": r.status,
+        "retryCount": r.retry_count,
+        "attempts": r.attempts,
+        "jobId": r.job_id,
+        "exitCode": r.exit_code,
+        "output": r.output,
+        "error": r.error or None,
+        "skipReason": r.skip_reason or None,
+        "nextAttemptAt": iso(r.due_at) if r.status == R.PENDING and r.due_at else None,
+        "startedAt": iso(r.started_at),
+        "finishedAt": iso(r.finished_at),
+        "updatedAt": iso(r.updated_at),
+    }
+
+
+def load(s: Session, who: Principal, deployment_id: str, *, lock: bool = False) -> m.Deployment:
+    """The deployment, if it exists in a client the caller may see; 404 otherwise."""
+    dep_id = parse_uuid(deployment_id, "id")
+    query = select(m.Deployment).where(m.Deployment.id == dep_id)
+    if lock:
+        query = query.with_for_update()
+    d = s.scalar(query)
+    if d is None or not who.can_see(d.client_id):
+        raise NotFound("Deployment not found", deployment_id=dep_id)
+    return d
+
+
+def get(s: Session, who: Principal, deployment_id: str) -> dict[str, Any]:
+    return deployment_dict(load(s, who, deployment_id))
+
+
+def _int_param(value: int | None, name: str, default: int, lo: int, hi: int) -> int:
+    if value is None:
+        return default
+    if not lo <= value <= hi:
+        raise InvalidArgument(f"{name} must be between {lo} and {hi}", parameter=name, value=value)
+    return value
+
+
+def list_deployments(s: Session, who: Principal, *, status: str | None, type_: str | None, limit: int | None,
+                     offset: int | None, client_id: str | None) -> tuple[list[dict[str, Any]], int]:
+    if status and status not in STATUSES:
+        raise InvalidArgument(f"status must be one of {', '.join(sorted(STATUSES))}", parameter="status", value=status)
+    if type_ and type_ not in TYPES:
+        raise InvalidArgument(f"type must be one of {', '.join(sorted(TYPES))}", parameter="type", value=type_)
+    lim = _int_param(limit, "limit", 50, 1, LIST_LIMIT_MAX)
+    off = _int_param(offset, "offset", 0, 0, 10**9)
+    if client_id:
+        cid = parse_uuid(client_id, "clientId")
+        who.require_client(s, cid)
+        clients = [cid]
+    else:
+        clients = who.visible_clients(s)
+    cond: list[Any] = [m.Deployment.client_id.in_(clients)]
+    if status:
+        cond.append(m.Deployment.status == status)
+    if type_:
+        cond.append(m.Deployment.type == type_)
+    total = s.scalar(select(func.count()).select_from(m.Deployment).where(*cond)) or 0
+    rows = s.scalars(select(m.Deployment).where(*cond)
+                     .order_by(m.Deployment.created_at.desc(), m.Deployment.id.desc()).limit(lim).offset(off))
+    return [deployment_dict(d) for d in rows], total
+
+
+def list_records(s: Session, who: Principal, deployment_id: str, *, status: str | None, batch_number: int | None,
+                 limit: int | None, offset: int | None) -> tuple[list[dict[str, Any]], int]:
+    d = load(s, who, deployment_id)
+    if status and status not in {r.value for r in R}:
+        raise InvalidArgument(f"status must be one of {', '.join(r.value for r in R)}", parameter="status", value=status)
+    if batch_number is not None and batch_number < 1:
+        raise InvalidArgument("batchNumber must be 1 or more", parameter="batchNumber", value=batch_number)
+    lim = _int_param(limit, "limit", 50, 1, LIST_LIMIT_MAX)
+    off = _int_param(offset, "offset", 0, 0, 10**9)
+    cond: list[Any] = [m.DeploymentDevice.deployment_id == d.id]
+    if status:
+        cond.append(m.DeploymentDevice.status == status)
+    if batch_number is not None:
+        cond.append(m.DeploymentDevice.batch_number == batch_number)
+    total = s.scalar(select(func.count()).select_from(m.DeploymentDevice).where(*cond)) or 0
+    rows = s.execute(select(m.DeploymentDevice, m.Device.hostname).join(m.Device, m.Device.id == m.DeploymentDevice.device_id)
+                     .where(*cond).order_by(m.DeploymentDevice.batch_number, m.DeploymentDevice.position)
+                     .limit(lim).offset(off))
+    return [record_dict(r, host) for r, host in rows], total
+
+
+# --- writing --------------------------------------------------------------------------------
+
+def _event(s: Session, d: m.Deployment, actor: str, from_status: str, to_status: str, reason: str, now: datetime) -> None:
+    s.add(m.DeploymentEvent(deployment_id=d.id, at=now, actor=actor, from_status=from_status,
+                            to_status=to_status, reason=reason))
+
+
+def transition(s: Session, d: m.Deployment, action: str, now: datetime, actor: str, reason: str = "",
+               to: str | None = None, **fields: Any) -> None:
+    """Move `d` by `action` with a guarded update; Conflict if someone else moved it first."""
+    target = to or check_action(action, d.status)
+    check_action(action, d.status)
+    assert target is not None
+    before = d.status
+    result = s.execute(
+        update(m.Deployment)
+        .where(m.Deployment.id == d.id, m.Deployment.version == d.version)
+        .values(status=target, version=m.Deployment.version + 1, updated_at=now, **fields)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        s.refresh(d)
+        raise Conflict(f"deployment changed concurrently; it is now {d.status}", status=d.status)
+    s.refresh(d)
+    if before != target or reason:
+        _event(s, d, actor, before, target, reason, now)
+
+
+def _check_payload_refs(s: Session, client_id: str, spec: dict[str, Any]) -> None:
+    """Unknown payload ids are a 400 at create (and update)."""
+    payload = spec["payload"]
+    try:
+        if spec["type"] == "script":
+            script = payloads.get_script(s, client_id, payload["scriptId"])
+            payloads.validate_parameters(script.parameters_schema or {}, payload.get("parameters") or {})
+        elif spec["type"] == "software":
+            payloads.get_artifact(s, client_id, payload["artifactId"])
+    except NotFound as exc:
+        raise InvalidArgument(f"payload: {exc.message}", parameter="payload", **exc.details) from None
+
+
+def _check_target_refs(s: Session, client_id: str, spec: dict[str, Any]) -> None:
+    cfg = spec["targetConfig"]
+    if spec["targetType"] == "devices":
+        ids = cfg["deviceIds"]
+        found = set(s.scalars(select(m.Device.id).where(m.Device.client_id == client_id, m.Device.id.in_(ids))))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise InvalidArgument(f"targetConfig.deviceIds: unknown device ids: {', '.join(missing[:10])}",
+                                  parameter="targetConfig.deviceIds", missing=missing[:100])
+    elif spec["targetType"] == "groups":
+        found = set(s.scalars(select(m.Group.id).where(m.Group.client_id == client_id, m.Group.id.in_(cfg["groupIds"]))))
+        missing = [i for i in cfg["groupIds"] if i not in found]
+        if missing:
+            raise InvalidArgument(f"targetConfig.groupIds: unknown group ids: {', '.join(missing)}",
+                                  parameter="targetConfig.groupIds", missing=missing)
+
+
+def create(s: Session, who: Principal, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+    who.require_role("operator", "create deployments")
+    spec = validate_spec(body)
+    client_id = who.default_client(s, spec.get("clientId"))
+    _check_payload_refs(s, client_id, spec)
+    _check_target_refs(s, client_id, spec)
+    d = m.Deployment(
+        id=new_id(), client_id=client_id, name=spec["name"], type=spec["type"], payload=spec["payload"],
+        job_payload={}, target_type=spec["targetType"], target_config=spec["targetConfig"],
+        rollout_config=spec["rolloutConfig"], status=D.DRAFT, status_reason="", version=0, total=0,
+        total_batches=0, current_batch=0, n_pending=0, n_running=0, n_completed=0, n_failed=0, n_skipped=0,
+        failure_baseline=0, finished_baseline=0, created_by=who.token_id, created_at=now, updated_at=now)
+    s.add(d)
+    s.flush()
+    _event(s, d, who.token_id, "", D.DRAFT, "created", now)
+    return deployment_dict(d)
+
+
+def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+    who.require_role("operator", "update deployments")
+    d = load(s, who, deployment_id, lock=True)
+    check_action("update", d.status)
+    base = {"name": d.name, "type": d.type, "payload": d.payload, "targetType": d.target_type,
+            "targetConfig": d.target_config, "rolloutConfig": d.rollout_config}
+    if "targetType" in body and "targetConfig" not in body:
+        base.pop("targetConfig")
+    spec = validate_spec(body, partial_base=base)
+    if spec.get("clientId") and spec["clientId"] != d.client_id:
+        raise InvalidArgument("clientId cannot be changed", parameter="clientId")
+    _check_payload_refs(s, d.client_id, spec)
+    _check_target_refs(s, d.client_id, spec)
+    transition(s, d, "update", now, who.token_id, name=spec["name"], type=spec["type"], payload=spec["payload"],
+               target_type=spec["targetType"], target_config=spec["targetConfig"], rollout_config=spec["rolloutConfig"])
+    return deployment_dict(d)
+
+
+def delete(s: Session, who: Principal, deployment_id: str) -> dict[str, str]:
+    who.require_role("operator", "delete deployments")
+    d = load(s, who, deployment_id, lock=True)
+    check_action("delete", d.status)
+    s.delete(d)
+    return {"id": d.id}
+
+
+def _resolve_targets(s: Session, d: m.Deployment) -> list[str]:
+    cfg = d.target_config
+    client_devices = select(m.Device.id).where(m.Device.client_id == d.client_id)
+    if d.target_type == "devices":
+        return list(s.scalars(client_devices.where(m.Device.id.in_(cfg["deviceIds"]))))
+    if d.target_type == "groups":
+        return sorted(payloads.group_device_ids(s, d.client_id, cfg["groupIds"]))
+    if d.target_type == "all":
+        return list(s.scalars(client_devices))
+    expr = target_filter.parse(cfg["filter"])
+    groups: dict[str, list[str]] = {}
+    for device_id, group_id, name in s.execute(
+            select(m.GroupMember.device_id, m.Group.id, m.Group.name).join(m.Group, m.Group.id == m.GroupMember.group_id)
+            .where(m.Group.client_id == d.client_id)):
+        groups.setdefault(device_id, []).extend((group_id, name))
+    rows = s.execute(select(m.Device.id, m.Device.os, m.Device.os_version, m.Device.arch, m.Device.hostname,
+                            m.Device.site, m.Device.tags, m.Device.online).where(m.Device.client_id == d.client_id))
+    return [r.id for r in rows if target_filter.matches(expr, {
+        "os": r.os, "os_version": r.os_version, "arch": r.arch, "hostname": r.hostname, "site": r.site,
+        "tags": list(r.tags or []), "online": bool(r.online), "groups": groups.get(r.id, [])})]
+
+
+def resolve_job_payload(s: Session, d: m.Deployment, *, rollback: bool = False) -> dict[str, Any]:
+    """The payload agents receive, frozen at initialize (see docs/protocol.md)."""
+    p = d.payload
+    if d.type == "script":
+        script = payloads.get_script(s, d.client_id, p["scriptId"])
+        body = script.body
+        if rollback:
+            if not script.rollback_body:
+                raise InvalidArgument(f"script {script.name!r} has no rollback body, so this deployment cannot be rolled back",
+                                      parameter="payload.scriptId")
+            body = script.rollback_body
+        return {"interpreter": script.interpreter, "body": body, "parameters": p.get("parameters") or {},
+                "scriptId": script.id}
+    if d.type == "software":
+        art = payloads.get_artifact(s, d.client_id, p["artifactId"])
+        return {"artifact": {"sha256": art.sha256, "size": art.size, "name": art.name, "kind": art.kind},
+                "action": "uninstall" if rollback else "install", "packageName": p.get("packageName") or ""}
+    if d.type == "patch":
+        return {"packages": p["packages"], "action": "uninstall" if rollback else "install"}
+    return {"name": p["name"], "version": p["version"], "document": p["document"],
+            "action": "restore" if rollback else "apply"}
+
+
+def _create_records(s: Session, d: m.Deployment, plan: Sequence[Sequence[str]], now: datetime) -> None:
+    rows = []
+    position = 0
+    for batch_number, device_ids in enumerate(plan, start=1):
+        for device_id in device_ids:
+            rows.append({"id": new_id(), "deployment_id": d.id, "device_id": device_id, "batch_number": batch_number,
+                         "position": position, "status": R.PENDING.value, "retry_count": 0, "attempts": 0,
+                         "output": "", "error": "", "skip_reason": "", "updated_at": now})
+            position += 1
+    for i in range(0, len(rows), 2000):
+        s.execute(insert(m.DeploymentDevice), rows[i:i + 2000])
+
+
+def initialize(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    who.require_role("operator", "initialize deployments")
+    d = load(s, who, deployment_id, lock=True)
+    check_action("initialize", d.status)
+    device_ids = _resolve_targets(s, d)
+    if not device_ids:
+        raise InvalidArgument("the deployment's targets resolve to no devices", parameter="targetConfig")
+    job_payload = resolve_job_payload(s, d)
+    plan = batch_plan.plan_batches(device_ids, d.rollout_config)
+    _create_records(s, d, plan, now)
+    transition(s, d, "initialize", now, who.token_id, f"{len(device_ids)} devices in {len(plan)} batches",
+               job_payload=job_payload, total=len(device_ids), total_batches=len(plan), n_pending=len(device_ids),
+               initialized_at=now)
+    preview = {"resolvedCount": len(device_ids), "totalBatches": len(plan),
+               "batches": [{"batchNumber": i, "deviceCount": len(b)} for i, b in enumerate(plan, start=1)]}
+    return deployment_dict(d), preview
+
+
+def start(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
+    who.require_role("operator", "start deployments")
+    d = load(s, who, deployment_id, lock=True)
+    transition(s, d, "start", now, who.token_id, started_at=now)
+    return deployment_dict(d)
+
+
+def pause(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
+    who.require_role("operator", "pause deployments")
+    d = load(s, who, deployment_id, lock=True)
+    transition(s, d, "pause", now, who.token_id, "paused by operator", status_reason="paused by operator")
+    return deployment_dict(d)
+
+
+def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
+    """Resume: thresholds re-arm relative to the failures at this moment (docs/deployments-rules.md)."""
+    who.require_role("operator", "resume deployments")
+    d = load(s, who, deployment_id, lock=True)
+    check_action("resume", d.status)
+    fields: dict[str, Any] = {"failure_baseline": d.n_failed, "finished_baseline": d.n_completed + d.n_failed,
+                              "status_reason": ""}
+    if d.batch_finished_at is not None:
+        from datetime import timedelta
+
+        delay = float((d.rollout_config.get("staggered") or {}).get("batchDelayMinutes") or 0)
+        fields["next_batch_at"] = max(now, d.batch_finished_at + timedelta(minutes=delay))
+    transition(s, d, "resume", now, who.token_id, "resumed by operator", **fields)
+    return deployment_dict(d)
+
+
+def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Cancel: pending records become skipped; queued jobs are withdrawn from their agents.
+
+    Returns the deployment and the (device id, job id) pairs to withdraw."""
+    who.require_role("operator", "cancel deployments")
+    d = load(s, who, deployment_id, lock=True)
+    check_action("cancel", d.status)
+    withdraw = skip_pending(s, d, now, "cancelled")
+    transition(s, d, "cancel", now, who.token_id, "cancelled by operator", status_reason="cancelled by operator",
+               completed_at=now, next_batch_at=None)
+    from coordinator.engine.rollout import recount
+
+    recount(s, d)
+    return deployment_dict(d), withdraw
+
+
+def skip_pending(s: Session, d: m.Deployment, now: datetime, reason: str) -> list[tuple[str, str]]:
+    """Mark pending records skipped; return the running-but-not-installing jobs to withdraw."""
+    s.execute(update(m.DeploymentDevice)
+              .where(m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status == R.PENDING)
+              .values(status=R.SKIPPED, skip_reason=reason, due_at=None, finished_at=now, updated_at=now)
+              .execution_options(synchronize_session=False))
+    queued = s.execute(select(m.Job.device_id, m.Job.id).join(m.DeploymentDevice, m.DeploymentDevice.job_id == m.Job.id)
+                       .where(m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status == R.DOWNLOADING,
+                              m.Job.state.in_(("queued", "received"))))
+    return [(device_id, job_id) for device_id, job_id in queued]
+
+
+def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Create and start a deployment that reverts `deployment_id` where it completed."""
+    who.require_role("operator", "roll back deployments")
+    d = load(s, who, deployment_id, lock=True)
+    check_action("rollback", d.status)
+    completed = list(s.scalars(select(m.DeploymentDevice.device_id).where(
+        m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status == R.COMPLETED)))
+    if not completed:
+        raise Conflict("nothing to roll back: the change completed on no device", status=d.status)
+    job_payload = resolve_job_payload(s, d, rollback=True)
+    withdraw = skip_pending(s, d, now, "rolled back") if d.status == D.PAUSED else []
+    rb = m.Deployment(
+        id=new_id(), client_id=d.client_id, name=f"Rollback of {d.name}"[:300], type=d.type, payload=d.payload,
+        job_payload=job_payload, target_type="devices", target_config={"type": "devices", "deviceIds": sorted(completed)},
+        rollout_config=d.rollout_config, status=D.PENDING, status_reason="", version=0, total=len(completed),
+        total_batches=0, current_batch=0, n_pending=len(completed), n_running=0, n_completed=0, n_failed=0,
+        n_skipped=0, failure_baseline=0, finished_baseline=0, created_by=who.token_id, rollback_of=d.id,
+        created_at=now, updated_at=now, initialized_at=now)
+    plan = batch_plan.plan_batches(completed, d.rollout_config)
+    rb.total_batches = len(plan)
+    s.add(rb)
+    s.flush()
+    _create_records(s, rb, plan, now)
+    _event(s, rb, who.token_id, "", D.PENDING, f"rollback of {d.id}", now)
+    transition(s, rb, "start", now, who.token_id, started_at=now)
+    transition(s, d, "rollback", now, who.token_id, f"rolled back by {rb.id}", rolled_back_by=rb.id, next_batch_at=None)
+    from coordinator.engine.rollout import recount
+
+    recount(s, d)
+    return deployment_dict(rb), withdraw
+
+
+def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str, now: datetime) -> dict[str, Any]:
+    """Manual retry of a failed or skipped record; counts against maxRetries.
+
+    A record skipped before any attempt (offline, outside its window) has never run, so its
+    first run is not a retry and does not consume one."""
+    who.require_role("operator", "retry devices")
+    d = load(s, who, deployment_id, lock=True)
+    dev_id = parse_uuid(device_id, "deviceId")
+    check_action("retry_device", d.status)
+    r = s.scalar(select(m.DeploymentDevice).where(m.DeploymentDevice.deployment_id == d.id,
+                                                  m.DeploymentDevice.device_id == dev_id))
+    if r is None:
+        raise NotFound("Device is not part of this deployment", deployment_id=d.id, device_id=dev_id)
+    if r.status not in (R.FAILED, R.SKIPPED):
+        raise Conflict(f"device record is {r.status}; only failed or skipped devices can be retried", status=r.status)
+    max_retries = int((d.rollout_config.get("retryConfig") or {}).get("maxRetries", 0))
+    consumes = r.attempts > 0
+    if consumes and r.retry_count >= max_retries:
+        raise RetriesExhausted(
+            f"device has used all {max_retries} retries (retryConfig.maxRetries); no further automatic or manual retries are permitted",
+            retry_count=r.retry_count, max_retries=max_retries)
+    result = s.execute(update(m.DeploymentDevice)
+                       .where(m.DeploymentDevice.id == r.id, m.DeploymentDevice.status.in_((R.FAILED, R.SKIPPED)))
+                       .values(status=R.PENDING, retry_count=r.retry_count + (1 if consumes else 0), due_at=now,
+                               skip_reason="", finished_at=None, updated_at=now)
+                       .execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("device record changed concurrently")
+    if d.status in (D.COMPLETED, D.FAILED):
+        transition(s, d, "reopen", now, who.token_id, f"manual retry of device {dev_id}", completed_at=None,
+                   status_reason="")
+    from coordinator.engine.rollout import recount
+
+    recount(s, d)
+    s.refresh(r)
+    host = s.scalar(select(m.Device.hostname).where(m.Device.id == r.device_id)) or ""
+    return record_dict(r, host)
+
