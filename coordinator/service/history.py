@@ -20,7 +20,7 @@ from common.errors import InvalidArgument, NotFound
 from common.ids import parse_uuid
 from common.timefmt import iso
 from coordinator.auth import Principal
-from coordinator.service.devices import enrollment_ref, require_device
+from coordinator.service.devices import enrollment_ref, require_device, resolve_client
 from coordinator.store import models as m
 
 STATUSES = ("success", "error", "pending")
@@ -131,11 +131,16 @@ def _after(cols: tuple[InstrumentedAttribute[Any], ...], values: list[Any], desc
     return or_(*terms)
 
 
+def _client(s: Session, who: Principal, client_id: str) -> str:
+    """The path's client id; over gRPC an empty one means the token's only client."""
+    return parse_uuid(client_id, "client_id") if client_id else resolve_client(s, who, "")
+
+
 def list_deployments(s: Session, who: Principal, client_id: str, device_id: str, *,
                      status: str | None = None, sort_by: str | None = None, sort_order: str | None = None,
                      page_size: str | int | None = None, cursor: str | None = None) -> dict[str, Any]:
     """The seed's List Deployments: {"data": [ref…], "total_count", "next_cursor"}."""
-    client = parse_uuid(client_id, "client_id")
+    client = _client(s, who, client_id)
     dev = parse_uuid(device_id, "device_id")
     status = status or None
     if status is not None and status not in STATUSES:
@@ -173,7 +178,7 @@ def list_deployments(s: Session, who: Principal, client_id: str, device_id: str,
 
 def get_deployment(s: Session, who: Principal, client_id: str, device_id: str, deployment_id: str) -> dict[str, Any]:
     """The seed's Get Deployment: the full record, `error_logs` null unless it failed."""
-    client = parse_uuid(client_id, "client_id")
+    client = _client(s, who, client_id)
     dev = parse_uuid(device_id, "device_id")
     rid = parse_uuid(deployment_id, "deployment_id")
     device = require_device(s, who, client, dev)

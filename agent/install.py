@@ -1,0 +1,231 @@
+"""`convoy agent install`: enroll this device, install the agent locally, report the outcome.
+
+    Enroll ──► pending record ──► local steps (each one logged) ──► ReportEnrollment
+                                                                      success | error + log lines
+
+A rejected token (bad, expired, used up, revoked) fails `Enroll` before anything is written,
+here or on the coordinator. A local step that fails is reported as `error` with every log line
+so far, and the files this run wrote are removed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from agent import facts as facts_mod
+from agent.state import AGENT_VERSION, AgentIdentity, StateDir, atomic_write
+from cli.common import EXIT_CODES, CliError
+from common import transport
+from common.clock import utcnow
+from common.convoy.v1 import agent_pb2 as pb
+from common.convoy.v1 import agent_pb2_grpc
+from common.convoy.v1 import types_pb2 as tpb
+from common.errors import from_rpc_error
+from common.timefmt import log_line
+
+SYSTEMD_UNIT = Path("/etc/systemd/system/convoy-agent.service")
+RPC_TIMEOUT = 30.0
+
+
+@dataclass
+class InstallLog:
+    """The lines that become the record's error_logs: `<RFC 3339 time>: <message>`."""
+
+    echo: bool = True
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, message: str) -> None:
+        line = log_line(utcnow(), message)
+        self.lines.append(line)
+        if self.echo:
+            print(line, file=sys.stderr, flush=True)
+
+
+class StepFailed(Exception):
+    pass
+
+
+def facts_message(f: facts_mod.Facts) -> tpb.DeviceFacts:
+    return tpb.DeviceFacts(
+        hostname=f.hostname, os=f.os, os_version=f.os_version, arch=f.arch, cpu_count=f.cpu_count,
+        memory_bytes=f.memory_bytes, ip_addresses=f.ip_addresses,
+        disks=[tpb.Disk(mountpoint=d.mountpoint, fstype=d.fstype, total_bytes=d.total_bytes,
+                        free_bytes=d.free_bytes) for d in f.disks])
+
+
+def _rpc_error(exc: grpc.RpcError, server: str, what: str) -> CliError:
+    err = from_rpc_error(exc)
+    if err.code == "unavailable":
+        return CliError(f"cannot reach the coordinator at {server}: {err.message}", 6)
+    return CliError(f"{what}: {err.message}", EXIT_CODES.get(err.code, 1))
+
+
+def systemd_present() -> bool:
+    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+
+
+def agent_command(state_dir: Path) -> list[str]:
+    """How to start the daemon for this state dir, with the same Python as this install."""
+    script = Path(sys.executable).parent / "convoy"
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
+    return [*base, "agent", "run", "--state-dir", str(state_dir)]
+
+
+def unit_text(state_dir: Path) -> str:
+    return (
+        "[Unit]\n"
+        "Description=Convoy agent\n"
+        "After=network-online.target\n"
+        "Wants=network-online.target\n\n"
+        "[Service]\n"
+        f"ExecStart={' '.join(agent_command(state_dir))}\n"
+        "Restart=always\n"
+        "RestartSec=5\n"
+        "KillSignal=SIGTERM\n\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+def _systemctl(*args: str) -> None:
+    import subprocess
+
+    proc = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        raise StepFailed(f"systemctl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
+
+
+class Installer:
+    """The local install steps after a successful Enroll."""
+
+    def __init__(self, args: argparse.Namespace, state: StateDir, log: InstallLog) -> None:
+        self.args = args
+        self.state = state
+        self.log = log
+        self.written: list[Path] = []
+        self.service_note = ""
+
+    def step(self, message: str, fn: Callable[[], None]) -> None:
+        self.log.add(message)
+        try:
+            fn()
+        except StepFailed as exc:
+            raise StepFailed(f"{message.rstrip('.')} failed - {exc}") from exc
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            where = f": {exc.filename}" if exc.filename else ""
+            raise StepFailed(f"{message.rstrip('.')} failed - {reason}{where}") from exc
+
+    def run(self, resp: pb.EnrollResponse, machine_id: str) -> None:
+        identity = AgentIdentity(server=self.args.server, device_id=resp.device_id, client_id=resp.client_id,
+                                 machine_id=machine_id, agent_version=AGENT_VERSION, tags=list(self.args.tag),
+                                 site=self.args.site)
+
+        def save_state() -> None:
+            self.written += [self.state.credential_path, self.state.identity_path]
+            self.state.save(identity, resp.credential)
+
+        self.step(f"Writing agent state to {self.state.root} (credential mode 0600)...", save_state)
+
+        windows = [w.strip() for w in self.args.maintenance_window if w.strip()]
+        if windows:
+            def save_windows() -> None:
+                self.written.append(self.state.windows_path)
+                atomic_write(self.state.windows_path, ("\n".join(windows) + "\n").encode(), mode=0o644)
+
+            self.step(f"Writing {len(windows)} maintenance window(s) to {self.state.windows_path}...", save_windows)
+
+        run_cmd = " ".join(agent_command(self.state.root))
+        if self.args.no_service:
+            self.log.add("Skipping service installation (--no-service)")
+            self.service_note = f"start the agent with: {run_cmd}"
+        elif not systemd_present() or os.geteuid() != 0:
+            why = "systemd is not running" if not systemd_present() else "not running as root"
+            self.log.add(f"Skipping service installation: {why}")
+            self.service_note = f"start the agent with: {run_cmd}"
+        else:
+            def write_unit() -> None:
+                self.written.append(SYSTEMD_UNIT)
+                atomic_write(SYSTEMD_UNIT, unit_text(self.state.root).encode(), mode=0o644)
+
+            self.step(f"Installing systemd unit {SYSTEMD_UNIT}...", write_unit)
+            self.step("Reloading systemd...", lambda: _systemctl("daemon-reload"))
+            self.step("Enabling and starting convoy-agent.service...",
+                      lambda: _systemctl("enable", "--now", SYSTEMD_UNIT.name))
+            self.service_note = "the agent runs as convoy-agent.service"
+
+    def undo(self) -> None:
+        """Remove what this run wrote, so a failed install leaves no half-enrolled state dir."""
+        for path in reversed(self.written):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.log.add(f"Could not remove {path}: {exc.strerror or exc}")
+
+
+def _report(stub: Any, credential: str, enrollment_id: str, success: bool, lines: list[str], server: str) -> str:
+    req = pb.ReportEnrollmentRequest(enrollment_id=enrollment_id, success=success, log_lines=lines)
+    metadata = [("authorization", f"Bearer {credential}")]
+    for attempt in range(5):
+        try:
+            return str(stub.ReportEnrollment(req, metadata=metadata, timeout=RPC_TIMEOUT).status)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
+                raise _rpc_error(exc, server, "could not report the enrollment outcome") from None
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
+
+
+def cli_install(args: argparse.Namespace) -> int:
+    """Enroll, install, report; print the result. Exit 0 only if the record ends `success`."""
+    as_json = getattr(args, "output", "table") == "json"
+    machine_id = (args.machine_id or facts_mod.machine_id() or "").strip()
+    if not machine_id:
+        raise CliError("no machine id found (/etc/machine-id is missing): pass --machine-id", 2)
+    facts = facts_mod.gather()
+    state = StateDir(args.state_dir)
+
+    stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(args.server))
+    request = pb.EnrollRequest(token=args.token, machine_id=machine_id, facts=facts_message(facts),
+                               agent_version=AGENT_VERSION, tags=list(args.tag), site=args.site)
+    try:
+        resp = stub.Enroll(request, timeout=RPC_TIMEOUT)
+    except grpc.RpcError as exc:
+        raise _rpc_error(exc, args.server, "enrollment refused") from None
+
+    log = InstallLog(echo=not as_json)
+    log.add("Starting deployment...")
+    log.add(f"Enrolled as device {resp.device_id} (client {resp.client_id}, machine id {machine_id})")
+    installer = Installer(args, state, log)
+    try:
+        installer.run(resp, machine_id)
+    except StepFailed as exc:
+        log.add(str(exc))
+        installer.undo()
+        log.add("Deployment aborted")
+        _report(stub, resp.credential, resp.enrollment_id, False, log.lines, args.server)
+        raise CliError(f"install failed: {exc}", 1) from None
+    log.add("Deployment complete")
+    _report(stub, resp.credential, resp.enrollment_id, True, log.lines, args.server)
+
+    result = {"device_id": resp.device_id, "client_id": resp.client_id, "enrollment_id": resp.enrollment_id,
+              "state_dir": str(state.root)}
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"enrolled device {resp.device_id} (enrollment {resp.enrollment_id}); state in {state.root}")
+        print(installer.service_note)
+    return 0

@@ -1,0 +1,65 @@
+"""`convoy tokens …`: enrollment tokens (create, list, revoke)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cli.common import CliError, call, command, emit, print_table, to_dict
+from common.convoy.v1 import admin_pb2 as pb
+
+
+def _create(args: argparse.Namespace) -> int:
+    from common.durations import parse_duration
+
+    try:
+        expires = parse_duration(args.expires_in) if args.expires_in else 0.0
+    except ValueError as exc:
+        raise CliError(f"--expires-in: {exc}", 2) from None
+    if args.max_uses is not None and args.max_uses < 1:
+        raise CliError("--max-uses must be at least 1", 2)
+    req = pb.CreateEnrollmentTokenRequest(client_id=args.client or "", expires_in_seconds=expires,
+                                          max_uses=args.max_uses or 0, group_ids=args.group, name=args.name or "")
+    out = to_dict(call(args, "CreateEnrollmentToken", req), snake=True)
+    emit(args, out, lambda: print(f"enrollment token {out['id']}; shown once:\n{out['token']}"))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    resp = call(args, "ListEnrollmentTokens", pb.ListEnrollmentTokensRequest(client_id=args.client or ""))
+    rows = [to_dict(t, snake=True) for t in resp.data]
+    emit(args, rows, lambda: print_table(
+        ["id", "name", "uses", "max_uses", "expires_at", "revoked", "created_at"],
+        [[r["id"], r["name"], r["uses"], r["max_uses"] or "unlimited", r["expires_at"] or "never",
+          "yes" if r["revoked"] else "no", r["created_at"]] for r in rows]))
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    out = to_dict(call(args, "RevokeEnrollmentToken",
+                       pb.RevokeEnrollmentTokenRequest(client_id=args.client or "", token_id=args.token_id)), snake=True)
+    emit(args, out, lambda: print(f"revoked enrollment token {out['id']}"))
+    return 0
+
+
+def register(sub: Any) -> None:
+    tokens = sub.add_parser("tokens", help="enrollment tokens: what `convoy agent install` needs").add_subparsers(
+        dest="sub", required=True, metavar="COMMAND")
+    p = command(tokens, "create", "create an enrollment token (admin role); the token is shown once",
+                "  convoy tokens create --client CLIENT_ID --expires-in 24h --max-uses 50 -o json\n"
+                "  convoy tokens create --client CLIENT_ID --group GROUP_ID --name 'berlin office'\n"
+                "  (--client may be omitted when the API token has exactly one client)", _create)
+    p.add_argument("--client", help="client id (default: the API token's only client)")
+    p.add_argument("--expires-in", default="24h", help="lifetime, e.g. 30m, 24h, 7d; 0 = never (default 24h)")
+    p.add_argument("--max-uses", type=int, default=None, help="how many devices may enroll with it (default unlimited)")
+    p.add_argument("--group", action="append", default=[], help="add enrolled devices to this group (repeatable)")
+    p.add_argument("--name", help="a label for the token")
+
+    p = command(tokens, "list", "list a client's enrollment tokens (never the secrets)",
+                "  convoy tokens list --client CLIENT_ID\n  convoy tokens list -o json", _list)
+    p.add_argument("--client", help="client id (default: the API token's only client)")
+
+    p = command(tokens, "revoke", "revoke an enrollment token; enrolled devices are unaffected",
+                "  convoy tokens revoke --client CLIENT_ID TOKEN_ID", _revoke)
+    p.add_argument("--client", help="client id (default: the API token's only client)")
+    p.add_argument("token_id", metavar="TOKEN_ID")
