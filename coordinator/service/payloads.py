@@ -277,7 +277,7 @@ def validate_parameters(schema: dict[str, Any], params: dict[str, Any]) -> None:
                 continue
             raise InvalidArgument(f"{field} is not a parameter of this script", parameter=field)
         if not _has_type(value, spec["type"]):
-            raise InvalidArgument(f"{field} must be a {spec['type']}", parameter=field, value=value)
+            raise InvalidArgument(f"{field} must be of type {spec['type']}", parameter=field, value=value)
         if "enum" in spec and value not in spec["enum"]:
             raise InvalidArgument(f"{field} must be one of {spec['enum']}", parameter=field, value=value)
 
