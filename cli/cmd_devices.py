@@ -23,7 +23,7 @@ def _device(msg: Any) -> dict[str, Any]:
 
 def _list(args: argparse.Namespace) -> int:
     resp = call(args, "ListDevices", pb.ListDevicesRequest(client_id=args.client or "", limit=args.limit,
-                                                           offset=args.offset))
+                                                           offset=args.offset, filter=args.filter or ""))
     rows = [_device(d) for d in resp.data]
     out = {"data": rows, "total": resp.total}
 
@@ -126,10 +126,12 @@ def register(sub: Any) -> None:
     client_help = "client id (default: the API token's only client)"
 
     p = command(devices, "list", "list a client's devices", "  convoy devices list --client CLIENT_ID\n"
-                "  convoy devices list -o json --limit 500 --offset 500", _list)
+                "  convoy devices list -o json --limit 500 --offset 500\n"
+                "  convoy devices list --filter '\"canary\" in tags and os_version >= 22.04'", _list)
     p.add_argument("--client", help=client_help)
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--filter", help="only devices matching a target filter, e.g. 'os == \"linux\" and site == \"berlin\"'")
 
     p = command(devices, "get", "show one device, with its latest enrollment",
                 "  convoy devices get --client CLIENT_ID DEVICE_ID -o json", _get)

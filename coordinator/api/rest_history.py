@@ -58,10 +58,12 @@ async def get_device_deployment(client_id: str, device_id: str, deployment_id: s
 
 @router.get("/clients/{client_id}/devices", summary="List Devices")
 async def list_devices(client_id: str, request: Request) -> dict[str, Any]:
-    """A page of the client's devices (`limit` default 100, max 1000; `offset`) and `total`."""
+    """A page of the client's devices (`limit` default 100, max 1000; `offset`; `filter`, a target
+    filter expression such as `os == "linux" and "canary" in tags`) and `total`."""
     limit = _int_param(request, "limit", 0)
     offset = _int_param(request, "offset", 0)
-    return await _api(request).read(_token(request), devices.list_devices, client_id, limit, offset)
+    return await _api(request).read(_token(request), devices.list_devices, client_id, limit, offset,
+                                    request.query_params.get("filter") or "")
 
 
 @router.get("/clients/{client_id}/devices/{device_id}", summary="Get Device")

@@ -102,20 +102,50 @@ def _latest_of(s: Session, device_ids: list[str]) -> dict[str, m.DeviceEnrollmen
     return {r.device_id: r for r in rows}
 
 
+def _matching_ids(s: Session, client_id: str, filter_text: str) -> list[str]:
+    """Ids of the client's devices matching a target filter, in list order (what a deployment
+    with `targetType: "filter"` would resolve to right now)."""
+    from coordinator.domain import filter as target_filter
+
+    try:
+        expr = target_filter.parse(filter_text)
+    except InvalidArgument as exc:
+        raise InvalidArgument(exc.message.replace(target_filter.PARAMETER, "filter", 1),
+                              **{**exc.details, "parameter": "filter"}) from None
+    groups: dict[str, list[str]] = {}
+    for device_id, group_id, name in s.execute(
+            select(m.GroupMember.device_id, m.Group.id, m.Group.name)
+            .join(m.Group, m.Group.id == m.GroupMember.group_id).where(m.Group.client_id == client_id)):
+        groups.setdefault(device_id, []).extend((group_id, name))
+    rows = s.execute(select(m.Device.id, m.Device.os, m.Device.os_version, m.Device.arch, m.Device.hostname,
+                            m.Device.site, m.Device.tags, m.Device.online)
+                     .where(m.Device.client_id == client_id).order_by(m.Device.created_at, m.Device.id))
+    return [r.id for r in rows if target_filter.matches(expr, {
+        "os": r.os, "os_version": r.os_version, "arch": r.arch, "hostname": r.hostname, "site": r.site,
+        "tags": list(r.tags or []), "online": bool(r.online), "groups": groups.get(r.id, [])})]
+
+
 def list_devices(s: Session, who: Principal, client_id: str, limit: int, offset: int,
                  filter_text: str = "") -> dict[str, Any]:
-    """A page of the client's devices, oldest enrollment first, and the total count."""
-    if filter_text.strip():
-        raise InvalidArgument("filtering the device list is not supported; list all and filter client-side",
-                              parameter="filter")
+    """A page of the client's devices (oldest first), optionally only those matching a target
+    filter expression (the deployment filter language), and the total count."""
     if limit < 0 or limit > MAX_LIMIT:
-        raise InvalidArgument(f"limit must be between 1 and {MAX_LIMIT} (0 = the default, 100)", parameter="limit", value=limit)
+        raise InvalidArgument(f"limit must be between 1 and {MAX_LIMIT} (0 = the default, 100)",
+                              parameter="limit", value=limit)
     if offset < 0:
         raise InvalidArgument("offset must not be negative", parameter="offset", value=offset)
     client = resolve_client(s, who, client_id)
-    total = s.scalar(select(func.count()).select_from(m.Device).where(m.Device.client_id == client)) or 0
-    rows = list(s.scalars(select(m.Device).where(m.Device.client_id == client)
-                          .order_by(m.Device.created_at, m.Device.id).limit(limit or 100).offset(offset)))
+    size = limit or 100
+    if filter_text.strip():
+        ids = _matching_ids(s, client, filter_text)
+        total = len(ids)
+        page = ids[offset:offset + size]
+        by_id = {d.id: d for d in s.scalars(select(m.Device).where(m.Device.id.in_(page)))} if page else {}
+        rows = [by_id[i] for i in page]
+    else:
+        total = s.scalar(select(func.count()).select_from(m.Device).where(m.Device.client_id == client)) or 0
+        rows = list(s.scalars(select(m.Device).where(m.Device.client_id == client)
+                              .order_by(m.Device.created_at, m.Device.id).limit(size).offset(offset)))
     ids = [d.id for d in rows]
     groups, latest = _groups_of(s, ids), _latest_of(s, ids)
     return {"data": [device_dict(d, groups[d.id], latest.get(d.id)) for d in rows], "total": total}

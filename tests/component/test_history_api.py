@@ -332,3 +332,24 @@ def test_enroll_validates_input(coordinator_any: InProcessCoordinator) -> None:
     with pytest.raises(grpc.RpcError) as info:
         _enroll(c, expired_at.token, "late")
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED and "expired" in (info.value.details() or "")
+
+
+def test_device_list_paging_and_filter(coordinator_any: InProcessCoordinator) -> None:
+    c = coordinator_any
+    admin = c.admin()
+    tok = admin.CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=c.client_id))
+    ids = [_enroll(c, tok.token, f"m{i}").device_id for i in range(5)]
+    admin.UpdateDevice(pb.UpdateDeviceRequest(client_id=c.client_id, device_id=ids[3], tags=["canary"],
+                                              set_tags=True, site="berlin", set_site=True))
+    url = f"{c.http_url}/v2/clients/{c.client_id}/devices"
+    h = _headers(c.token)
+    page = httpx.get(url, params={"limit": "2", "offset": "1"}, headers=h).json()
+    assert page["total"] == 5 and [d["id"] for d in page["data"]] == ids[1:3]
+    hit = httpx.get(url, params={"filter": '"canary" in tags and site == "Berlin"'}, headers=h).json()
+    assert hit["total"] == 1 and [d["id"] for d in hit["data"]] == [ids[3]]
+    grpc_hit = admin.ListDevices(pb.ListDevicesRequest(client_id=c.client_id, filter='hostname =~ "host-m[01]"'))
+    assert grpc_hit.total == 2 and [d.id for d in grpc_hit.data] == ids[:2]
+    r = httpx.get(url, params={"filter": "os ==="}, headers=h)
+    assert r.status_code == 400 and r.json()["error"]["details"]["parameter"] == "filter"
+    r = httpx.get(url, params={"limit": "5000"}, headers=h)
+    assert r.status_code == 400 and r.json()["error"]["details"]["parameter"] == "limit"
