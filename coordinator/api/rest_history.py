@@ -20,6 +20,26 @@ router = APIRouter(tags=["devices"])
 _LIST_PARAMS = ("status", "sort_by", "sort_order", "page_size", "cursor")
 
 
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+# Declared for the OpenAPI document only: the values are validated by the service functions.
+_HISTORY_QUERY = {"parameters": [
+    _query("status", {"type": "string", "enum": ["success", "error", "pending"]}, "Filter by deployment status"),
+    _query("sort_by", {"type": "string", "enum": ["enrollment_date", "status", "created_at"],
+                       "default": "enrollment_date"}, "Sort field"),
+    _query("sort_order", {"type": "string", "enum": ["asc", "desc"], "default": "desc"}, "Sort direction"),
+    _query("page_size", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Items per page"),
+    _query("cursor", {"type": "string"}, "Pagination cursor from a previous response"),
+]}
+_DEVICES_QUERY = {"parameters": [
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Page size"),
+    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Devices to skip"),
+    _query("filter", {"type": "string"}, "A target filter expression, e.g. os == \"linux\""),
+]}
+
+
 def _api(request: Request) -> Api:
     return Api(request.app.state.convoy)
 
@@ -38,7 +58,8 @@ def _int_param(request: Request, name: str, default: int) -> int:
         raise InvalidArgument(f"{name} must be an integer", parameter=name, value=raw) from None
 
 
-@router.get("/clients/{client_id}/devices/{device_id}/deployments", summary="List Deployments")
+@router.get("/clients/{client_id}/devices/{device_id}/deployments", summary="List Deployments",
+            openapi_extra=_HISTORY_QUERY)
 async def list_device_deployments(client_id: str, device_id: str, request: Request) -> dict[str, Any]:
     """Paginated enrollment deployment history for a device, newest first by default.
 
@@ -56,7 +77,7 @@ async def get_device_deployment(client_id: str, device_id: str, deployment_id: s
     return await _api(request).read(_token(request), history.get_deployment, client_id, device_id, deployment_id)
 
 
-@router.get("/clients/{client_id}/devices", summary="List Devices")
+@router.get("/clients/{client_id}/devices", summary="List Devices", openapi_extra=_DEVICES_QUERY)
 async def list_devices(client_id: str, request: Request) -> dict[str, Any]:
     """A page of the client's devices (`limit` default 100, max 1000; `offset`; `filter`, a target
     filter expression such as `os == "linux" and "canary" in tags`) and `total`."""

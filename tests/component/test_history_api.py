@@ -353,3 +353,11 @@ def test_device_list_paging_and_filter(coordinator_any: InProcessCoordinator) ->
     assert r.status_code == 400 and r.json()["error"]["details"]["parameter"] == "filter"
     r = httpx.get(url, params={"limit": "5000"}, headers=h)
     assert r.status_code == 400 and r.json()["error"]["details"]["parameter"] == "limit"
+
+
+def test_openapi_documents_the_history_endpoints(coordinator: InProcessCoordinator) -> None:
+    spec = httpx.get(f"{coordinator.http_url}/openapi.json").json()
+    op = spec["paths"]["/v2/clients/{client_id}/devices/{device_id}/deployments"]["get"]
+    assert [p["name"] for p in op["parameters"]] == ["client_id", "device_id", "status", "sort_by", "sort_order",
+                                                     "page_size", "cursor"]
+    assert "/v2/clients/{client_id}/devices/{device_id}/deployments/{deployment_id}" in spec["paths"]
