@@ -1,0 +1,356 @@
+"""`convoy agent run`: connect, say hello, heartbeat, receive jobs, report — and reconnect.
+
+One `Connect` stream at a time (docs/protocol.md). The hello carries the agent version, fresh
+facts, the maintenance windows (windows.conf plus those of active policies) and every
+unacknowledged status in the journal, so results survive any number of broken streams. A
+broken stream is retried with jittered exponential backoff (0.5–1 s first, capped at 30 s):
+when a coordinator restarts, every agent reconnects at once, and the jitter spreads the storm.
+
+The heartbeat interval is the active policy's `heartbeatIntervalSeconds` if one sets it, else
+the coordinator's (Welcome, then AgentConfig). A rejected credential stops the agent (exit 3).
+SIGTERM/SIGINT: stop taking jobs, let installing jobs finish and report, close the stream, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from agent.download import Downloader
+from agent.journal import Journal, JournalError
+from agent.runner import Runner
+from agent.state import AGENT_VERSION, AgentIdentity, StateDir
+from common import transport
+from common.clock import Clock, SystemClock
+from common.convoy.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from common.maintenance import validate_windows
+
+log = logging.getLogger("convoy.agent")
+
+DEFAULT_HEARTBEAT = 30.0
+RECONNECT_INITIAL = 1.0
+RECONNECT_CAP = 30.0
+EXIT_UNAUTHENTICATED = 3
+FLUSH_TIMEOUT = 5.0
+
+
+def reconnect_delay(attempt: int, rng: random.Random, initial: float = RECONNECT_INITIAL,
+                    cap: float = RECONNECT_CAP) -> float:
+    """Seconds before reconnect number `attempt` (0 = first after a healthy stream):
+    uniformly in [base/2, base], base doubling from `initial` up to `cap`."""
+    base = min(cap, initial * 2 ** min(attempt, 16))
+    return rng.uniform(base / 2, base)
+
+
+def gather_facts() -> types_pb2.DeviceFacts:
+    from agent import facts
+
+    f = facts.gather()
+    return types_pb2.DeviceFacts(
+        hostname=f.hostname, os=f.os, os_version=f.os_version, arch=f.arch, cpu_count=f.cpu_count,
+        memory_bytes=f.memory_bytes, ip_addresses=f.ip_addresses,
+        disks=[types_pb2.Disk(mountpoint=d.mountpoint, fstype=d.fstype, total_bytes=d.total_bytes,
+                              free_bytes=d.free_bytes) for d in f.disks])
+
+
+class _Rehello(Exception):
+    """The windows changed: end this stream so the next hello reports them."""
+
+
+class Daemon:
+    def __init__(self, state: StateDir, *, clock: Clock | None = None, rng: random.Random | None = None,
+                 facts: Callable[[], types_pb2.DeviceFacts] = gather_facts, workers: int = 4) -> None:
+        self.state = state
+        self.clock: Clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.facts = facts
+        self.workers = workers
+        self.identity: AgentIdentity | None = None
+        self.credential = ""
+        self.journal = Journal(state.journal_dir)
+        self.runner: Runner | None = None
+        self._stop = asyncio.Event()
+        self._interval_changed = asyncio.Event()
+        self._rehello = asyncio.Event()
+        self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
+        self._coordinator_interval = DEFAULT_HEARTBEAT
+        self._policy_settings: Mapping[str, Any] = {}
+        self._reported_windows: list[str] = []
+        self._seq = 0
+
+    # --- settings -----------------------------------------------------------------------
+
+    @property
+    def heartbeat_interval(self) -> float:
+        policy = self._policy_settings.get("heartbeatIntervalSeconds")
+        return float(policy) if policy else self._coordinator_interval
+
+    def windows(self) -> list[str]:
+        """windows.conf (bad lines logged and left out) plus those of active policies."""
+        windows: list[str] = []
+        for line in self.state.maintenance_windows():
+            try:
+                windows.extend(validate_windows([line]))
+            except ValueError as exc:
+                log.error("windows.conf: ignoring %s", exc)
+        for w in self._policy_settings.get("maintenanceWindows") or []:
+            if w not in windows:
+                windows.append(w)
+        return windows
+
+    def apply_settings(self, settings: Mapping[str, Any]) -> None:
+        before = self.heartbeat_interval
+        self._policy_settings = dict(settings)
+        if self.heartbeat_interval != before:
+            log.info("heartbeat interval now %gs (policy)", self.heartbeat_interval)
+            self._interval_changed.set()
+        if self.windows() != self._reported_windows:
+            log.info("maintenance windows now %s; reconnecting to report them", self.windows() or "none")
+            self._rehello.set()
+
+    # --- reporting ----------------------------------------------------------------------
+
+    def emit(self, status: agent_pb2.JobStatus) -> None:
+        """Send a status on the live stream; with none, the journal keeps it for the hello."""
+        if self._outbox is not None:
+            self._outbox.put_nowait(agent_pb2.AgentMessage(job_status=status))
+
+    def stop(self) -> None:
+        if self._stop.is_set():
+            log.info("already stopping; waiting for installing jobs to finish")
+        self._stop.set()
+
+    # --- main loop ----------------------------------------------------------------------
+
+    async def run(self) -> int:
+        self.identity, self.credential = self.state.load()
+        for entry in self.journal.recover():
+            log.warning("job %s was interrupted by an agent restart; reporting it failed", entry.job_id)
+        from agent.installers.policy import effective_settings
+
+        self._policy_settings = effective_settings(self.state)
+        metadata = (("authorization", f"Bearer {self.credential}"),)
+        channel = transport.aio_channel(self.identity.server)
+        stub = agent_pb2_grpc.AgentServiceStub(channel)
+        downloader = Downloader(stub, metadata, self.state.work_dir)
+        self.runner = Runner(state=self.state, journal=self.journal, device_id=self.identity.device_id,
+                             emit=self.emit, fetch=downloader.fetch, windows=self.windows, clock=self.clock,
+                             on_settings=self.apply_settings, workers=self.workers)
+        for entry in self.journal.runnable():
+            self.runner.submit(entry.job_id)
+        self._install_signal_handlers()
+        log.info("agent %s starting: device %s, coordinator %s, state %s", AGENT_VERSION,
+                 self.identity.device_id, self.identity.server, self.state.root)
+        code = 0
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                healthy = False
+                try:
+                    healthy = await self._session(stub, metadata)
+                except _Rehello:
+                    continue
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                        log.error("credential rejected: re-enroll with convoy agent install (%s)", exc.details())
+                        code = EXIT_UNAUTHENTICATED
+                        break
+                    log.warning("stream to %s lost: %s: %s", self.identity.server, exc.code().name, exc.details())
+                except ConnectionError as exc:
+                    log.warning("stream to %s lost: %s", self.identity.server, exc)
+                if self._stop.is_set():
+                    break
+                attempt = 0 if healthy else attempt + 1
+                delay = reconnect_delay(attempt, self.rng)
+                log.info("reconnecting in %.1fs", delay)
+                await self.clock.wait(self._stop, delay)
+        finally:
+            await self.runner.stop()
+            await channel.close()
+        log.info("agent stopped")
+        return code
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                pass
+
+    async def _session(self, stub: Any, metadata: tuple[tuple[str, str], ...]) -> bool:
+        """One Connect stream, until it breaks or the agent stops. True if it was welcomed."""
+        assert self.runner is not None
+        call = stub.Connect(metadata=metadata)
+        self._rehello.clear()
+        self._reported_windows = self.windows()
+        facts = await asyncio.to_thread(self.facts)
+        # The outbox opens before the journal snapshot: a status that changes in between is
+        # queued for this stream rather than lost until the next reconnect.
+        outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
+        self._outbox = outbox
+        journal = self.journal.unacked_statuses()
+        hello = agent_pb2.Hello(agent_version=AGENT_VERSION, facts=facts,
+                                maintenance_windows=self._reported_windows, journal=journal)
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await self._write(call, agent_pb2.AgentMessage(hello=hello))
+            first = await call.read()
+            if first is grpc.aio.EOF:
+                log.warning("coordinator closed the stream before welcoming")
+                await self._raise_status(call)
+                return False
+            log.info("connected: %d unacknowledged statuses sent in the hello", len(journal))
+            self._handle(first)
+            tasks = [asyncio.create_task(self._read_loop(call), name="read"),
+                     asyncio.create_task(self._write_loop(call, outbox), name="write"),
+                     asyncio.create_task(self._heartbeat_loop(outbox), name="heartbeat"),
+                     asyncio.create_task(self._stop.wait(), name="stop"),
+                     asyncio.create_task(self._rehello.wait(), name="rehello")]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if self._stop.is_set():
+                await self._close_gracefully(call, outbox, tasks)
+                return True
+            for task in done:
+                if task.get_name() in ("read", "write") and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            if self._rehello.is_set():
+                await self._drain(outbox)
+                raise _Rehello()
+            log.warning("coordinator ended the stream")
+            return True
+        finally:
+            self._outbox = None
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            call.cancel()
+
+    async def _write(self, call: Any, msg: agent_pb2.AgentMessage) -> None:
+        try:
+            await call.write(msg)
+        except asyncio.InvalidStateError:
+            # The call already ended (e.g. the coordinator refused the credential): its status
+            # says why.
+            await self._raise_status(call)
+            raise ConnectionError("the stream ended") from None
+
+    async def _raise_status(self, call: Any) -> None:
+        code = await call.code()
+        if code != grpc.StatusCode.OK:
+            raise grpc.aio.AioRpcError(code, await call.initial_metadata(), await call.trailing_metadata(),
+                                       details=await call.details())
+
+    async def _drain(self, outbox: asyncio.Queue[agent_pb2.AgentMessage]) -> None:
+        try:
+            await asyncio.wait_for(outbox.join(), FLUSH_TIMEOUT)
+        except TimeoutError:
+            log.warning("could not send %d queued messages; the journal keeps the results", outbox.qsize())
+
+    async def _close_gracefully(self, call: Any, outbox: asyncio.Queue[agent_pb2.AgentMessage],
+                                tasks: list[asyncio.Task[Any]]) -> None:
+        """Stopping: let installing jobs finish and report on this stream, then close it."""
+        assert self.runner is not None
+        if self.runner.busy:
+            log.info("stopping: waiting for installing jobs to finish")
+        await self.runner.stop()
+        await self._drain(outbox)
+        try:
+            await call.done_writing()
+            reader = tasks[0]
+            # Give the coordinator a moment to acknowledge the last results and end the stream.
+            await asyncio.wait_for(asyncio.shield(reader), FLUSH_TIMEOUT)
+        except (TimeoutError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass
+
+    async def _read_loop(self, call: Any) -> None:
+        while True:
+            msg = await call.read()
+            if msg is grpc.aio.EOF:
+                await self._raise_status(call)
+                return
+            self._handle(msg)
+
+    async def _write_loop(self, call: Any, outbox: asyncio.Queue[agent_pb2.AgentMessage]) -> None:
+        while True:
+            msg = await outbox.get()
+            try:
+                await self._write(call, msg)
+            finally:
+                outbox.task_done()
+
+    async def _heartbeat_loop(self, outbox: asyncio.Queue[agent_pb2.AgentMessage]) -> None:
+        while True:
+            self._interval_changed.clear()
+            if await self.clock.wait(self._interval_changed, self.heartbeat_interval):
+                continue  # the interval changed: start a fresh wait with the new one
+            self._seq += 1
+            outbox.put_nowait(agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat(seq=self._seq)))
+
+    def _handle(self, msg: agent_pb2.CoordinatorMessage) -> None:
+        assert self.runner is not None
+        kind = msg.WhichOneof("kind")
+        if kind == "welcome":
+            if self.identity and msg.welcome.device_id and msg.welcome.device_id != self.identity.device_id:
+                log.warning("welcomed as device %s, enrolled as %s", msg.welcome.device_id, self.identity.device_id)
+            self._set_coordinator_interval(msg.welcome.heartbeat_interval_seconds)
+        elif kind == "job":
+            self._on_job(msg.job)
+        elif kind == "cancel":
+            log.info("cancel requested for job %s%s", msg.cancel.job_id, f" ({msg.cancel.reason})" if msg.cancel.reason else "")
+            self.runner.cancel(msg.cancel.job_id, msg.cancel.reason)
+        elif kind == "ack":
+            if self.journal.ack(msg.ack.job_id):
+                log.info("job %s %s acknowledged", msg.ack.job_id, msg.ack.state)
+            else:
+                log.warning("ack for job %s (%s) ignored: not a terminal job in the journal", msg.ack.job_id, msg.ack.state)
+        elif kind == "config":
+            self._set_coordinator_interval(msg.config.heartbeat_interval_seconds)
+        else:
+            log.warning("ignoring an unknown message from the coordinator")
+
+    def _set_coordinator_interval(self, seconds: float) -> None:
+        if seconds > 0 and seconds != self._coordinator_interval:
+            self._coordinator_interval = seconds
+            log.info("coordinator heartbeat interval %gs%s", seconds,
+                     " (overridden by policy)" if self._policy_settings.get("heartbeatIntervalSeconds") else "")
+            self._interval_changed.set()
+
+    def _on_job(self, job: agent_pb2.Job) -> None:
+        assert self.runner is not None
+        try:
+            fresh = self.journal.record_received(job)
+        except (JournalError, OSError) as exc:
+            log.error("job %s cannot be journaled, not running it: %s", job.job_id, exc)
+            return
+        if fresh:
+            log.info("job %s received: %s for deployment %s, attempt %d", job.job_id, job.type,
+                     job.deployment_id, job.attempt)
+            status = self.journal.status(job.job_id)
+            assert status is not None
+            self.emit(status)
+            self.runner.submit(job.job_id)
+        else:
+            status = self.journal.status(job.job_id)
+            assert status is not None
+            log.info("job %s delivered again: already %s, not running it again", job.job_id, status.state)
+            self.emit(status)
+
+
+def cli_run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=getattr(logging, str(getattr(args, "log_level", "info")).upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state = StateDir(args.state_dir)
+    if not state.is_enrolled():
+        print(f"error: {state.root} holds no enrollment: run `convoy agent install` first", file=sys.stderr)
+        return 1
+    return asyncio.run(Daemon(state).run())

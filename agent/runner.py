@@ -1,0 +1,178 @@
+"""The job runner: carries one journaled job through its states, one job per deployment at a time.
+
+    received → (outside every window, if asked: skipped "outside_maintenance_window")
+             → downloading (software installs: fetch and verify the artifact)
+             → installing → completed | failed
+
+Each state is journaled before the runner acts on it, then reported through `emit`. A cancel is
+honoured until installing begins. Jobs of different deployments run concurrently (up to
+`workers`); jobs of one deployment run in arrival order, one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from agent.download import DownloadError
+from agent.installers import InstallError, JobContext, Outcome, installer_for
+from agent.journal import JobState, Journal
+from agent.state import StateDir
+from common.clock import Clock
+from common.convoy.v1 import agent_pb2
+from common.maintenance import in_window
+
+log = logging.getLogger("convoy.agent.runner")
+
+OUTSIDE_WINDOW = "outside_maintenance_window"
+
+Emit = Callable[[agent_pb2.JobStatus], None]
+Fetch = Callable[[str, "int | None"], Awaitable[Path]]
+
+
+class Runner:
+    def __init__(self, *, state: StateDir, journal: Journal, device_id: str, emit: Emit, fetch: Fetch,
+                 windows: Callable[[], list[str]], clock: Clock,
+                 on_settings: Callable[[Mapping[str, Any]], None] | None = None, workers: int = 4) -> None:
+        self.state = state
+        self.journal = journal
+        self.device_id = device_id
+        self.emit = emit
+        self.fetch = fetch
+        self.windows = windows
+        self.clock = clock
+        self.on_settings = on_settings
+        self._slots = asyncio.Semaphore(workers)
+        self._lanes: dict[str, asyncio.Lock] = {}
+        self._lane_users: dict[str, int] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel_requested: dict[str, str] = {}
+        self._installing: set[str] = set()
+        self._stopping = False
+
+    # --- the daemon's side --------------------------------------------------------------
+
+    def submit(self, job_id: str) -> None:
+        """Queue a journaled `received` job (no-op if it is queued or past that state)."""
+        entry = self.journal.get(job_id)
+        if self._stopping or entry is None or entry.state != JobState.RECEIVED or job_id in self._tasks:
+            return
+        task = asyncio.get_running_loop().create_task(self._lane(job_id, entry.deployment_id))
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+
+    def cancel(self, job_id: str, reason: str = "") -> None:
+        """CancelJob: drop the job unless installing has begun."""
+        entry = self.journal.get(job_id)
+        if entry is None:
+            log.info("cancel for unknown job %s ignored", job_id)
+            return
+        if entry.state == JobState.RECEIVED:
+            self._finish(job_id, JobState.CANCELLED, reason=reason or "cancelled by the coordinator")
+        elif entry.state == JobState.DOWNLOADING:
+            self._cancel_requested[job_id] = reason or "cancelled by the coordinator"
+            log.info("job %s will be cancelled once its download stops", job_id)
+        elif entry.state == JobState.INSTALLING:
+            log.info("cancel for job %s ignored: already installing, it runs to its end", job_id)
+        else:
+            self.emit(entry.status())
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    async def stop(self) -> None:
+        """Stop taking jobs; hand back the ones not installing (they stay `received` and run
+        after the next start); let the installing ones finish and report."""
+        self._stopping = True
+        for job_id, task in list(self._tasks.items()):
+            if job_id not in self._installing:
+                task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    # --- one job ------------------------------------------------------------------------
+
+    async def _lane(self, job_id: str, deployment_id: str) -> None:
+        lane = self._lanes.setdefault(deployment_id, asyncio.Lock())
+        self._lane_users[deployment_id] = self._lane_users.get(deployment_id, 0) + 1
+        try:
+            async with lane, self._slots:
+                await self._execute(job_id)
+        except asyncio.CancelledError:
+            log.info("job %s handed back: the agent is stopping", job_id)
+            raise
+        finally:
+            self._lane_users[deployment_id] -= 1
+            if not self._lane_users[deployment_id]:
+                del self._lane_users[deployment_id], self._lanes[deployment_id]
+
+    def _move(self, job_id: str, state: JobState) -> None:
+        entry = self.journal.update(job_id, state)
+        log.info("job %s %s", job_id, state)
+        self.emit(entry.status())
+
+    def _finish(self, job_id: str, state: JobState, *, exit_code: int | None = None, output: str = "",
+                reason: str = "") -> None:
+        entry = self.journal.update(job_id, state, exit_code=exit_code, output=output, reason=reason)
+        log.info("job %s %s%s", job_id, state, f": {reason}" if reason else "")
+        self.emit(entry.status())
+
+    async def _execute(self, job_id: str) -> None:
+        entry = self.journal.get(job_id)
+        if entry is None or entry.state != JobState.RECEIVED:
+            return  # cancelled while it waited its turn
+        if entry.respect_maintenance_windows and not in_window(self.windows(), self.clock.now()):
+            self._finish(job_id, JobState.SKIPPED, reason=OUTSIDE_WINDOW)
+            return
+        try:
+            installer = installer_for(entry.type)
+        except InstallError as exc:
+            self._finish(job_id, JobState.FAILED, reason=str(exc))
+            return
+        payload = entry.payload
+        artifact: Path | None = None
+        if entry.type == "software" and str(payload.get("action") or "install") == "install":
+            spec = payload.get("artifact")
+            if not isinstance(spec, dict) or not isinstance(spec.get("sha256"), str):
+                self._finish(job_id, JobState.FAILED, reason="payload names no artifact sha256")
+                return
+            self._move(job_id, JobState.DOWNLOADING)
+            size = spec.get("size")
+            try:
+                artifact = await self.fetch(spec["sha256"], int(size) if isinstance(size, (int, float)) and size > 0 else None)
+            except DownloadError as exc:
+                self._finish(job_id, JobState.FAILED, reason=str(exc))
+                return
+            except asyncio.CancelledError:
+                # A clean stop mid-download: nothing was installed, so the job may run later.
+                self.journal.update(job_id, JobState.RECEIVED)
+                raise
+        if job_id in self._cancel_requested:
+            self._finish(job_id, JobState.CANCELLED, reason=self._cancel_requested.pop(job_id))
+            return
+        ctx = JobContext(job_id=job_id, deployment_id=entry.deployment_id, device_id=self.device_id,
+                         attempt=entry.attempt, payload=payload, state=self.state,
+                         timeout_seconds=entry.timeout_seconds, rollback=entry.rollback, artifact=artifact)
+        self._installing.add(job_id)
+        try:
+            self._move(job_id, JobState.INSTALLING)
+            outcome = await self._install(installer, ctx)
+        finally:
+            self._installing.discard(job_id)
+        self._finish(job_id, JobState.COMPLETED if outcome.success else JobState.FAILED,
+                     exit_code=outcome.exit_code, output=outcome.output, reason=outcome.reason)
+        if entry.type == "policy" and outcome.success and self.on_settings is not None:
+            self.on_settings(outcome.settings)
+
+    async def _install(self, installer: Callable[[JobContext], Outcome], ctx: JobContext) -> Outcome:
+        try:
+            return await asyncio.to_thread(installer, ctx)
+        except InstallError as exc:
+            return Outcome(False, None, "", str(exc))
+        except Exception as exc:  # noqa: BLE001 - any installer bug must still end the job
+            log.exception("installer for job %s crashed", ctx.job_id)
+            return Outcome(False, None, "", f"installer error: {type(exc).__name__}: {exc}")
