@@ -46,6 +46,7 @@ class ScriptedAgent:
     _call: Any = None
     welcomed: threading.Event = field(default_factory=threading.Event)
     hold: threading.Event = field(default_factory=threading.Event)
+    last_status: dict[str, agent_pb2.JobStatus] = field(default_factory=dict)
 
     def enroll(self, token: str) -> None:
         stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(self.target))
@@ -58,13 +59,26 @@ class ScriptedAgent:
 
     def _requests(self) -> Iterator[agent_pb2.AgentMessage]:
         facts = types_pb2.DeviceFacts(hostname=self.name, os="linux", os_version="12", arch="x86_64", cpu_count=2)
+        journal = [st for job_id, st in self.last_status.items() if job_id not in self.acked]
         yield agent_pb2.AgentMessage(hello=agent_pb2.Hello(agent_version="test", facts=facts,
-                                                            maintenance_windows=self.windows))
+                                                            maintenance_windows=self.windows, journal=journal))
         while True:
             msg = self._out.get()
             if msg is None:
                 return
             yield msg
+
+    def reconnect(self, timeout: float = 20.0) -> None:
+        """Connect again until the coordinator answers (after a restart)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.connect()
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def connect(self) -> None:
         self._out = queue.Queue()
@@ -76,8 +90,9 @@ class ScriptedAgent:
         assert self.welcomed.wait(10), f"{self.name}: no Welcome"
 
     def _status(self, job: agent_pb2.Job, state: str, **kw: Any) -> None:
-        self._out.put(agent_pb2.AgentMessage(job_status=agent_pb2.JobStatus(
-            job_id=job.job_id, deployment_id=job.deployment_id, state=state, **kw)))
+        status = agent_pb2.JobStatus(job_id=job.job_id, deployment_id=job.deployment_id, state=state, **kw)
+        self.last_status[job.job_id] = status
+        self._out.put(agent_pb2.AgentMessage(job_status=status))
 
     def _loop(self) -> None:
         try:
@@ -96,7 +111,9 @@ class ScriptedAgent:
 
     def _run(self, job: agent_pb2.Job) -> None:
         if job.job_id in {j.job_id for j in self.jobs}:
-            return  # delivered twice: runs once
+            if job.job_id in self.last_status:  # delivered twice: runs once, status re-sent
+                self._out.put(agent_pb2.AgentMessage(job_status=self.last_status[job.job_id]))
+            return
         self.jobs.append(job)
         result = self.outcome(self, job)
         if result == "skipped":

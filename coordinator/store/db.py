@@ -49,12 +49,18 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
+def _sqlite_begin_deferred(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, *, for_reads: bool = False) -> Engine:
+    """An engine for `url`. On SQLite, write engines take the write lock at BEGIN; the read
+    engine (`for_reads`) uses deferred transactions, which in WAL mode never block a writer."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "begin", _sqlite_begin_deferred if for_reads else _sqlite_begin)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
@@ -79,6 +85,8 @@ class Store:
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.dialect = self.engine.dialect.name
+        self.read_engine = make_engine(url, for_reads=True) if self.dialect == "sqlite" else self.engine
+        self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @classmethod
     def open(cls, db: str | None = None, data_dir: str | Path | None = None, *, run_migrations: bool = True) -> Store:
@@ -94,8 +102,11 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self.sessions() as session:
+        """A session for queries only (it never takes SQLite's write lock)."""
+        with self.read_sessions() as session:
             yield session
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
