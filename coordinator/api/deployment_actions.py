@@ -86,9 +86,12 @@ class DeploymentActions(Api):
         engine = self.app.engine
         ev = engine.subscribe(dep_id)
         try:
-            snap = first
+            snap, sent = first, None
             while True:
-                yield snap
+                key = (snap["deployment"]["status"], snap["deployment"]["progress"], snap["batches"])
+                if key != sent:  # several wake-ups can carry the same state: send changes only
+                    yield snap
+                    sent = key
                 if snap["deployment"]["status"] in FINISHED:
                     return
                 await ev.wait()
