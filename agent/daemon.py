@@ -68,7 +68,8 @@ class _Rehello(Exception):
 
 class Daemon:
     def __init__(self, state: StateDir, *, clock: Clock | None = None, rng: random.Random | None = None,
-                 facts: Callable[[], types_pb2.DeviceFacts] = gather_facts, workers: int = 4) -> None:
+                 facts: Callable[[], types_pb2.DeviceFacts] = gather_facts, workers: int = 4,
+                 journal: Journal | None = None) -> None:
         self.state = state
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
@@ -76,7 +77,7 @@ class Daemon:
         self.workers = workers
         self.identity: AgentIdentity | None = None
         self.credential = ""
-        self.journal = Journal(state.journal_dir)
+        self.journal = journal if journal is not None else Journal(state.journal_dir)
         self.runner: Runner | None = None
         self._stop = asyncio.Event()
         self._interval_changed = asyncio.Event()
@@ -150,34 +151,40 @@ class Daemon:
         self._install_signal_handlers()
         log.info("agent %s starting: device %s, coordinator %s, state %s", AGENT_VERSION,
                  self.identity.device_id, self.identity.server, self.state.root)
-        code = 0
-        attempt = 0
         try:
-            while not self._stop.is_set():
-                healthy = False
-                try:
-                    healthy = await self._session(stub, metadata)
-                except _Rehello:
-                    continue
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-                        log.error("credential rejected: re-enroll with convoy agent install (%s)", exc.details())
-                        code = EXIT_UNAUTHENTICATED
-                        break
-                    log.warning("stream to %s lost: %s: %s", self.identity.server, exc.code().name, exc.details())
-                except ConnectionError as exc:
-                    log.warning("stream to %s lost: %s", self.identity.server, exc)
-                if self._stop.is_set():
-                    break
-                attempt = 0 if healthy else attempt + 1
-                delay = reconnect_delay(attempt, self.rng)
-                log.info("reconnecting in %.1fs", delay)
-                await self.clock.wait(self._stop, delay)
+            code = await self.connect_loop(stub, metadata)
         finally:
             await self.runner.stop()
             await channel.close()
         log.info("agent stopped")
         return code
+
+    async def connect_loop(self, stub: Any, metadata: tuple[tuple[str, str], ...]) -> int:
+        """Keep one Connect stream up until `stop()`: reconnect with jittered backoff.
+        0 when stopped, EXIT_UNAUTHENTICATED when the credential is refused. Needs `identity`
+        and `runner` set (run() does that; the simulator sets its own, see agent/simulate.py)."""
+        assert self.identity is not None
+        attempt = 0
+        while not self._stop.is_set():
+            healthy = False
+            try:
+                healthy = await self._session(stub, metadata)
+            except _Rehello:
+                continue
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    log.error("credential rejected: re-enroll with convoy agent install (%s)", exc.details())
+                    return EXIT_UNAUTHENTICATED
+                log.warning("stream to %s lost: %s: %s", self.identity.server, exc.code().name, exc.details())
+            except ConnectionError as exc:
+                log.warning("stream to %s lost: %s", self.identity.server, exc)
+            if self._stop.is_set():
+                break
+            attempt = 0 if healthy else attempt + 1
+            delay = reconnect_delay(attempt, self.rng)
+            log.info("reconnecting in %.1fs", delay)
+            await self.clock.wait(self._stop, delay)
+        return 0
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
