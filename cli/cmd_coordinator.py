@@ -16,7 +16,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(db=args.db, data_dir=args.data_dir, grpc_listen=args.grpc_listen, http_listen=args.http_listen,
-                        enrollment_timeout_s=args.enrollment_timeout)
+                        enrollment_timeout_s=args.enrollment_timeout, heartbeat_interval_s=args.heartbeat_interval,
+                        default_install_timeout_minutes=args.install_timeout / 60.0)
     asyncio.run(serve(settings))
     return 0
 
@@ -52,6 +53,10 @@ def register(sub: Any) -> None:
     p.add_argument("--http-listen", default="127.0.0.1:7080", help="REST listen address; '' disables REST")
     p.add_argument("--enrollment-timeout", type=parse_duration, default=600.0,
                    help="pending enrollments that never report become error after this (default 10m)")
+    p.add_argument("--heartbeat-interval", type=parse_duration, default=15.0,
+                   help="how often agents send heartbeats; offline after 3 missed (default 15s)")
+    p.add_argument("--install-timeout", type=parse_duration, default=1800.0,
+                   help="default install timeout for deployments that set none (default 30m)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
     admin = sub.add_parser("admin", help="store administration").add_subparsers(dest="sub", required=True, metavar="COMMAND")
