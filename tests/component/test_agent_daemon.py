@@ -317,7 +317,7 @@ def test_results_are_resent_until_acknowledged(coordinator: FakeCoordinator, mak
     coordinator.auto_ack = True
     coordinator.drop_stream()  # this time the hello's journal entry is acknowledged
     coordinator.wait(lambda: len(coordinator.hellos) >= 3, what="second reconnect")
-    coordinator.wait(lambda: "acknowledged" in (tmp_path / "agent.log").read_text(), what="ack logged")
+    coordinator.wait(lambda: "job job-r failed acknowledged" in (tmp_path / "agent.log").read_text(), what="ack logged")
     coordinator.drop_stream()
     coordinator.wait(lambda: len(coordinator.hellos) >= 4, what="third reconnect")
     assert list(coordinator.hellos[3].journal) == []
