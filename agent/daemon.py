@@ -93,7 +93,9 @@ class Daemon:
     @property
     def heartbeat_interval(self) -> float:
         policy = self._policy_settings.get("heartbeatIntervalSeconds")
-        return float(policy) if policy else self._coordinator_interval
+        # A policy may make heartbeats more frequent, never rarer than the coordinator's interval:
+        # the coordinator marks a device offline after 3 of *its* intervals without a message.
+        return min(float(policy), self._coordinator_interval) if policy else self._coordinator_interval
 
     def windows(self) -> list[str]:
         """windows.conf (bad lines logged and left out) plus those of active policies."""
