@@ -20,6 +20,12 @@ def _run(args: argparse.Namespace) -> int:
     return cli_run(args)
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from agent.simulate import cli_simulate
+
+    return cli_simulate(args)
+
+
 def register(sub: Any) -> None:
     from agent.state import DEFAULT_STATE_DIR
 
@@ -43,3 +49,24 @@ def register(sub: Any) -> None:
                 "  convoy agent run --state-dir /var/lib/convoy-agent", _run, connection=False, output=False)
     r.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
     r.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+    sim = command(agent, "simulate", "simulate N agents in one process over the real agent protocol (for benchmarks)",
+                  "  convoy agent simulate --server 127.0.0.1:7443 --token cvy_enr_... --count 1000\n"
+                  "  convoy agent simulate --server 127.0.0.1:7443 --token $TOKEN --count 10000 --channels 8 \\\n"
+                  "      --install-time 0.5 --failure-rate 0.05 --window 'Sat 01:00-05:00 UTC' --state-dir /tmp/sim",
+                  _simulate, connection=False, output=False)
+    sim.add_argument("--server", required=True, help="the coordinator's gRPC address, HOST:PORT")
+    sim.add_argument("--token", required=True, help="an enrollment token with enough uses for --count agents")
+    sim.add_argument("--count", type=int, required=True, help="how many agents to simulate")
+    sim.add_argument("--channels", type=int, default=8, help="gRPC channels the streams are spread over (default 8)")
+    sim.add_argument("--install-time", type=float, default=0.0, help="seconds each install takes (default 0)")
+    sim.add_argument("--failure-rate", type=float, default=0.0, help="probability an install fails, 0..1 (default 0)")
+    sim.add_argument("--window", action="append", default=[],
+                     help="a maintenance window every agent reports, e.g. 'Sat 01:00-05:00 UTC' (repeatable)")
+    sim.add_argument("--state-dir", help="keep credentials here and reuse them on the next run")
+    sim.add_argument("--wave", type=int, default=100, help="streams opened per wave (default 100)")
+    sim.add_argument("--wave-pause", type=float, default=0.01, help="seconds between waves (default 0.01)")
+    sim.add_argument("--enroll-concurrency", type=int, default=32, help="enrollments in flight at once (default 32)")
+    sim.add_argument("--stats-interval", type=float, default=1.0, help="seconds between stats lines (default 1)")
+    sim.add_argument("--seed", type=int, help="random seed (failures, reconnect jitter)")
+    sim.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))

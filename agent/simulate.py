@@ -1,0 +1,369 @@
+"""`convoy agent simulate`: N agents in one process, speaking the real AgentService protocol.
+
+Each simulated agent is the real daemon (`agent.daemon.Daemon`: hello, Connect loop, heartbeats,
+job and ack handling, jittered reconnect) and the real job runner (`agent.runner.Runner`: the
+journal's state machine, maintenance windows, cancels), with two parts swapped for memory:
+
+- `MemoryJournal`: the journal's rules without files (no write/fsync/rename per state);
+- `SimRunner`: the install step sleeps `install_time` and fails with `failure_rate` instead of
+  running an installer.
+
+Every agent enrolls with its own credential (Enroll + ReportEnrollment, a bounded number at a
+time) and holds its own Connect stream; the streams are spread over `channels` gRPC channels and
+opened in waves (grpc.aio fails most streams opened in one burst of thousands: see
+/work/shared/MEASURED.md). With `--state-dir`, credentials are kept in `simulated.json` and
+reused by the next run against the same coordinator (machine ids stay the same, so a re-enroll
+would re-identify the same devices anyway).
+
+The process prints JSON lines on stdout: `enrolled`, `connected`, then `stats` every
+`--stats-interval` seconds, and `stopped` after SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import random
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from agent.daemon import Daemon
+from agent.installers import JobContext, Outcome
+from agent.journal import Journal, JournalEntry
+from agent.runner import Runner
+from agent.state import AGENT_VERSION, AgentIdentity, StateDir, atomic_write
+from common import transport
+from common.clock import Clock, SystemClock, utcnow
+from common.convoy.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from common.maintenance import validate_windows
+
+log = logging.getLogger("convoy.simulate")
+
+CREDENTIALS_FILE = "simulated.json"
+
+
+@dataclass
+class Counters:
+    """What the simulated fleet did, for the periodic `stats` line."""
+
+    welcomed: int = 0
+    jobs: int = 0
+    completed: int = 0
+    failed: int = 0
+    acked: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"welcomed": self.welcomed, "jobs": self.jobs, "completed": self.completed, "failed": self.failed,
+                "acked": self.acked}
+
+
+class MemoryJournal(Journal):
+    """The journal's state machine and rules (agent/journal.py), kept in memory only."""
+
+    def __init__(self, now: Callable[[], datetime] = utcnow) -> None:  # noqa: D107 - no directory
+        self.dir = Path("/nonexistent")
+        self._now = now
+        self._lock = threading.RLock()
+        self._cache: dict[str, JournalEntry] = {}
+
+    def _write(self, entry: JournalEntry) -> None:
+        entry.updated_at = self._now().isoformat()
+        self._cache[entry.job_id] = entry
+
+
+class SimRunner(Runner):
+    """The real runner with the install step replaced: sleep, then succeed or fail by chance."""
+
+    def __init__(self, *, install_time: float, failure_rate: float, rng: random.Random, counters: Counters,
+                 **kw: Any) -> None:
+        super().__init__(**kw)
+        self.install_time = install_time
+        self.failure_rate = failure_rate
+        self.rng = rng
+        self.counters = counters
+
+    async def _install(self, installer: Callable[[JobContext], Outcome], ctx: JobContext) -> Outcome:
+        self.counters.jobs += 1
+        await asyncio.sleep(self.install_time)
+        if self.rng.random() < self.failure_rate:
+            self.counters.failed += 1
+            return Outcome(False, 1, "simulated failure\n", "exit code 1")
+        self.counters.completed += 1
+        return Outcome(True, 0, "ok\n")
+
+
+async def _no_fetch(sha256: str, size: int | None) -> Path:
+    from agent.download import DownloadError
+
+    raise DownloadError("the simulator downloads no artifacts")
+
+
+class SimAgent(Daemon):
+    """One simulated device: the daemon's protocol code over an in-memory journal and runner."""
+
+    def __init__(self, *, identity: AgentIdentity, credential: str, state: StateDir, windows: list[str],
+                 facts: types_pb2.DeviceFacts, install_time: float, failure_rate: float, rng: random.Random,
+                 counters: Counters, clock: Clock) -> None:
+        super().__init__(state, clock=clock, rng=rng, facts=lambda: facts, journal=MemoryJournal(), workers=1)
+        self.identity = identity
+        self.credential = credential
+        self.counters = counters
+        self._windows = windows
+        self.welcomed = asyncio.Event()
+        self.runner = SimRunner(install_time=install_time, failure_rate=failure_rate, rng=rng, counters=counters,
+                                state=state, journal=self.journal, device_id=identity.device_id, emit=self.emit,
+                                fetch=_no_fetch, windows=self.windows, clock=clock, workers=1)
+
+    def windows(self) -> list[str]:
+        return self._windows
+
+    def _handle(self, msg: agent_pb2.CoordinatorMessage) -> None:
+        kind = msg.WhichOneof("kind")
+        if kind == "welcome" and not self.welcomed.is_set():
+            self.welcomed.set()
+            self.counters.welcomed += 1
+        elif kind == "ack":
+            self.counters.acked += 1
+        super()._handle(msg)
+
+    async def serve(self, stub: Any) -> int:
+        metadata = (("authorization", f"Bearer {self.credential}"),)
+        try:
+            return await self.connect_loop(stub, metadata)
+        finally:
+            assert self.runner is not None
+            await self.runner.stop()
+
+
+# --- enrollment ---------------------------------------------------------------------------------
+
+@dataclass
+class Enrolled:
+    device_id: str
+    client_id: str
+    machine_id: str
+    credential: str
+
+
+def sim_facts(name: str) -> types_pb2.DeviceFacts:
+    return types_pb2.DeviceFacts(hostname=name, os="linux", os_version="12", arch="x86_64", cpu_count=2,
+                                 memory_bytes=2 << 30, ip_addresses=["127.0.0.1"])
+
+
+async def enroll_one(stub: Any, token: str, machine_id: str) -> Enrolled:
+    """Enroll + ReportEnrollment(success), as `convoy agent install` does, minus the local steps."""
+    resp = await stub.Enroll(agent_pb2.EnrollRequest(token=token, machine_id=machine_id, facts=sim_facts(machine_id),
+                                                     agent_version=AGENT_VERSION), timeout=60)
+    await stub.ReportEnrollment(agent_pb2.ReportEnrollmentRequest(
+        enrollment_id=resp.enrollment_id, success=True, log_lines=["simulated install"]),
+        metadata=(("authorization", f"Bearer {resp.credential}"),), timeout=60)
+    return Enrolled(resp.device_id, resp.client_id, machine_id, resp.credential)
+
+
+async def enroll_many(server: str, token: str, machine_ids: Sequence[str], *, concurrency: int = 32,
+                      channels: int = 4) -> list[Enrolled]:
+    """Enroll every machine id, `concurrency` at a time, over a few channels."""
+    chans = [transport.aio_channel(server) for _ in range(max(1, channels))]
+    stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in chans]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int, machine_id: str) -> Enrolled:
+        async with gate:
+            for attempt in range(5):
+                try:
+                    return await enroll_one(stubs[i % len(stubs)], token, machine_id)
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
+                        raise
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            raise AssertionError("unreachable")
+
+    try:
+        return list(await asyncio.gather(*(one(i, mid) for i, mid in enumerate(machine_ids))))
+    finally:
+        for c in chans:
+            await c.close()
+
+
+def load_credentials(state_dir: Path | None, server: str) -> list[Enrolled]:
+    if state_dir is None or not (state_dir / CREDENTIALS_FILE).exists():
+        return []
+    data = json.loads((state_dir / CREDENTIALS_FILE).read_text())
+    if data.get("server") != server:
+        return []
+    return [Enrolled(**a) for a in data.get("agents", [])]
+
+
+def save_credentials(state_dir: Path, server: str, agents: Sequence[Enrolled]) -> None:
+    body = {"server": server, "agents": [a.__dict__ for a in agents]}
+    atomic_write(state_dir / CREDENTIALS_FILE, json.dumps(body).encode(), mode=0o600)
+
+
+# --- the fleet ----------------------------------------------------------------------------------
+
+@dataclass
+class FleetConfig:
+    server: str
+    """The coordinator's gRPC address, HOST:PORT."""
+    token: str
+    """An enrollment token with at least `count` uses left (unless credentials are reused)."""
+    count: int
+    """How many agents to simulate."""
+    channels: int = 8
+    """gRPC channels (HTTP/2 connections) the streams are spread over."""
+    install_time: float = 0.0
+    """Seconds each install step takes."""
+    failure_rate: float = 0.0
+    """Probability (0..1) that an install fails (exit code 1)."""
+    windows: list[str] = field(default_factory=list)
+    """Maintenance windows every agent reports."""
+    state_dir: Path | None = None
+    """Where credentials are kept for the next run; None: enroll afresh, keep nothing."""
+    wave: int = 100
+    """Streams opened per wave."""
+    wave_pause: float = 0.01
+    """Seconds between waves."""
+    enroll_concurrency: int = 32
+    """Enrollments in flight at once."""
+    seed: int | None = None
+    """Random seed (failures, backoff jitter)."""
+
+
+class Fleet:
+    def __init__(self, cfg: FleetConfig, emit: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.cfg = cfg
+        self.counters = Counters()
+        self.agents: list[SimAgent] = []
+        self._tasks: list[asyncio.Task[int]] = []
+        self._channels: list[grpc.aio.Channel] = []
+        self._emit = emit or (lambda _e: None)
+        self.rng = random.Random(cfg.seed)
+
+    async def enroll(self) -> list[Enrolled]:
+        cfg = self.cfg
+        have = load_credentials(cfg.state_dir, cfg.server)[:cfg.count]
+        missing = cfg.count - len(have)
+        started = time.monotonic()
+        if missing > 0:
+            prefix = f"sim-{uuid.uuid4().hex[:8]}"
+            fresh = await enroll_many(cfg.server, cfg.token, [f"{prefix}-{i:06d}" for i in range(missing)],
+                                      concurrency=cfg.enroll_concurrency)
+            have = have + fresh
+            if cfg.state_dir is not None:
+                everything = load_credentials(cfg.state_dir, cfg.server)
+                save_credentials(cfg.state_dir, cfg.server, have + everything[len(have):])
+        seconds = time.monotonic() - started
+        self._emit({"event": "enrolled", "count": len(have), "new": max(0, missing), "seconds": round(seconds, 3),
+                    "per_second": round(missing / seconds, 1) if missing > 0 and seconds > 0 else None})
+        return have
+
+    async def connect(self, enrolled: Sequence[Enrolled]) -> None:
+        """Open every agent's stream, a wave at a time, each wave welcomed before the next."""
+        cfg = self.cfg
+        clock = SystemClock()
+        state = StateDir(cfg.state_dir or "/nonexistent-convoy-sim")
+        windows = validate_windows(cfg.windows) if cfg.windows else []
+        self._channels = [transport.aio_channel(cfg.server) for _ in range(max(1, cfg.channels))]
+        stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in self._channels]
+        started = time.monotonic()
+        for start in range(0, len(enrolled), cfg.wave):
+            wave: list[SimAgent] = []
+            for i in range(start, min(start + cfg.wave, len(enrolled))):
+                e = enrolled[i]
+                identity = AgentIdentity(server=cfg.server, device_id=e.device_id, client_id=e.client_id,
+                                         machine_id=e.machine_id)
+                agent = SimAgent(identity=identity, credential=e.credential, state=state, windows=windows,
+                                 facts=sim_facts(e.machine_id), install_time=cfg.install_time,
+                                 failure_rate=cfg.failure_rate, rng=random.Random(self.rng.random()),
+                                 counters=self.counters, clock=clock)
+                wave.append(agent)
+                self._tasks.append(asyncio.create_task(agent.serve(stubs[i % len(stubs)])))
+            self.agents.extend(wave)
+            try:
+                await asyncio.wait_for(asyncio.gather(*(a.welcomed.wait() for a in wave)), 30)
+            except TimeoutError:
+                log.warning("wave at %d: not every agent was welcomed within 30s", start)
+            await asyncio.sleep(cfg.wave_pause)
+        # Tens of thousands of long-lived objects (agents, streams, tasks): move them out of the
+        # cyclic collector's reach, or every full collection walks them all (it showed in
+        # profiles as a quarter of the fan-out's time in whatever line happened to allocate).
+        gc.collect()
+        gc.freeze()
+        self._emit({"event": "connected", "count": self.counters.welcomed,
+                    "seconds": round(time.monotonic() - started, 3)})
+
+    async def stop(self) -> None:
+        for agent in self.agents:
+            agent.stop()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for c in self._channels:
+            await c.close()
+
+
+async def simulate(cfg: FleetConfig, stats_interval: float = 1.0, stop: asyncio.Event | None = None) -> int:
+    def emit(event: dict[str, Any]) -> None:
+        print(json.dumps(event), flush=True)
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    fleet = Fleet(cfg, emit)
+    try:
+        enrolled = await fleet.enroll()
+        await fleet.connect(enrolled)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), stats_interval)
+            except TimeoutError:
+                emit({"event": "stats", **fleet.counters.as_dict()})
+    finally:
+        await fleet.stop()
+    emit({"event": "stopped", **fleet.counters.as_dict()})
+    return 0
+
+
+def cli_simulate(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not 0.0 <= args.failure_rate <= 1.0:
+        print("error: --failure-rate must be between 0 and 1", file=sys.stderr)
+        return 2
+    if args.count < 1:
+        print("error: --count must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        windows = validate_windows(args.window)
+    except ValueError as exc:
+        print(f"error: --window: {exc}", file=sys.stderr)
+        return 2
+    state_dir = Path(args.state_dir).expanduser().resolve() if args.state_dir else None
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    cfg = FleetConfig(server=args.server, token=args.token, count=args.count, channels=args.channels,
+                      install_time=args.install_time, failure_rate=args.failure_rate, windows=windows,
+                      state_dir=state_dir, wave=args.wave, wave_pause=args.wave_pause,
+                      enroll_concurrency=args.enroll_concurrency, seed=args.seed)
+    try:
+        return asyncio.run(simulate(cfg, args.stats_interval))
+    except grpc.aio.AioRpcError as exc:
+        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1

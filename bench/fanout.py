@@ -1,0 +1,92 @@
+"""fan-out: N simulated agents, an immediate no-op script deployment to all of them; time from
+StartDeployment to the deployment `completed` (every record terminal and committed), devices/s
+and the coordinator's CPU-seconds. Same run: the bare grpc.aio baseline (bench/baseline.py)
+exchanging the same messages over the same channel layout; the ratio of the two."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    ROOT,
+    Admin,
+    FleetTemplate,
+    LineReader,
+    Result,
+    Simulator,
+    median,
+    point_credentials,
+    stop_process,
+    wait_online,
+)
+
+CHANNELS = 8
+
+
+def one_run(tpl: FleetTemplate, work: Path, count: int) -> dict[str, float]:
+    coord, sim_dir = tpl.fresh(work / "fanout-run")
+    coord.start()
+    sim = None
+    try:
+        point_credentials(sim_dir, coord.target)
+        sim = Simulator(coord.target, tpl.token, count, sim_dir, "--channels", str(CHANNELS))
+        connected = sim.wait("connected", 600)
+        wait_online(coord.sqlite_path, count)
+        admin = Admin(coord.target, coord.token, coord.client_id)
+        dep = admin.create(admin.script("true"))
+        time.sleep(1.0)  # let the presence and initialize writes settle
+        cpu0, sim_cpu0 = coord.cpu_seconds(), sim.cpu_seconds()
+        t0 = time.monotonic()
+        admin.start(dep)
+        d = admin.wait_done(dep, 600, interval=0.05)
+        seconds = time.monotonic() - t0
+        cpu = coord.cpu_seconds() - cpu0
+        sim_cpu = sim.cpu_seconds() - sim_cpu0
+        admin.close()
+        if d.status != "completed" or d.progress.completed != count:
+            raise RuntimeError(f"fan-out ended {d.status} with {d.progress.completed}/{count} completed")
+        return {"seconds": seconds, "cpu": cpu, "sim_cpu": sim_cpu, "connect": float(connected["seconds"])}
+    finally:
+        if sim is not None:
+            sim.stop()
+        coord.stop()
+
+
+def baseline_run(count: int) -> dict[str, Any]:
+    srv = subprocess.Popen([sys.executable, "-m", "bench.baseline", "server"], stdout=subprocess.PIPE, text=True,
+                           cwd=ROOT)
+    try:
+        assert srv.stdout is not None
+        port = LineReader(srv.stdout).wait("listening", 30)["grpc_port"]
+        out = subprocess.run([sys.executable, "-m", "bench.baseline", "client", "--target", f"127.0.0.1:{port}",
+                              "--count", str(count), "--channels", str(CHANNELS)],
+                             capture_output=True, text=True, cwd=ROOT, timeout=900, check=True)
+        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    finally:
+        stop_process(srv)
+
+
+def run(tpl: FleetTemplate, work: Path, count: int, runs: int) -> Result:
+    res = Result("fan-out", f"{count:,} simulated agents (`convoy agent simulate`, {CHANNELS} channels, one process) "
+                 f"on a coordinator subprocess (SQLite); an immediate deployment of a no-op script (`true`) to all; "
+                 f"time from StartDeployment to status `completed` (every record terminal and committed). "
+                 f"Baseline: bare grpc.aio bidi streams, same count and channels, same messages per device "
+                 f"(Job down; received, installing, completed up; Ack down). Median of {runs} runs each.")
+    fan = [one_run(tpl, work, count) for _ in range(runs)]
+    base = [baseline_run(count) for _ in range(runs)]
+    t = median([f["seconds"] for f in fan])
+    b = median([float(x["seconds"]) for x in base])
+    res.add("time to 100% completed", f"{t:.2f} s", "≤ 10 s" if count >= 10_000 else "", t <= 10 if count >= 10_000 else None)
+    res.add("devices/s", f"{count / t:,.0f}")
+    res.add("coordinator CPU-seconds", f"{median([f['cpu'] for f in fan]):.1f}")
+    res.add("simulator CPU-seconds", f"{median([f['sim_cpu'] for f in fan]):.1f}")
+    res.add("bare grpc.aio baseline", f"{b:.2f} s ({count * 5 / b:,.0f} messages/s)")
+    res.add("ratio to baseline", f"{t / b:.1f}×", "≤ 3×", t / b <= 3)
+    res.add("streams opened (waves of 100, 10 ms apart)", f"{median([f['connect'] for f in fan]):.1f} s")
+    res.raw = {"fanout": fan, "baseline": base}
+    return res

@@ -1,0 +1,46 @@
+"""Every benchmark runs at a small size (50 simulated agents, 5 real ones). Not a timed test:
+it proves `make bench` works end to end; the figures are for docs/BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.harness import ROOT
+
+
+def test_every_benchmark_runs_at_a_small_size() -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench.run_all", "--size", "50", "--no-write"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    for name in ("fan-out", "footprint", "ingestion", "staggered", "real processes", "enrollment"):
+        assert f"== {name} ==" in proc.stdout, proc.stdout[-4000:]
+    assert "ratio to baseline" in proc.stdout
+    assert "all done" in proc.stdout
+
+
+def test_simulator_runs_jobs_with_failures_and_windows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`convoy agent simulate` enrolls, connects and reports through the real protocol."""
+    from bench.common import Admin, Coordinator, Simulator, wait_online
+
+    coord = Coordinator(tmp_path / "coordinator")
+    coord.bootstrap()
+    coord.start()
+    sim = None
+    try:
+        admin = Admin(coord.target, coord.token, coord.client_id)
+        sim = Simulator(coord.target, admin.enrollment_token(), 20, tmp_path / "sim", "--failure-rate", "0.5",
+                        "--seed", "7", "--install-time", "0.01", "--window", "daily 00:00-23:59 UTC")
+        assert sim.wait("enrolled", 60)["count"] == 20
+        assert sim.wait("connected", 60)["count"] == 20
+        wait_online(coord.sqlite_path, 20, 30)
+        dep = admin.create(admin.script("true"))
+        admin.start(dep)
+        d = admin.wait_done(dep, 60)
+        assert d.progress.completed + d.progress.failed == 20
+        assert 0 < d.progress.failed < 20
+        admin.close()
+    finally:
+        if sim is not None:
+            sim.stop()
+        coord.stop()
