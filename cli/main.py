@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "cli.cmd_deployments",
     "cli.cmd_agent",
     "cli.cmd_demo",
+    "cli.cmd_completion",
 )
 
 

@@ -1,0 +1,690 @@
+"""`convoy deployments …`: the deployment API (seed 004) and `watch`, live progress.
+
+`-o json` prints the seed's camelCase JSON (MessageToDict of the proto, the same shape as the
+REST API). A body is sent as a DeploymentSpec, so a `--file` is exactly the seed's create body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cli.common import (
+    CliError,
+    admin_stub,
+    call,
+    command,
+    emit,
+    print_table,
+    rpc_failure,
+    server_address,
+    to_dict,
+)
+from common.convoy.v1 import admin_pb2 as pb
+from common.convoy.v1 import types_pb2 as tpb
+
+STATUSES = ("draft", "pending", "downloading", "installing", "running", "paused", "completed", "failed",
+            "cancelled", "rollback")
+RECORD_STATUSES = ("pending", "downloading", "installing", "completed", "failed", "skipped")
+TYPES = ("script", "patch", "software", "policy")
+
+# `watch` exit statuses (documented in docs/cli.md): scripts branch on them.
+WATCH_EXIT = {"completed": 0, "failed": 1, "cancelled": 2, "rollback": 2, "paused": 3}
+FINISHED = frozenset({"completed", "failed", "cancelled", "rollback"})
+PENDING_STYLE = "grey50"
+
+
+# --- proto -> the seed's JSON -----------------------------------------------------------------
+
+def _deployment(msg: tpb.Deployment) -> dict[str, Any]:
+    out = to_dict(msg)
+    # only the list its target type uses, as in the seed's body ({"type": "groups", "groupIds": […]})
+    out["targetConfig"] = {k: v for k, v in out["targetConfig"].items() if k == "type" or v}
+    staggered = out.get("rolloutConfig", {}).get("staggered", {})
+    size = staggered.get("batchSize")
+    if isinstance(size, float) and size.is_integer():  # a protobuf Value number is a double
+        staggered["batchSize"] = int(size)
+    return out
+
+
+def _record(msg: tpb.DeploymentDevice) -> dict[str, Any]:
+    out = to_dict(msg)
+    out["exitCode"] = msg.exit_code if msg.HasField("exit_code") else None
+    return out
+
+
+# --- the create/update body -------------------------------------------------------------------
+
+def _read_body(path: str) -> dict[str, Any]:
+    """The JSON object in `path` ('-' = stdin), or a one-line CliError naming the file."""
+    name = "stdin" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{name}: cannot read: {getattr(exc, 'strerror', None) or exc}", 2) from None
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"{name}: not valid JSON: {exc}", 2) from None
+    if not isinstance(body, dict):
+        raise CliError(f"{name}: must hold a JSON object (the create body), not {type(body).__name__}", 2)
+    return body
+
+
+def _spec(body: dict[str, Any], origin: str) -> tpb.DeploymentSpec:
+    from google.protobuf import json_format
+
+    try:
+        return json_format.ParseDict(body, tpb.DeploymentSpec())
+    except Exception as exc:  # noqa: BLE001 - ParseError, or TypeError/AttributeError on odd shapes
+        raise CliError(f"{origin}: {' '.join(str(exc).split())}", 2) from None
+
+
+def _file_body(path: str) -> dict[str, Any]:
+    """A create/update body from a file, checked against DeploymentSpec so errors name the file."""
+    body = _read_body(path)
+    _spec(body, "stdin" if path == "-" else path)
+    return body
+
+
+def _param_value(text: str, kind: str | None) -> Any:
+    """A `--param` value typed by the script's parameters schema (strings when it has none)."""
+    if kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    elif kind == "number":
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    elif kind == "boolean" and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text  # the server names the parameter if the type is wrong
+
+
+def _params(args: argparse.Namespace, script_id: str) -> dict[str, Any]:
+    pairs = []
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--param {item!r}: expected KEY=VALUE", 2)
+        pairs.append((key, value))
+    types: dict[str, str] = {}
+    if pairs:
+        try:
+            scripts = call(args, "ListScripts", pb.ListScriptsRequest(client_id=args.client or ""), timeout=10).data
+        except CliError:
+            scripts = []  # typed by the server's error message instead
+        for s in scripts:
+            if s.id == script_id and s.parameters_schema:
+                props = json.loads(s.parameters_schema).get("properties", {})
+                types = {k: v.get("type", "string") for k, v in props.items()}
+    return {k: _param_value(v, types.get(k)) for k, v in pairs}
+
+
+def _backoff(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"--backoff {text!r}: expected minutes separated by commas, e.g. 5,15,60", 2) from None
+    if not values:
+        raise CliError("--backoff: give at least one number of minutes", 2)
+    return [int(v) if v.is_integer() else v for v in values]
+
+
+def _batch_size(text: str) -> int | str:
+    text = text.strip()
+    if text.endswith("%"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return text  # the server's 400 says what a batch size may be
+
+
+def _apply_flags(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    """The top-level keys the flags set, each merged over the same key of `base`."""
+    out: dict[str, Any] = {}
+    if args.name is not None:
+        out["name"] = args.name
+    if args.client:
+        out["clientId"] = args.client
+
+    payload: dict[str, Any] | None = None
+    kind = args.type
+    old_payload = dict(base.get("payload") or {})
+    if args.script or args.param:
+        script_id = args.script or old_payload.get("scriptId", "")
+        params = dict(old_payload.get("parameters") or {}) if not args.script else {}
+        params.update(_params(args, script_id))
+        payload, kind = {"scriptId": script_id, "parameters": params}, kind or "script"
+    elif args.artifact:
+        payload, kind = {"artifactId": args.artifact}, kind or "software"
+        if args.package_name:
+            payload["packageName"] = args.package_name
+    elif args.package:
+        packages = [dict(zip(("name", "version"), p.split("=", 1), strict=False)) for p in args.package]
+        payload, kind = {"packages": packages}, kind or "patch"
+    elif args.policy_document:
+        document = _read_body(args.policy_document)
+        payload = {"name": args.policy or Path(args.policy_document).stem, "version": args.policy_version,
+                   "document": document}
+        kind = kind or "policy"
+    if payload is not None:
+        out["payload"] = payload
+    if kind is not None:
+        out["type"] = kind
+
+    if args.target_devices:
+        out["targetType"], out["targetConfig"] = "devices", {"type": "devices", "deviceIds": args.target_devices}
+    elif args.target_groups:
+        out["targetType"], out["targetConfig"] = "groups", {"type": "groups", "groupIds": args.target_groups}
+    elif args.target_filter is not None:
+        out["targetType"], out["targetConfig"] = "filter", {"type": "filter", "filter": args.target_filter}
+    elif args.target_all:
+        out["targetType"], out["targetConfig"] = "all", {"type": "all"}
+
+    rollout = json.loads(json.dumps(base.get("rolloutConfig") or {}))  # a deep copy
+    touched = staggered_touched = False
+    staggered = dict(rollout.get("staggered") or {})
+    if args.immediate:
+        rollout["type"], touched = "immediate", True
+        rollout.pop("staggered", None)
+    for flag, key, value in (("--batch-size", "batchSize", args.batch_size),
+                             ("--batch-delay", "batchDelayMinutes", args.batch_delay),
+                             ("--pause-on-failure-count", "pauseOnFailureCount", args.pause_on_failure_count),
+                             ("--pause-on-failure-percent", "pauseOnFailurePercent", args.pause_on_failure_percent)):
+        if value is None:
+            continue
+        if args.immediate:
+            raise CliError(f"{flag} is for a staggered rollout; it cannot go with --immediate", 2)
+        staggered[key] = _batch_size(value) if key == "batchSize" else value
+        touched = staggered_touched = True
+    if staggered_touched:
+        if "batchSize" not in staggered:
+            raise CliError("a staggered rollout needs --batch-size (N devices or N%)", 2)
+        rollout["type"], rollout["staggered"] = "staggered", staggered
+    if args.respect_maintenance_windows is not None:
+        rollout["respectMaintenanceWindows"], touched = args.respect_maintenance_windows, True
+    retry = dict(rollout.get("retryConfig") or {})
+    if args.max_retries is not None:
+        retry["maxRetries"] = args.max_retries
+    if args.backoff is not None:
+        retry["backoffMinutes"] = _backoff(args.backoff)
+    if retry != (rollout.get("retryConfig") or {}):
+        rollout["retryConfig"], touched = retry, True
+    if args.install_timeout is not None:
+        rollout["installTimeoutMinutes"], touched = args.install_timeout, True
+    if touched:
+        out["rolloutConfig"] = rollout
+    return out
+
+
+# --- printing ---------------------------------------------------------------------------------
+
+def _progress_text(p: dict[str, Any]) -> str:
+    return (f"{p['completed']} completed, {p['failed']} failed, {p['skipped']} skipped, {p['running']} running, "
+            f"{p['pending']} pending of {p['total']} ({p['percentComplete']}%)")
+
+
+def _show(d: dict[str, Any]) -> None:
+    p, r = d["progress"], d["rolloutConfig"]
+    target = d["targetConfig"]
+    what = {"devices": target.get("deviceIds"), "groups": target.get("groupIds"), "filter": target.get("filter")}
+    rollout = r.get("type", "immediate")
+    if rollout == "staggered":
+        s = r.get("staggered", {})
+        rollout += f" (batch size {s.get('batchSize')}, delay {s.get('batchDelayMinutes', 0)} min"
+        if "pauseOnFailureCount" in s:
+            rollout += f", pause at {s['pauseOnFailureCount']} failures"
+        if "pauseOnFailurePercent" in s:
+            rollout += f", pause at {s['pauseOnFailurePercent']}% failed"
+        rollout += ")"
+    retry = r.get("retryConfig", {})
+    rows = [
+        ("id", d["id"]), ("name", d["name"]), ("type", d["type"]), ("status", d["status"]),
+        ("reason", d["statusReason"] or "-"), ("payload", json.dumps(d.get("payload", {}))),
+        ("target", f"{d['targetType']} {json.dumps(what.get(d['targetType'])) if d['targetType'] in what else ''}".strip()),
+        ("rollout", rollout),
+        ("maintenance", "respected" if r.get("respectMaintenanceWindows") else "ignored"),
+        ("retries", f"max {retry.get('maxRetries', 0)}, backoff {retry.get('backoffMinutes', [])} min"),
+        ("progress", _progress_text(p)),
+        ("batch", f"{p['currentBatch']} of {p['totalBatches']}" if p["totalBatches"] else "-"),
+        ("next batch", d["nextBatchAt"] or "-"), ("created", d["createdAt"]), ("started", d["startedAt"] or "-"),
+        ("finished", d["completedAt"] or "-"),
+    ]
+    if d["rollbackOf"]:
+        rows.append(("rollback of", d["rollbackOf"]))
+    if d["rolledBackBy"]:
+        rows.append(("rolled back by", d["rolledBackBy"]))
+    for key, value in rows:
+        print(f"{key + ':':<16}{value}")
+
+
+def _reason(rec: dict[str, Any]) -> str:
+    text = rec.get("error") or rec.get("skipReason") or ""
+    if not text and rec["status"] == "failed" and rec.get("output"):
+        text = rec["output"].strip().splitlines()[-1] if rec["output"].strip() else ""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def _create(args: argparse.Namespace) -> int:
+    body = _file_body(args.file) if args.file else {}
+    body.update(_apply_flags(args, body))
+    if not body:
+        raise CliError("nothing to create: pass --file BODY.json or the flags (--name, --script, --target-…)", 2)
+    out = _deployment(call(args, "CreateDeployment", pb.CreateDeploymentRequest(spec=_spec(body, args.file or "flags"))))
+    emit(args, out, lambda: print(f"created deployment {out['id']} ({out['name']}, {out['status']}); "
+                                  f"next: convoy deployments initialize {out['id']}"))
+    return 0
+
+
+def _update(args: argparse.Namespace) -> int:
+    if args.file:
+        body = _file_body(args.file)
+        body.update(_apply_flags(args, body))
+    else:
+        from google.protobuf.json_format import MessageToDict
+
+        current = call(args, "GetDeployment", pb.DeploymentRef(id=args.id))
+        body = _apply_flags(args, MessageToDict(current))  # only what the flags change
+    if not body:
+        raise CliError("nothing to change: pass --file BODY.json or flags such as --name, --batch-size", 2)
+    req = pb.UpdateDeploymentRequest(id=args.id, spec=_spec(body, args.file or "flags"))
+    out = _deployment(call(args, "UpdateDeployment", req))
+    emit(args, out, lambda: print(f"updated deployment {out['id']} ({out['name']})"))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    resp = call(args, "ListDeployments", pb.ListDeploymentsRequest(
+        status=args.status or "", type=args.type or "", limit=args.limit or 0, offset=args.offset or 0,
+        client_id=args.client or ""))
+    rows = [_deployment(d) for d in resp.data]
+
+    def table() -> None:
+        print_table(["id", "name", "type", "status", "done", "progress", "batch", "created"],
+                    [[r["id"], r["name"], r["type"], r["status"],
+                      f"{r['progress']['completed'] + r['progress']['failed']}/{r['progress']['total']}",
+                      f"{r['progress']['percentComplete']}%",
+                      f"{r['progress']['currentBatch']}/{r['progress']['totalBatches']}" if r["progress"]["totalBatches"] else "-",
+                      r["createdAt"]] for r in rows])
+        if resp.total > len(rows):
+            print(f"({len(rows)} of {resp.total}; use --offset to see more)")
+
+    emit(args, {"data": rows, "total": resp.total}, table)
+    return 0
+
+
+def _get(args: argparse.Namespace) -> int:
+    out = _deployment(call(args, "GetDeployment", pb.DeploymentRef(id=args.id)))
+    emit(args, out, lambda: _show(out))
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    out = to_dict(call(args, "DeleteDeployment", pb.DeploymentRef(id=args.id)))
+    emit(args, out, lambda: print(f"deleted deployment {out['id']}"))
+    return 0
+
+
+def _initialize(args: argparse.Namespace) -> int:
+    resp = call(args, "InitializeDeployment", pb.DeploymentRef(id=args.id))
+    out = {"deployment": _deployment(resp.deployment), "preview": to_dict(resp.preview)}
+
+    def table() -> None:
+        pv = out["preview"]
+        print(f"initialized deployment {args.id}: {pv['resolvedCount']} device(s) in {pv['totalBatches']} batch(es); "
+              f"status {out['deployment']['status']}")
+        print_table(["batch", "devices"], [[b["batchNumber"], b["deviceCount"]] for b in pv["batches"]])
+        print(f"nothing has been sent to devices; next: convoy deployments start {args.id}")
+
+    emit(args, out, table)
+    return 0
+
+
+def _action(method: str, verb: str) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        out = _deployment(call(args, method, pb.DeploymentRef(id=args.id)))
+
+        def line() -> None:
+            if method == "RollbackDeployment":
+                print(f"started rollback deployment {out['id']} ({out['status']}) reverting {args.id}; "
+                      f"follow it: convoy deployments watch {out['id']}")
+                return
+            print(f"{verb} deployment {out['id']}: now {out['status']}" +
+                  (f" ({out['statusReason']})" if out["statusReason"] else "") + f"; {_progress_text(out['progress'])}")
+
+        emit(args, out, line)
+        return 0
+    return handler
+
+
+def _devices(args: argparse.Namespace) -> int:
+    req = pb.ListDeploymentDevicesRequest(id=args.id, status=args.status or "", limit=args.limit or 0,
+                                          offset=args.offset or 0)
+    if args.batch is not None:
+        req.batch_number = args.batch
+    resp = call(args, "ListDeploymentDevices", req)
+    rows = [_record(r) for r in resp.data]
+
+    def table() -> None:
+        print_table(["device", "hostname", "batch", "status", "retries", "exit code", "error / skip reason"],
+                    [[r["deviceId"], r["hostname"], r["batchNumber"], r["status"], r["retryCount"],
+                      "" if r["exitCode"] is None else r["exitCode"], _reason(r)] for r in rows])
+        if resp.total > len(rows):
+            print(f"({len(rows)} of {resp.total}; use --offset to see more)")
+
+    emit(args, {"data": rows, "total": resp.total}, table)
+    return 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    out = _record(call(args, "RetryDeploymentDevice", pb.RetryDeploymentDeviceRequest(id=args.id, device_id=args.device_id)))
+    emit(args, out, lambda: print(f"device {out['deviceId']}: record {out['status']} again "
+                                  f"(retry count {out['retryCount']})"))
+    return 0
+
+
+# --- watch ------------------------------------------------------------------------------------
+
+def _events(args: argparse.Namespace) -> tuple[Any, Iterator[dict[str, Any]]]:
+    """The WatchDeployment call (to cancel) and its events as the seed's JSON."""
+    import grpc
+
+    stub, metadata = admin_stub(args)
+    stream = stub.WatchDeployment(pb.DeploymentRef(id=args.id), metadata=metadata)
+
+    def gen() -> Iterator[dict[str, Any]]:
+        try:
+            for ev in stream:
+                yield {"deployment": _deployment(ev.deployment), "batches": [to_dict(b) for b in ev.batches],
+                       "recentFailures": [_record(r) for r in ev.recent_failures]}
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED:
+                return
+            raise rpc_failure(exc, server_address(args)) from None
+
+    return stream, gen()
+
+
+def _plain_line(ev: dict[str, Any]) -> str:
+    d, p = ev["deployment"], ev["deployment"]["progress"]
+    batch = f" batch {p['currentBatch']}/{p['totalBatches']}" if p["totalBatches"] else ""
+    reason = f" reason={d['statusReason']!r}" if d["statusReason"] else ""
+    return (f"{time.strftime('%H:%M:%S')} {d['status']}{batch} completed={p['completed']} failed={p['failed']} "
+            f"skipped={p['skipped']} running={p['running']} pending={p['pending']} total={p['total']} "
+            f"{p['percentComplete']}%{reason}")
+
+
+def _ending(d: dict[str, Any]) -> str:
+    p, status = d["progress"], d["status"]
+    reason = f": {d['statusReason']}" if d["statusReason"] else ""
+    if status == "paused":
+        return (f"deployment paused{reason}. Inspect `convoy deployments devices {d['id']} --status failed`, "
+                f"then `convoy deployments resume {d['id']}` or `convoy deployments cancel {d['id']}`")
+    if status == "rollback":
+        return f"deployment rolled back by {d['rolledBackBy'] or 'a rollback deployment'}"
+    return f"deployment {status}{reason} ({_progress_text(p)})"
+
+
+def _bar(counts: list[tuple[int, str]], total: int, width: int) -> Any:
+    """A bar of `width` cells split in proportion to the (count, style) segments."""
+    from rich.text import Text
+
+    bar = Text()
+    used = 0
+    for i, (n, style) in enumerate(counts):
+        cells = width - used if i == len(counts) - 1 else (round(n * width / total) if total else 0)
+        cells = max(0, min(cells, width - used))
+        bar.append(("─" if style == PENDING_STYLE else "━") * cells, style=style)  # readable without colour
+        used += cells
+    return bar
+
+
+def _render(ev: dict[str, Any]) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    d, p = ev["deployment"], ev["deployment"]["progress"]
+    colour = {"completed": "green", "failed": "red", "paused": "yellow", "cancelled": "magenta"}.get(d["status"], "cyan")
+    head = Text.assemble((d["name"], "bold"), f"  {d['id']}  ", (d["status"], f"bold {colour}"))
+    if p["totalBatches"]:
+        head.append(f"  batch {p['currentBatch']} of {p['totalBatches']}")
+    if d["nextBatchAt"] and d["status"] == "running":
+        head.append(f"  next batch at {d['nextBatchAt']}", style="dim")
+    segments = [(p["completed"], "green"), (p["failed"], "red"), (p["skipped"], "yellow"), (p["running"], "cyan"),
+                (p["pending"], PENDING_STYLE)]
+    overall = Text.assemble(_bar(segments, p["total"], 40), f" {p['percentComplete']:>3}%  ",
+                            (f"✓ {p['completed']} ", "green"), (f"✗ {p['failed']} ", "red"),
+                            (f"skipped {p['skipped']} ", "yellow"), (f"running {p['running']} ", "cyan"),
+                            f"pending {p['pending']}  of {p['total']}")
+    parts: list[Any] = [head, overall]
+    batches = ev["batches"]
+    if len(batches) > 1:
+        current = max(p["currentBatch"], 1)
+        shown = [b for b in batches if current - 5 < b["batchNumber"] <= current + 4]
+        if len(shown) < len(batches):
+            parts.append(Text(f"batches {shown[0]['batchNumber']}–{shown[-1]['batchNumber']} of {len(batches)}",
+                              style="dim"))
+        for b in shown:
+            done = b["completed"] + b["failed"] + b["skipped"]
+            parts.append(Text.assemble(f"  batch {b['batchNumber']:>3} ", _bar(
+                [(b["completed"], "green"), (b["failed"], "red"), (b["skipped"], "yellow"), (b["running"], "cyan"),
+                 (b["pending"], PENDING_STYLE)], b["total"], 24), f" {done}/{b['total']}",
+                (f"  ✗ {b['failed']}" if b["failed"] else "", "red")))
+    if ev["recentFailures"]:
+        table = Table(title="latest failures", title_justify="left", show_edge=False, pad_edge=False)
+        for col in ("hostname", "batch", "exit", "reason", "output (tail)"):
+            table.add_column(col, overflow="fold" if col == "output (tail)" else "ellipsis")
+        for r in ev["recentFailures"]:
+            tail = (r.get("output") or "").strip().splitlines()[-1:] or [""]
+            table.add_row(r["hostname"] or r["deviceId"], str(r["batchNumber"]),
+                          "" if r["exitCode"] is None else str(r["exitCode"]),
+                          r.get("error") or "", tail[0][-80:])
+        parts.append(table)
+    if d["status"] == "paused":
+        parts.append(Text(f"⏸ paused: {d['statusReason'] or 'by an operator'}", style="bold yellow"))
+    return Group(*parts)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    as_json = args.output == "json"
+    live_ui = not as_json and sys.stdout.isatty()
+    stream, events = _events(args)
+    last: dict[str, Any] | None = None
+    live: Any = None
+    try:
+        if live_ui:
+            from rich.console import Console
+            from rich.live import Live
+
+            live = Live(console=Console(), auto_refresh=False, transient=False)
+            live.start()
+        for ev in events:
+            last = ev
+            if live is not None:
+                live.update(_render(ev), refresh=True)
+            elif as_json:
+                print(json.dumps(ev, separators=(",", ":")), flush=True)
+            else:
+                print(_plain_line(ev), flush=True)
+            status = ev["deployment"]["status"]
+            if status in FINISHED or (status == "paused" and not args.no_exit_on_pause):
+                break
+    except KeyboardInterrupt:
+        stream.cancel()
+        if live is not None:
+            live.stop()
+        where = f" (deployment still {last['deployment']['status']})" if last else ""
+        print(f"stopped watching{where}", file=sys.stderr)
+        return 130
+    finally:
+        stream.cancel()  # a no-op once the stream has ended
+        if live is not None:
+            live.stop()
+    if last is None:
+        raise CliError("the coordinator sent no progress", 1)
+    dep = last["deployment"]
+    status = dep["status"]
+    if status not in FINISHED and status != "paused":
+        raise CliError(f"the watch stream ended while the deployment was {status}", 6)
+    if not as_json:
+        if live_ui:
+            from rich.console import Console
+
+            Console().print(_ending(dep), style="bold", highlight=False)
+        else:
+            print(_ending(dep), flush=True)
+    return WATCH_EXIT[status]
+
+
+# --- registration -----------------------------------------------------------------------------
+
+def _deployment_ids(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
+    """Shell completion for ID: the newest deployments' ids (nothing if the server is away)."""
+    try:
+        resp = call(parsed_args, "ListDeployments", pb.ListDeploymentsRequest(limit=50), timeout=2)
+    except Exception:  # noqa: BLE001 - completion must never print an error
+        return []
+    return [d.id for d in resp.data if d.id.startswith(prefix)]
+
+
+def _id_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", metavar="ID", help="deployment id").completer = _deployment_ids  # type: ignore[attr-defined]
+
+
+def _spec_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--file", metavar="BODY.json",
+                   help="the seed's create body as JSON ('-' reads stdin); flags given too override it")
+    p.add_argument("--name", help="a descriptive name")
+    p.add_argument("--type", choices=TYPES, help="payload type (default: from --script/--artifact/--package/--policy-document)")
+    g = p.add_argument_group("payload")
+    g.add_argument("--script", metavar="ID", help="script id (type script)")
+    g.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="script parameter (repeatable); typed by the script's parameters schema")
+    g.add_argument("--artifact", metavar="ID", help="artifact id (type software)")
+    g.add_argument("--package-name", metavar="NAME", help="the software package's name (type software)")
+    g.add_argument("--package", action="append", metavar="NAME[=VERSION]",
+                   help="a package to patch (type patch; repeatable; version default latest)")
+    g.add_argument("--policy-document", metavar="FILE.json", help="the policy document (type policy)")
+    g.add_argument("--policy", metavar="NAME", help="policy name (default: the document's file name)")
+    g.add_argument("--policy-version", type=int, default=1, metavar="N", help="policy version (default 1)")
+    t = p.add_argument_group("target (one of)").add_mutually_exclusive_group()
+    t.add_argument("--target-devices", nargs="+", metavar="ID", help="explicit device ids")
+    t.add_argument("--target-groups", nargs="+", metavar="ID", help="device group ids")
+    t.add_argument("--target-filter", metavar="EXPR", help="a filter expression, e.g. \"os == 'linux' and 'web' in tags\"")
+    t.add_argument("--target-all", action="store_true", help="every device of the client")
+    r = p.add_argument_group("rollout")
+    r.add_argument("--immediate", action="store_true", help="one batch: every device at once")
+    r.add_argument("--batch-size", metavar="N|N%", help="staggered: devices per batch, a number or a percentage")
+    r.add_argument("--batch-delay", type=float, metavar="MIN", help="staggered: minutes between batches")
+    r.add_argument("--pause-on-failure-count", type=int, metavar="N", help="auto-pause once N devices have failed")
+    r.add_argument("--pause-on-failure-percent", type=float, metavar="P", help="auto-pause once P%% of devices have failed")
+    r.add_argument("--respect-maintenance-windows", action=argparse.BooleanOptionalAction, default=None,
+                   help="only install inside each device's maintenance window")
+    r.add_argument("--max-retries", type=int, metavar="N", help="automatic retries per device, 0..10")
+    r.add_argument("--backoff", metavar="5,15,60", help="minutes before each retry; the last is reused")
+    r.add_argument("--install-timeout", type=float, metavar="MIN", help="fail a device silent for this long (default 30)")
+    p.add_argument("--client", metavar="ID", help="client id (needed when the API token spans several clients)")
+
+
+SEED_BODY_EXAMPLE = """  convoy deployments create --file cleanup.json -o json
+    where cleanup.json is the seed's create body:
+    {"name": "Monthly Cleanup", "type": "script",
+     "payload": {"scriptId": "SCRIPT_ID", "parameters": {}},
+     "targetType": "groups", "targetConfig": {"type": "groups", "groupIds": ["GROUP_ID"]},
+     "rolloutConfig": {"type": "staggered",
+                       "staggered": {"batchSize": "10%", "batchDelayMinutes": 30, "pauseOnFailurePercent": 20},
+                       "respectMaintenanceWindows": true,
+                       "retryConfig": {"maxRetries": 3, "backoffMinutes": [5, 15, 60]}}}
+"""
+
+
+def register(sub: Any) -> None:
+    deps = sub.add_parser("deployments", help="roll a change out to devices (create, initialize, start, watch …)")
+    cmds = deps.add_subparsers(dest="sub", required=True, metavar="COMMAND")
+
+    p = command(cmds, "create", "create a deployment in draft status, from a JSON body or from flags",
+                SEED_BODY_EXAMPLE +
+                "  convoy deployments create --name 'motd' --script SCRIPT_ID --param message=hello \\\n"
+                "      --target-groups GROUP_ID --batch-size 10% --batch-delay 30 --pause-on-failure-percent 20 \\\n"
+                "      --respect-maintenance-windows --max-retries 3 --backoff 5,15,60\n"
+                "  convoy deployments create --name 'openssl' --package openssl=3.0.13 --target-filter \"os == 'linux'\" --immediate\n"
+                "  convoy deployments create --name 'agent tool' --artifact ARTIFACT_ID --target-all --batch-size 50",
+                _create)
+    _spec_flags(p)
+
+    p = command(cmds, "list", "list deployments, newest first",
+                "  convoy deployments list\n  convoy deployments list --status paused -o json\n"
+                "  convoy deployments list --type script --limit 20 --offset 20", _list)
+    p.add_argument("--status", choices=STATUSES)
+    p.add_argument("--type", choices=TYPES)
+    p.add_argument("--limit", type=int, help="at most this many (server default 50)")
+    p.add_argument("--offset", type=int, help="skip this many")
+    p.add_argument("--client", metavar="ID", help="only this client's deployments")
+
+    p = command(cmds, "get", "show a deployment with its real-time progress",
+                "  convoy deployments get ID\n  convoy deployments get ID -o json | jq .progress", _get)
+    _id_arg(p)
+
+    p = command(cmds, "update", "change a draft deployment (whole body from --file, or just the flags given)",
+                "  convoy deployments update ID --name 'Monthly Cleanup (v2)'\n"
+                "  convoy deployments update ID --batch-size 5% --pause-on-failure-count 3\n"
+                "  convoy deployments update ID --file cleanup.json -o json", _update)
+    _id_arg(p)
+    _spec_flags(p)
+
+    p = command(cmds, "delete", "delete a draft deployment", "  convoy deployments delete ID", _delete)
+    _id_arg(p)
+
+    p = command(cmds, "initialize", "resolve targets and plan batches (draft → pending); prints the preview",
+                "  convoy deployments initialize ID\n  convoy deployments initialize ID -o json | jq .preview", _initialize)
+    _id_arg(p)
+
+    for name, method, verb, what in (
+            ("start", "StartDeployment", "started", "begin execution (pending → downloading)"),
+            ("pause", "PauseDeployment", "paused", "stop dispatching new devices; dispatched ones finish"),
+            ("resume", "ResumeDeployment", "resumed", "resume a paused deployment (thresholds re-arm)"),
+            ("cancel", "CancelDeployment", "cancelled", "cancel: pending devices are skipped; irreversible"),
+            ("rollback", "RollbackDeployment", "rolled back",
+             "revert the change where it completed, with a new deployment (completed/failed/paused/cancelled)")):
+        p = command(cmds, name, what, f"  convoy deployments {name} ID\n  convoy deployments {name} ID -o json",
+                    _action(method, verb))
+        _id_arg(p)
+
+    p = command(cmds, "devices", "per-device records: status, retries, exit code, error or skip reason",
+                "  convoy deployments devices ID\n  convoy deployments devices ID --status failed --batch 2\n"
+                "  convoy deployments devices ID --status failed -o json | jq -r '.data[].output'", _devices)
+    _id_arg(p)
+    p.add_argument("--status", choices=RECORD_STATUSES)
+    p.add_argument("--batch", type=int, metavar="N", help="only batch N")
+    p.add_argument("--limit", type=int, help="at most this many (server default 50)")
+    p.add_argument("--offset", type=int, help="skip this many")
+
+    p = command(cmds, "retry", "retry one failed or skipped device (counts against maxRetries)",
+                "  convoy deployments retry ID DEVICE_ID", _retry)
+    _id_arg(p)
+    p.add_argument("device_id", metavar="DEVICE_ID")
+
+    p = command(cmds, "watch", "follow a rollout live until it ends or pauses",
+                "  convoy deployments watch ID            # progress bars on a terminal\n"
+                "  convoy deployments watch ID | cat      # one plain line per progress event\n"
+                "  convoy deployments watch ID -o json    # one JSON object per event (JSON lines)\n"
+                "  convoy deployments watch ID --no-exit-on-pause\n"
+                "exit status: 0 completed, 1 failed, 2 cancelled or rolled back, 3 paused (the operator\n"
+                "must act: inspect failures, then resume or cancel); errors use the usual codes (4 unknown\n"
+                "id, 3 authentication, 6 coordinator unreachable); 130 on Ctrl-C.", _watch)
+    _id_arg(p)
+    p.add_argument("--no-exit-on-pause", action="store_true",
+                   help="keep watching through pauses (until completed, failed, cancelled or rolled back)")
