@@ -27,14 +27,20 @@ def to_proto(data: dict[str, Any], message: Message) -> Any:
     return json_format.ParseDict(_strip_none(data), message, ignore_unknown_fields=True)
 
 
+def _integral(value: Any) -> Any:
+    """Struct/Value numbers are doubles: give whole numbers back their JSON integer form."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
 def spec_body(spec: tpb.DeploymentSpec) -> dict[str, Any]:
-    """The seed's create body from its protobuf form (Value numbers come back as floats)."""
-    body = json_format.MessageToDict(spec)
-    staggered = body.get("rolloutConfig", {}).get("staggered", {})
-    size = staggered.get("batchSize")
-    if isinstance(size, float) and size.is_integer():
-        staggered["batchSize"] = int(size)
-    return body
+    """The seed's create body from its protobuf form, numbers as a JSON client would send them."""
+    return dict(_integral(json_format.MessageToDict(spec)))
 
 
 class DeploymentRpcs(DeploymentActions):

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from common.ids import parse_uuid
 from coordinator.api.base import Api
 from coordinator.auth import Principal
 from coordinator.domain.states import FINISHED, RecordStatus
@@ -81,12 +82,12 @@ class DeploymentActions(Api):
 
     async def watch(self, token: str, dep_id: str) -> AsyncIterator[dict[str, Any]]:
         """Progress snapshots: one now, then one whenever it changes; ends when finished."""
-        first = await self.read(token, watch_snapshot, dep_id)
-        dep_id = first["deployment"]["id"]
+        dep_id = parse_uuid(dep_id, "id")
         engine = self.app.engine
+        # Subscribe before the first read: a change between the two must not be missed.
         ev = engine.subscribe(dep_id)
         try:
-            snap, sent = first, None
+            snap, sent = await self.read(token, watch_snapshot, dep_id), None
             while True:
                 key = (snap["deployment"]["status"], snap["deployment"]["progress"], snap["batches"])
                 if key != sent:  # several wake-ups can carry the same state: send changes only

@@ -109,3 +109,18 @@ def test_pause_resume_cancel_and_retry_over_grpc(coordinator: InProcessCoordinat
     if final.status == "paused":
         admin.CancelDeployment(pb.DeploymentRef(id=dep.id))
     assert admin.GetDeployment(pb.DeploymentRef(id=dep.id)).status in ("failed", "cancelled")
+
+
+def test_policy_and_integer_parameters_over_grpc(coordinator: InProcessCoordinator) -> None:
+    [agent] = fleet(coordinator, 1)
+    admin = coordinator.admin()
+    policy = {"name": "p", "type": "policy", "payload": {"name": "agent-settings", "version": 3,
+                                                          "document": {"heartbeatIntervalSeconds": 10}},
+              "targetType": "devices", "targetConfig": {"type": "devices", "deviceIds": [agent.device_id]}}
+    dep = admin.CreateDeployment(pb.CreateDeploymentRequest(spec=spec(policy)))
+    assert json_format.MessageToDict(dep.payload)["version"] == 3
+    admin.InitializeDeployment(pb.DeploymentRef(id=dep.id))
+    admin.StartDeployment(pb.DeploymentRef(id=dep.id))
+    wait_for(lambda: agent.jobs, what="policy job")
+    assert agent.payload(agent.jobs[0]) == {"name": "agent-settings", "version": 3, "action": "apply",
+                                            "document": {"heartbeatIntervalSeconds": 10}}
