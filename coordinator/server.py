@@ -28,19 +28,15 @@ from coordinator.store.db import Store
 
 log = logging.getLogger("convoy.coordinator")
 
-# Background tasks contributed by areas (enrollment timeouts, the rollout engine, ...): each is
-# a factory taking the App and returning a coroutine that runs until cancelled.
+# Background tasks besides the engine and the hub: each takes the App and returns a coroutine
+# that runs until cancelled.
 BackgroundTask = Callable[[App], Coroutine[Any, Any, None]]
 
 
 def _background_tasks() -> list[BackgroundTask]:
-    tasks: list[BackgroundTask] = []
-    try:
-        from coordinator.service.enrollment import enrollment_timeout_loop
-        tasks.append(enrollment_timeout_loop)
-    except ImportError:
-        pass
-    return tasks
+    from coordinator.service.enrollment import enrollment_timeout_loop
+
+    return [enrollment_timeout_loop]
 
 
 class Coordinator:

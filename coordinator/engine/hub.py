@@ -149,10 +149,6 @@ class Hub:
         jobs = await self.app.run(self._write_presence, hellos, gone, self.app.clock.now())
         for job in jobs:
             self.send_job(job)
-        if hellos and self.app.engine is not None:
-            # Devices that came online may now be dispatchable; nothing else to do: the engine
-            # dispatches at batch start and skips offline devices then (seed 004).
-            pass
 
     def _write_presence(self, hellos: list[_Hello], gone: set[str], now: datetime) -> list[Dispatch]:
         live = [h for h in hellos if self.connections.get(h.device_id) is h.conn]
