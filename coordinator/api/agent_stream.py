@@ -48,19 +48,18 @@ class StreamRpcs(Api):
                 device_id=device_id, heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s)))
             for st in first.hello.journal:
                 engine.submit(_report(device_id, st))
+            # The writer is a plain loop over the connection's queue; the reader ends the
+            # connection (None in the queue) when the agent's side ends. Before, each outbound
+            # message cost a new task and an asyncio.wait over three (a fifth of the
+            # coordinator's CPU in a 10,000-agent fan-out profile).
             reader = asyncio.create_task(self._pump(context, conn, device_id))
-            closed = asyncio.create_task(conn.closed.wait())
-            while True:
-                getter = asyncio.create_task(conn.queue.get())
-                done, _ = await asyncio.wait({getter, reader, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    await context.write(getter.result())
-                    continue
-                getter.cancel()
-                break
-            reader.cancel()
-            closed.cancel()
-            await asyncio.gather(reader, closed, return_exceptions=True)
+            reader.add_done_callback(lambda _t: conn.close())
+            try:
+                while (out := await conn.queue.get()) is not None:
+                    await context.write(out)
+            finally:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
         finally:
             hub.unregister(conn)
 

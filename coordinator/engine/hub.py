@@ -32,12 +32,15 @@ log = logging.getLogger("convoy.hub")
 @dataclass(eq=False)
 class Connection:
     device_id: str
-    queue: asyncio.Queue[agent_pb2.CoordinatorMessage] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[agent_pb2.CoordinatorMessage | None] = field(default_factory=asyncio.Queue)
+    """Messages for the agent; None ends the stream's writer."""
     last_seen: float = field(default_factory=time.monotonic)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
 
     def close(self) -> None:
-        self.closed.set()
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(None)
 
 
 def job_message(job: Dispatch) -> agent_pb2.CoordinatorMessage:
@@ -115,6 +118,8 @@ class Hub:
         conn = self.connections.get(device_id)
         if conn is None:
             return False  # delivered when the device next connects (active jobs are re-sent)
+        if conn.closed:
+            return False
         conn.queue.put_nowait(msg)
         return True
 
