@@ -84,10 +84,13 @@ def recount(s: Session, d: m.Deployment) -> None:
 
 
 def _fail_attempt_values(d: m.Deployment, r: m.DeploymentDevice, reason: str, now: datetime) -> dict[str, Any]:
-    """What a failed attempt does to a record: retry later if retries are left, else failed."""
+    """What a failed attempt does to a record: retry later if retries are left, else failed.
+
+    Only a live deployment retries: in a cancelled or rolled-back one nothing will ever dispatch
+    the retry, so the record would wait in pending forever."""
     retry = _rollout(d).get("retryConfig") or {}
     max_retries = int(retry.get("maxRetries", 0))
-    if can_auto_retry(r.retry_count, max_retries):
+    if d.status in LIVE and can_auto_retry(r.retry_count, max_retries):
         wait = backoff_minutes(retry.get("backoffMinutes") or [], r.retry_count + 1)
         return {"status": R.PENDING, "retry_count": r.retry_count + 1, "due_at": now + timedelta(minutes=wait),
                 "error": reason, "updated_at": now}
@@ -322,6 +325,10 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime) -> Repor
             r.status, r.skip_reason = R.SKIPPED, (rep.reason or rep.state)[:64]
             r.due_at, r.finished_at = None, now
     s.flush()
+    # Counters always equal the records, in the same transaction, whether or not the engine
+    # looks at the deployment again (it does not for a cancelled or rolled-back one).
+    for dep_id in sorted(out.touched):
+        recount(s, deps[dep_id])
     return out
 
 
