@@ -10,12 +10,12 @@ applies that. It reads everything it needs from the store, so running it again a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from common.ids import new_id
@@ -83,16 +83,16 @@ def recount(s: Session, d: m.Deployment) -> None:
             setattr(d, k, v)
 
 
-def _fail_attempt_values(d: m.Deployment, r: m.DeploymentDevice, reason: str, now: datetime) -> dict[str, Any]:
+def _fail_attempt_values(d: m.Deployment, retry_count: int, reason: str, now: datetime) -> dict[str, Any]:
     """What a failed attempt does to a record: retry later if retries are left, else failed.
 
     Only a live deployment retries: in a cancelled or rolled-back one nothing will ever dispatch
     the retry, so the record would wait in pending forever."""
     retry = _rollout(d).get("retryConfig") or {}
     max_retries = int(retry.get("maxRetries", 0))
-    if d.status in LIVE and can_auto_retry(r.retry_count, max_retries):
-        wait = backoff_minutes(retry.get("backoffMinutes") or [], r.retry_count + 1)
-        return {"status": R.PENDING, "retry_count": r.retry_count + 1, "due_at": now + timedelta(minutes=wait),
+    if d.status in LIVE and can_auto_retry(retry_count, max_retries):
+        wait = backoff_minutes(retry.get("backoffMinutes") or [], retry_count + 1)
+        return {"status": R.PENDING, "retry_count": retry_count + 1, "due_at": now + timedelta(minutes=wait),
                 "error": reason, "updated_at": now}
     return {"status": R.FAILED, "error": reason, "due_at": None, "finished_at": now, "updated_at": now}
 
@@ -106,7 +106,7 @@ def _expire(s: Session, d: m.Deployment, now: datetime) -> bool:
     for r in overdue:
         minutes = _rollout(d).get("installTimeoutMinutes")
         reason = f"install timeout: no result from the device within {minutes:g} minutes" if minutes else "install timeout"
-        values = _fail_attempt_values(d, r, reason, now)
+        values = _fail_attempt_values(d, r.retry_count, reason, now)
         res = s.execute(update(m.DeploymentDevice)
                         .where(m.DeploymentDevice.id == r.id, m.DeploymentDevice.job_id == r.job_id,
                                m.DeploymentDevice.status.in_((R.DOWNLOADING, R.INSTALLING)))
@@ -277,54 +277,86 @@ class ReportResult:
     touched: set[str] = field(default_factory=set)
 
 
+def _chunks(ids: Iterable[str], size: int = 5000) -> Iterator[list[str]]:
+    items = list(ids)
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _bulk_update(s: Session, table: Any, rows: dict[str, dict[str, Any]]) -> None:
+    """UPDATE … WHERE id = ? for many rows: one executemany per distinct set of columns."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row_id, values in rows.items():
+        groups.setdefault(tuple(sorted(values)), []).append({"b_id": row_id, **{f"v_{k}": v for k, v in values.items()}})
+    for keys, params in groups.items():
+        s.execute(table.update().where(table.c.id == bindparam("b_id")).values({k: bindparam(f"v_{k}") for k in keys}),
+                  params)
+
+
 def apply_reports(s: Session, reports: Iterable[Report], now: datetime) -> ReportResult:
-    """Fold job statuses into jobs and records, in one transaction; stale ones change nothing."""
+    """Fold job statuses into jobs and records, in one transaction; stale ones change nothing.
+
+    Set-based: the jobs and records are read as plain rows (no ORM objects: at thousands of
+    reports per tick, identity-map bookkeeping and unit-of-work flushes were most of the cost),
+    folded in memory, and written back with one executemany per kind of change."""
     out = ReportResult()
     reports = list(reports)
     if not reports:
         return out
-    jobs = {j.id: j for j in s.scalars(select(m.Job).where(m.Job.id.in_({r.job_id for r in reports})))}
-    dep_ids = sorted({j.deployment_id for j in jobs.values()})
+    jt: Any = m.Job.__table__
+    rt: Any = m.DeploymentDevice.__table__
+    jobs: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks({r.job_id for r in reports}):
+        for row in s.execute(select(jt.c.id, jt.c.device_id, jt.c.deployment_id, jt.c.deployment_device_id,
+                                    jt.c.state).where(jt.c.id.in_(chunk))):
+            jobs[row.id] = row._asdict()
+    dep_ids = sorted({j["deployment_id"] for j in jobs.values()})
     # Lock the deployments in a fixed order (PostgreSQL) so record moves serialize with the engine.
     deps = {d.id: d for d in s.scalars(select(m.Deployment).where(m.Deployment.id.in_(dep_ids))
                                        .order_by(m.Deployment.id).with_for_update())}
-    records = {r.id: r for r in s.scalars(select(m.DeploymentDevice).where(
-        m.DeploymentDevice.id.in_({j.deployment_device_id for j in jobs.values()})))}
+    records: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks({j["deployment_device_id"] for j in jobs.values()}):
+        for row in s.execute(select(rt.c.id, rt.c.job_id, rt.c.status, rt.c.retry_count).where(rt.c.id.in_(chunk))):
+            records[row.id] = row._asdict()
+    job_writes: dict[str, dict[str, Any]] = {}
+    record_writes: dict[str, dict[str, Any]] = {}
     for rep in reports:
         job = jobs.get(rep.job_id)
-        if job is None or job.device_id != rep.device_id:
+        if job is None or job["device_id"] != rep.device_id:
             continue  # unknown, or another device's job: never trusted
         terminal = rep.state in JOB_TERMINAL
-        if job.state in JOB_TERMINAL or _JOB_RANK.get(rep.state, -1) <= _JOB_RANK.get(job.state, 0):
-            if terminal and job.state in JOB_TERMINAL:
-                out.acks.append((rep.device_id, job.id, job.state))
+        if job["state"] in JOB_TERMINAL or _JOB_RANK.get(rep.state, -1) <= _JOB_RANK.get(job["state"], 0):
+            if terminal and job["state"] in JOB_TERMINAL:
+                out.acks.append((rep.device_id, job["id"], job["state"]))
             continue
-        job.state = rep.state
-        job.updated_at = now
+        job["state"] = rep.state
+        jw = job_writes.setdefault(job["id"], {})
+        jw.update(state=rep.state, updated_at=now)
         if terminal:
-            job.exit_code = rep.exit_code
-            job.output = rep.output[-OUTPUT_LIMIT:]
-            job.reason = rep.reason
-            out.acks.append((rep.device_id, job.id, rep.state))
-        r = records.get(job.deployment_device_id)
-        d = deps.get(job.deployment_id)
-        if r is None or d is None or r.job_id != job.id or r.status not in (R.DOWNLOADING, R.INSTALLING):
+            jw.update(exit_code=rep.exit_code, output=rep.output[-OUTPUT_LIMIT:], reason=rep.reason)
+            out.acks.append((rep.device_id, job["id"], rep.state))
+        r = records.get(job["deployment_device_id"])
+        d = deps.get(job["deployment_id"])
+        if r is None or d is None or r["job_id"] != job["id"] or r["status"] not in (R.DOWNLOADING, R.INSTALLING):
             continue  # a stale attempt (timed out, retried, cancelled): the job is recorded, the record is not moved
         out.touched.add(d.id)
-        r.updated_at = now
+        values: dict[str, Any] = {"updated_at": now}
         if rep.state == "installing":
-            r.status = R.INSTALLING
+            values["status"] = R.INSTALLING.value
         elif rep.state == "completed":
-            r.status, r.exit_code, r.output, r.error = R.COMPLETED, rep.exit_code, rep.output[-OUTPUT_LIMIT:], ""
-            r.due_at, r.finished_at = None, now
+            values.update(status=R.COMPLETED.value, exit_code=rep.exit_code, output=rep.output[-OUTPUT_LIMIT:],
+                          error="", due_at=None, finished_at=now)
         elif rep.state == "failed":
-            r.exit_code, r.output = rep.exit_code, rep.output[-OUTPUT_LIMIT:]
-            for k, v in _fail_attempt_values(d, r, rep.reason or "failed", now).items():
-                setattr(r, k, v)
+            values.update(exit_code=rep.exit_code, output=rep.output[-OUTPUT_LIMIT:],
+                          **_fail_attempt_values(d, r["retry_count"], rep.reason or "failed", now))
+            values["status"] = str(values["status"])
         elif rep.state in ("skipped", "cancelled"):
-            r.status, r.skip_reason = R.SKIPPED, (rep.reason or rep.state)[:64]
-            r.due_at, r.finished_at = None, now
-    s.flush()
+            values.update(status=R.SKIPPED.value, skip_reason=(rep.reason or rep.state)[:64], due_at=None,
+                          finished_at=now)
+        r.update(values)
+        record_writes.setdefault(r["id"], {}).update(values)
+    _bulk_update(s, jt, job_writes)
+    _bulk_update(s, rt, record_writes)
     # Counters always equal the records, in the same transaction, whether or not the engine
     # looks at the deployment again (it does not for a cancelled or rolled-back one).
     for dep_id in sorted(out.touched):
