@@ -234,6 +234,12 @@ def reconcile(s: Session, deployment_id: str, now: datetime, default_timeout_min
         return result
     result.status = d.status
     if d.status not in LIVE:
+        # A cancelled or rolled-back deployment dispatches nothing, but devices still running
+        # its jobs must reach a terminal state: their install deadline is still enforced.
+        if d.status in (D.CANCELLED, D.ROLLBACK) and _expire(s, d, now):
+            recount(s, d)
+            result.changed = True
+        result.next_due = _next_running_deadline(s, d)
         return result
     version = d.version
     for _ in range(d.total_batches + 2):  # each pass may start one batch; bounded
@@ -380,5 +386,15 @@ def active_jobs_for_devices(s: Session, device_ids: Sequence[str], default_timeo
                      rollback=d.rollback_of is not None) for j, d in rows]
 
 
+def _next_running_deadline(s: Session, d: m.Deployment) -> datetime | None:
+    return s.scalar(select(func.min(m.DeploymentDevice.due_at)).where(
+        m.DeploymentDevice.deployment_id == d.id,
+        m.DeploymentDevice.status.in_((R.DOWNLOADING, R.INSTALLING))))
+
+
 def live_deployment_ids(s: Session) -> list[str]:
-    return list(s.scalars(select(m.Deployment.id).where(m.Deployment.status.in_([x.value for x in LIVE]))))
+    """Deployments the engine must look after: live ones, and finished ones with devices still running."""
+    live = set(s.scalars(select(m.Deployment.id).where(m.Deployment.status.in_([x.value for x in LIVE]))))
+    running = set(s.scalars(select(m.DeploymentDevice.deployment_id).distinct().where(
+        m.DeploymentDevice.status.in_((R.DOWNLOADING, R.INSTALLING)))))
+    return sorted(live | running)

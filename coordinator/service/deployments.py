@@ -451,7 +451,11 @@ def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str,
         raise Conflict("device record changed concurrently")
     if d.status in (D.COMPLETED, D.FAILED):
         transition(s, d, "reopen", now, who.token_id, f"manual retry of device {dev_id}", completed_at=None,
-                   status_reason="")
+                   status_reason="", batch_finished_at=None, next_batch_at=None)
+    elif d.batch_finished_at is not None:
+        # The batch is open again: the next one starts batchDelayMinutes after it finishes anew.
+        s.execute(update(m.Deployment).where(m.Deployment.id == d.id)
+                  .values(batch_finished_at=None, next_batch_at=None).execution_options(synchronize_session=False))
     from coordinator.engine.rollout import recount
 
     recount(s, d)

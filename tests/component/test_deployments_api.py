@@ -209,3 +209,16 @@ def test_errors_are_the_seed_body(coordinator: InProcessCoordinator) -> None:
     draft = rest("POST", "/deployments", 201, json=body(sid, [agent.device_id]))
     assert rest("DELETE", f"/deployments/{draft['id']}")["deleted"] is True
     rest("GET", f"/deployments/{draft['id']}", 404)
+
+
+def test_cancelled_deployment_still_times_out_silent_devices(fake_clock_coordinator: InProcessCoordinator) -> None:
+    c = fake_clock_coordinator
+    [agent] = fleet(c, 1, always("hang"))
+    rest = Rest(c)
+    dep_id = rest.launch(body(script(c), [agent.device_id], timeout=5))
+    wait_for(lambda: rest("GET", f"/deployments/{dep_id}")["progress"]["running"] == 1, what="dispatch")
+    assert rest("POST", f"/deployments/{dep_id}/cancel")["progress"]["running"] == 1  # already dispatched: left to finish
+    c.advance(5 * 60 + 1)
+    done = wait_for(lambda: (d := rest("GET", f"/deployments/{dep_id}"))["progress"]["failed"] == 1 and d,
+                    what="the silent device to time out")
+    assert done["status"] == "cancelled" and done["progress"]["running"] == 0
