@@ -130,6 +130,11 @@ def allowed_from(action: str) -> list[str]:
     return sorted(DEPLOYMENT_ACTIONS[action][0])
 
 
+def record_allowed(move: str, current: str) -> bool:
+    """Whether a record in status `current` may make `move`."""
+    return current in RECORD_MOVES[move][0]
+
+
 def record_move(move: str) -> tuple[list[str], str]:
     """(statuses allowed from, status after) for a record move, for guarded SQL updates."""
     froms, to = RECORD_MOVES[move]

@@ -22,12 +22,21 @@ from common.ids import new_id
 from common.maintenance import in_window
 from coordinator.domain.backoff import backoff_minutes, can_auto_retry
 from coordinator.domain.rollout import Decision, Kind, Snapshot, decide
-from coordinator.domain.states import LIVE, RECORD_TERMINAL
+from coordinator.domain.states import LIVE, RECORD_TERMINAL, record_allowed, record_move
 from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
 from coordinator.store import models as m
 
 JOB_TERMINAL = frozenset({"completed", "failed", "skipped", "cancelled"})
+# Which record move (domain/states.py) an agent's job status asks for. "downloading" moves
+# nothing: a dispatched record is already downloading.
+_REPORT_MOVES = {"installing": "installing", "completed": "complete", "failed": "fail",
+                 "skipped": "agent_skip", "cancelled": "agent_skip"}
+_RUNNING, _ = record_move("fail")
+_DISPATCH_FROM, _DISPATCH_TO = record_move("dispatch")
+_SKIP_FROM, _SKIP_TO = record_move("skip")
+# Dispatch and skip are written with executemany, which cannot take IN (...): one source status.
+assert len(_DISPATCH_FROM) == 1 and len(_SKIP_FROM) == 1
 _JOB_RANK = {"queued": 0, "received": 1, "downloading": 2, "installing": 3,
              "completed": 4, "failed": 4, "skipped": 4, "cancelled": 4}
 OUTPUT_LIMIT = 64 * 1024
@@ -101,7 +110,7 @@ def _expire(s: Session, d: m.Deployment, now: datetime) -> bool:
     """Fail records whose install deadline passed without a final report."""
     overdue = list(s.scalars(select(m.DeploymentDevice).where(
         m.DeploymentDevice.deployment_id == d.id,
-        m.DeploymentDevice.status.in_((R.DOWNLOADING, R.INSTALLING)),
+        m.DeploymentDevice.status.in_(_RUNNING),
         m.DeploymentDevice.due_at <= now)))
     for r in overdue:
         minutes = _rollout(d).get("installTimeoutMinutes")
@@ -109,7 +118,7 @@ def _expire(s: Session, d: m.Deployment, now: datetime) -> bool:
         values = _fail_attempt_values(d, r.retry_count, reason, now)
         res = s.execute(update(m.DeploymentDevice)
                         .where(m.DeploymentDevice.id == r.id, m.DeploymentDevice.job_id == r.job_id,
-                               m.DeploymentDevice.status.in_((R.DOWNLOADING, R.INSTALLING)))
+                               m.DeploymentDevice.status.in_(_RUNNING))
                         .values(**values).execution_options(synchronize_session=False))
         if res.rowcount:  # type: ignore[attr-defined]
             s.execute(update(m.Job).where(m.Job.id == r.job_id, m.Job.state.not_in(JOB_TERMINAL))
@@ -154,13 +163,13 @@ def _dispatch(s: Session, d: m.Deployment, now: datetime, default_timeout_min: f
 
     tbl: Any = m.DeploymentDevice.__table__
     if skips:
-        s.execute(tbl.update().where(tbl.c.id == bindparam("b_id"), tbl.c.status == R.PENDING.value)
-                  .values(status=R.SKIPPED.value, skip_reason=bindparam("reason"), due_at=None, finished_at=now,
+        s.execute(tbl.update().where(tbl.c.id == bindparam("b_id"), tbl.c.status == _SKIP_FROM[0])
+                  .values(status=_SKIP_TO, skip_reason=bindparam("reason"), due_at=None, finished_at=now,
                           updated_at=now), skips)
     if jobs:
         s.execute(insert(m.Job), jobs)
-        s.execute(tbl.update().where(tbl.c.id == bindparam("b_id"), tbl.c.status == R.PENDING.value)
-                  .values(status=R.DOWNLOADING.value, job_id=bindparam("job_id"), attempts=bindparam("attempts"),
+        s.execute(tbl.update().where(tbl.c.id == bindparam("b_id"), tbl.c.status == _DISPATCH_FROM[0])
+                  .values(status=_DISPATCH_TO, job_id=bindparam("job_id"), attempts=bindparam("attempts"),
                           due_at=bindparam("due_at"), started_at=now, exit_code=None, output="", updated_at=now), runs)
     return out
 
@@ -343,7 +352,8 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime) -> Repor
             out.acks.append((rep.device_id, job["id"], rep.state))
         r = records.get(job["deployment_device_id"])
         d = deps.get(job["deployment_id"])
-        if r is None or d is None or r["job_id"] != job["id"] or r["status"] not in (R.DOWNLOADING, R.INSTALLING):
+        move = _REPORT_MOVES.get(rep.state)
+        if r is None or d is None or r["job_id"] != job["id"] or move is None or not record_allowed(move, r["status"]):
             continue  # a stale attempt (timed out, retried, cancelled): the job is recorded, the record is not moved
         out.touched.add(d.id)
         values: dict[str, Any] = {"updated_at": now}

@@ -25,7 +25,7 @@ from coordinator.domain.progress import progress_dict
 from coordinator.domain.spec import validate_spec
 from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
-from coordinator.domain.states import check_action
+from coordinator.domain.states import check_action, record_allowed, record_move
 from coordinator.service import payloads
 from coordinator.store import models as m
 
@@ -379,9 +379,10 @@ def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tup
 
 def skip_pending(s: Session, d: m.Deployment, now: datetime, reason: str) -> list[tuple[str, str]]:
     """Mark pending records skipped; return the running-but-not-installing jobs to withdraw."""
+    froms, to = record_move("skip")
     s.execute(update(m.DeploymentDevice)
-              .where(m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status == R.PENDING)
-              .values(status=R.SKIPPED, skip_reason=reason, due_at=None, finished_at=now, updated_at=now)
+              .where(m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status.in_(froms))
+              .values(status=to, skip_reason=reason, due_at=None, finished_at=now, updated_at=now)
               .execution_options(synchronize_session=False))
     queued = s.execute(select(m.Job.device_id, m.Job.id).join(m.DeploymentDevice, m.DeploymentDevice.job_id == m.Job.id)
                        .where(m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status == R.DOWNLOADING,
@@ -434,7 +435,7 @@ def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str,
                                                   m.DeploymentDevice.device_id == dev_id))
     if r is None:
         raise NotFound("Device is not part of this deployment", deployment_id=d.id, device_id=dev_id)
-    if r.status not in (R.FAILED, R.SKIPPED):
+    if not record_allowed("manual_retry", r.status):
         raise Conflict(f"device record is {r.status}; only failed or skipped devices can be retried", status=r.status)
     max_retries = int((d.rollout_config.get("retryConfig") or {}).get("maxRetries", 0))
     consumes = r.attempts > 0
@@ -442,9 +443,10 @@ def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str,
         raise RetriesExhausted(
             f"device has used all {max_retries} retries (retryConfig.maxRetries); no further automatic or manual retries are permitted",
             retry_count=r.retry_count, max_retries=max_retries)
+    froms, to = record_move("manual_retry")
     result = s.execute(update(m.DeploymentDevice)
-                       .where(m.DeploymentDevice.id == r.id, m.DeploymentDevice.status.in_((R.FAILED, R.SKIPPED)))
-                       .values(status=R.PENDING, retry_count=r.retry_count + (1 if consumes else 0), due_at=now,
+                       .where(m.DeploymentDevice.id == r.id, m.DeploymentDevice.status.in_(froms))
+                       .values(status=to, retry_count=r.retry_count + (1 if consumes else 0), due_at=now,
                                skip_reason="", finished_at=None, updated_at=now)
                        .execution_options(synchronize_session=False))
     if result.rowcount != 1:  # type: ignore[attr-defined]
