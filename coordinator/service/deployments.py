@@ -9,7 +9,7 @@ for the same deployment cannot both win.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -162,11 +162,11 @@ def _event(s: Session, d: m.Deployment, actor: str, from_status: str, to_status:
 
 
 def transition(s: Session, d: m.Deployment, action: str, now: datetime, actor: str, reason: str = "",
-               to: str | None = None, **fields: Any) -> None:
-    """Move `d` by `action` with a guarded update; Conflict if someone else moved it first."""
-    target = to or check_action(action, d.status)
-    check_action(action, d.status)
-    assert target is not None
+               **fields: Any) -> None:
+    """Move `d` by `action` (checked against the state table), as an update guarded by the row's
+    version; Conflict if someone else moved it first. Records the move in deployment_events."""
+    target = check_action(action, d.status)
+    assert target is not None, f"{action} has no fixed target status"
     before = d.status
     result = s.execute(
         update(m.Deployment)
@@ -353,8 +353,6 @@ def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dic
     fields: dict[str, Any] = {"failure_baseline": d.n_failed, "finished_baseline": d.n_completed + d.n_failed,
                               "status_reason": ""}
     if d.batch_finished_at is not None:
-        from datetime import timedelta
-
         delay = float((d.rollout_config.get("staggered") or {}).get("batchDelayMinutes") or 0)
         fields["next_batch_at"] = max(now, d.batch_finished_at + timedelta(minutes=delay))
     transition(s, d, "resume", now, who.token_id, "resumed by operator", **fields)
