@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy common coordinator agent cli
 
 test: $(STAMP) lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
 
 proto: $(STAMP)
 	$(PY) -m common.protogen
