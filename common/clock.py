@@ -37,11 +37,11 @@ class SystemClock:
         await asyncio.sleep(max(0.0, seconds))
 
     async def wait(self, event: asyncio.Event, timeout: float | None) -> bool:
-        if timeout is None:
-            await event.wait()
-            return True
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+        # arrives as the wait completes, and the engine would then outlive Coordinator.stop().
         try:
-            await asyncio.wait_for(event.wait(), max(0.0, timeout))
+            async with asyncio.timeout(None if timeout is None else max(0.0, timeout)):
+                await event.wait()
             return True
         except TimeoutError:
             return event.is_set()
