@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 
-from common.errors import ConvoyError, Unauthenticated
+from common.errors import ConvoyError, Unauthenticated, Unavailable
 
 log = logging.getLogger("convoy.grpc")
 T = TypeVar("T")
@@ -25,7 +25,18 @@ def metadata_bearer(context: grpc.aio.ServicerContext) -> str:
     raise Unauthenticated("authentication required: send 'authorization: Bearer <token>' metadata")
 
 
+def store_unavailable(exc: BaseException) -> ConvoyError | None:
+    """A store that cannot be reached (or stays locked) is a 503 the caller may retry, not a 500."""
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, OperationalError):
+        log.warning("store unavailable: %s", exc.orig if exc.orig is not None else exc)
+        return Unavailable("the coordinator's store is unavailable; try again shortly")
+    return None
+
+
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    exc = store_unavailable(exc) or exc
     if isinstance(exc, ConvoyError):
         context.set_trailing_metadata(exc.trailing_metadata())
         await context.abort(exc.grpc_status, exc.message)

@@ -45,6 +45,11 @@ def create_app(app: App) -> FastAPI:
 
     @api.exception_handler(Exception)
     async def unhandled(_: Request, exc: Exception) -> JSONResponse:
+        from coordinator.api.grpc_util import store_unavailable
+
+        mapped = store_unavailable(exc)
+        if mapped is not None:
+            return JSONResponse(status_code=mapped.http_status, content=mapped.body())
         log.exception("unhandled error in REST call", exc_info=exc)
         return _error(500, "internal", "internal error (logged on the coordinator)")
 
