@@ -23,8 +23,10 @@ log = logging.getLogger("convoy.agent-stream")
 
 
 def _report(device_id: str, st: agent_pb2.JobStatus) -> Report:
+    # Output is arbitrary program text; NUL bytes cannot be stored in PostgreSQL text columns.
     return Report(device_id=device_id, job_id=st.job_id, state=st.state,
-                  exit_code=st.exit_code if st.HasField("exit_code") else None, output=st.output, reason=st.reason)
+                  exit_code=st.exit_code if st.HasField("exit_code") else None,
+                  output=st.output.replace("\x00", ""), reason=st.reason.replace("\x00", ""))
 
 
 class StreamRpcs(Api):

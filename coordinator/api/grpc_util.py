@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 
-from common.errors import ConvoyError, Unauthenticated, Unavailable
+from common.errors import ConvoyError, InvalidArgument, Unauthenticated, Unavailable
 
 log = logging.getLogger("convoy.grpc")
 T = TypeVar("T")
@@ -26,12 +26,16 @@ def metadata_bearer(context: grpc.aio.ServicerContext) -> str:
 
 
 def store_unavailable(exc: BaseException) -> ConvoyError | None:
-    """A store that cannot be reached (or stays locked) is a 503 the caller may retry, not a 500."""
-    from sqlalchemy.exc import OperationalError
+    """Store failures caused by the request or the store, not by a bug: a store that cannot be
+    reached (or stays locked) is a 503 the caller may retry; a value it cannot hold is a 400."""
+    from sqlalchemy.exc import DataError, OperationalError
 
     if isinstance(exc, OperationalError):
         log.warning("store unavailable: %s", exc.orig if exc.orig is not None else exc)
         return Unavailable("the coordinator's store is unavailable; try again shortly")
+    if isinstance(exc, DataError):  # e.g. a NUL byte in text, a number out of the column's range
+        first = str(exc.orig if exc.orig is not None else exc).splitlines()[0]
+        return InvalidArgument(f"a value in the request cannot be stored: {first}")
     return None
 
 

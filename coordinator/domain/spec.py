@@ -30,6 +30,8 @@ NAME_MAX = 300
 MAX_RETRIES_LIMIT = 10
 DEFAULT_BACKOFF_MINUTES: list[float] = [5]
 DEFAULT_INSTALL_TIMEOUT_MINUTES = 30
+MAX_MINUTES = 525_600
+"""Upper bound for every duration in minutes (one year): beyond it, times overflow."""
 
 _TOP_LEVEL = ("name", "type", "payload", "targetType", "targetConfig", "rolloutConfig", "clientId")
 
@@ -105,7 +107,11 @@ def _number(value: Any, path: str, *, minimum: float | None = None, exclusive_mi
             maximum: float | None = None, **details: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         _fail(path, f"must be a number, got {_json_type(value)}", **details)
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
         _fail(path, "must be a finite number", **details)
     if minimum is not None:
         if exclusive_minimum and value <= minimum:
@@ -276,7 +282,8 @@ def _staggered(raw: Any) -> dict[str, Any]:
     percent = s.get("pauseOnFailurePercent")
     return {
         "batchSize": _batch_size(s["batchSize"]),
-        "batchDelayMinutes": 0 if delay is None else _number(delay, f"{path}.batchDelayMinutes", minimum=0),
+        "batchDelayMinutes": 0 if delay is None else _number(delay, f"{path}.batchDelayMinutes", minimum=0,
+                                                                           maximum=MAX_MINUTES),
         "pauseOnFailureCount": None if count is None else _integer(count, f"{path}.pauseOnFailureCount", minimum=1),
         "pauseOnFailurePercent": None if percent is None else _number(
             percent, f"{path}.pauseOnFailurePercent", minimum=0, exclusive_minimum=True, maximum=100),
@@ -294,7 +301,7 @@ def _retry(raw: Any) -> dict[str, Any]:
         "maxRetries": 0 if max_retries is None else _integer(
             max_retries, f"{path}.maxRetries", minimum=0, maximum=MAX_RETRIES_LIMIT),
         "backoffMinutes": list(DEFAULT_BACKOFF_MINUTES) if backoff is None else [
-            _number(v, backoff_path, minimum=0, index=i)
+            _number(v, backoff_path, minimum=0, maximum=MAX_MINUTES, index=i)
             for i, v in enumerate(_list(backoff, backoff_path, non_empty=True))
         ],
     }
@@ -320,7 +327,7 @@ def _rollout(raw: Any) -> dict[str, Any]:
         respect, "rolloutConfig.respectMaintenanceWindows")
     out["retryConfig"] = _retry(r.get("retryConfig"))
     out["installTimeoutMinutes"] = DEFAULT_INSTALL_TIMEOUT_MINUTES if timeout is None else _number(
-        timeout, "rolloutConfig.installTimeoutMinutes", minimum=0, exclusive_minimum=True)
+        timeout, "rolloutConfig.installTimeoutMinutes", minimum=0, exclusive_minimum=True, maximum=MAX_MINUTES)
     return out
 
 

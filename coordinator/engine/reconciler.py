@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 from coordinator.app import App
 from coordinator.engine import rollout
@@ -32,6 +34,7 @@ class Engine:
         self._dirty: set[str] = set()
         self._all = True  # reconcile everything on the first pass (restart recovery)
         self._due: dict[str, datetime] = {}
+        self._failures: dict[str, int] = {}
         self._reports: list[Report] = []
         self._reports_ready = asyncio.Event()
         self._watchers: dict[str, set[asyncio.Event]] = {}
@@ -98,10 +101,14 @@ class Engine:
                 try:
                     result = await self.app.run(self._reconcile_one, dep, clock.now())
                 except Exception:  # noqa: BLE001 - one bad deployment must not stop the others
-                    log.exception("reconcile of deployment %s failed; retrying shortly", dep)
-                    self._due[dep] = clock.now()
-                    await clock.sleep(1.0)
+                    # Retry this deployment later, with backoff; never stall the others.
+                    failures = self._failures[dep] = self._failures.get(dep, 0) + 1
+                    delay = min(60.0, 2.0 ** min(failures, 6))
+                    log.exception("reconcile of deployment %s failed (%d in a row); retrying in %.0fs",
+                                  dep, failures, delay)
+                    self._due[dep] = clock.now() + timedelta(seconds=delay)
                     continue
+                self._failures.pop(dep, None)
                 self._after(result)
             self.ticks += 1
 
@@ -137,12 +144,15 @@ class Engine:
                 continue
             try:
                 result = await self.app.run(self._apply_reports, batch, self.app.clock.now())
-            except Exception:  # noqa: BLE001 - keep the reports and try again
-                log.exception("writing %d agent reports failed; retrying", len(batch))
+            except OperationalError:  # the store is away: keep every report and try again
+                log.exception("writing %d agent reports failed (store unavailable); retrying", len(batch))
                 self._reports = batch + self._reports
                 self._reports_ready.set()
                 await asyncio.sleep(1.0)
                 continue
+            except Exception:  # noqa: BLE001 - one bad report must not block every other one
+                log.exception("writing %d agent reports failed; applying them one by one", len(batch))
+                result = await self.app.run(self._apply_one_by_one, batch, self.app.clock.now())
             hub = self.app.hub
             if hub is not None:
                 for device_id, job_id, state in result.acks:
@@ -150,6 +160,21 @@ class Engine:
             if result.touched:
                 self.poke(*result.touched)
             await asyncio.sleep(interval)  # let the next tick's reports gather
+
+    def _apply_one_by_one(self, batch: list[Report], now: datetime) -> rollout.ReportResult:
+        """Isolate a report the store refuses: the others are written, the bad one is dropped
+        (and logged) instead of being retried forever."""
+        out = rollout.ReportResult()
+        for report in batch:
+            try:
+                one = self._apply_reports([report], now)
+            except Exception:  # noqa: BLE001
+                log.exception("dropping an agent report the store refuses: device %s job %s state %s",
+                              report.device_id, report.job_id, report.state)
+                continue
+            out.acks.extend(one.acks)
+            out.touched |= one.touched
+        return out
 
     def _apply_reports(self, batch: list[Report], now: datetime) -> rollout.ReportResult:
         with self.app.store.tx() as s:

@@ -265,7 +265,11 @@ def reconcile(s: Session, deployment_id: str, now: datetime, default_timeout_min
     recount(s, d)
     result.status = d.status
     result.changed = d.version != version or bool(result.dispatched)
-    if d.status in LIVE:
+    if d.status == D.PAUSED:
+        # Paused: nothing is dispatched, so only install deadlines of running devices are due
+        # (a passed batch or retry time would otherwise wake the engine again at once, forever).
+        result.next_due = _next_running_deadline(s, d)
+    elif d.status in LIVE:
         due = s.scalar(select(func.min(m.DeploymentDevice.due_at)).where(
             m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.batch_number <= d.current_batch,
             m.DeploymentDevice.status.in_((R.PENDING, R.DOWNLOADING, R.INSTALLING))))

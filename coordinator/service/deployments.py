@@ -138,8 +138,9 @@ def list_records(s: Session, who: Principal, deployment_id: str, *, status: str 
     d = load(s, who, deployment_id)
     if status and status not in {r.value for r in R}:
         raise InvalidArgument(f"status must be one of {', '.join(r.value for r in R)}", parameter="status", value=status)
-    if batch_number is not None and batch_number < 1:
-        raise InvalidArgument("batchNumber must be 1 or more", parameter="batchNumber", value=batch_number)
+    if batch_number is not None and not 1 <= batch_number <= 10**9:
+        raise InvalidArgument("batchNumber must be between 1 and 1000000000", parameter="batchNumber",
+                              value=batch_number)
     lim = _int_param(limit, "limit", 50, 1, LIST_LIMIT_MAX)
     off = _int_param(offset, "offset", 0, 0, 10**9)
     cond: list[Any] = [m.DeploymentDevice.deployment_id == d.id]
@@ -393,6 +394,9 @@ def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> t
     who.require_role("operator", "roll back deployments")
     d = load(s, who, deployment_id, lock=True)
     check_action("rollback", d.status)
+    if d.rollback_of is not None:
+        raise Conflict("a rollback deployment cannot itself be rolled back: create a new deployment to "
+                       "apply the change again", status=d.status, rollback_of=d.rollback_of)
     completed = list(s.scalars(select(m.DeploymentDevice.device_id).where(
         m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status == R.COMPLETED)))
     if not completed:

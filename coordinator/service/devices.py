@@ -132,8 +132,8 @@ def list_devices(s: Session, who: Principal, client_id: str, limit: int, offset:
     if limit < 0 or limit > MAX_LIMIT:
         raise InvalidArgument(f"limit must be between 1 and {MAX_LIMIT} (0 = the default, 100)",
                               parameter="limit", value=limit)
-    if offset < 0:
-        raise InvalidArgument("offset must not be negative", parameter="offset", value=offset)
+    if not 0 <= offset <= 10**9:
+        raise InvalidArgument("offset must be between 0 and 1000000000", parameter="offset", value=offset)
     client = resolve_client(s, who, client_id)
     size = limit or 100
     if filter_text.strip():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,9 @@ MAX_LOG_LINE = 2000
 
 # --- enrollment tokens (admin API) ---------------------------------------------------------
 
+MAX_TOKEN_LIFETIME_S = 3650 * 86400
+
+
 def token_dict(t: m.EnrollmentToken) -> dict[str, Any]:
     return {
         "id": t.id, "client_id": t.client_id, "name": t.name, "expires_at": iso(t.expires_at) or "",
@@ -62,6 +66,9 @@ def create_token(s: Session, who: Principal, client_id: str, expires_in_s: float
         for g in groups:
             if g not in found:
                 raise NotFound("Group not found", group_id=g)
+    if not math.isfinite(expires_in_s) or not 0 <= expires_in_s <= MAX_TOKEN_LIFETIME_S:
+        raise InvalidArgument("expires-in must be between 0 (never) and 3650 days", parameter="expires_in",
+                              value=str(expires_in_s))
     token = mint("enroll")
     row = m.EnrollmentToken(
         id=new_id(), client_id=client, token_hash=hash_secret(token), name=name, uses=0,
