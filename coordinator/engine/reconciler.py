@@ -123,6 +123,9 @@ class Engine:
     def _after(self, result: ReconcileResult) -> None:
         if result.next_due is not None:
             self._due[result.deployment_id] = result.next_due
+        if result.withdrawn and self.app.hub is not None:
+            for device_id, job_id in result.withdrawn:
+                self.app.hub.send_cancel(device_id, job_id, "install timeout")
         if result.dispatched:
             self.deliver(result.dispatched)
         if result.changed:

@@ -60,6 +60,8 @@ class ReconcileResult:
     deployment_id: str
     status: str = ""
     dispatched: list[Dispatch] = field(default_factory=list)
+    withdrawn: list[tuple[str, str]] = field(default_factory=list)
+    """(device id, job id) of timed-out jobs: a device that has not started one should not."""
     next_due: datetime | None = None
     changed: bool = False
 
@@ -106,8 +108,9 @@ def _fail_attempt_values(d: m.Deployment, retry_count: int, reason: str, now: da
     return {"status": R.FAILED, "error": reason, "due_at": None, "finished_at": now, "updated_at": now}
 
 
-def _expire(s: Session, d: m.Deployment, now: datetime) -> bool:
-    """Fail records whose install deadline passed without a final report."""
+def _expire(s: Session, d: m.Deployment, now: datetime, withdrawn: list[tuple[str, str]] | None = None) -> bool:
+    """Fail records whose install deadline passed without a final report (their jobs are added
+    to `withdrawn`, so the agent drops them if it has not started: a retry may follow)."""
     overdue = list(s.scalars(select(m.DeploymentDevice).where(
         m.DeploymentDevice.deployment_id == d.id,
         m.DeploymentDevice.status.in_(_RUNNING),
@@ -123,6 +126,8 @@ def _expire(s: Session, d: m.Deployment, now: datetime) -> bool:
         if res.rowcount:  # type: ignore[attr-defined]
             s.execute(update(m.Job).where(m.Job.id == r.job_id, m.Job.state.not_in(JOB_TERMINAL))
                       .values(state="failed", reason=reason, updated_at=now))
+            if withdrawn is not None and r.job_id:
+                withdrawn.append((r.device_id, r.job_id))
     return bool(overdue)
 
 
@@ -245,14 +250,14 @@ def reconcile(s: Session, deployment_id: str, now: datetime, default_timeout_min
     if d.status not in LIVE:
         # A cancelled or rolled-back deployment dispatches nothing, but devices still running
         # its jobs must reach a terminal state: their install deadline is still enforced.
-        if d.status in (D.CANCELLED, D.ROLLBACK) and _expire(s, d, now):
+        if d.status in (D.CANCELLED, D.ROLLBACK) and _expire(s, d, now, result.withdrawn):
             recount(s, d)
             result.changed = True
         result.next_due = _next_running_deadline(s, d)
         return result
     version = d.version
     for _ in range(d.total_batches + 2):  # each pass may start one batch; bounded
-        changed = _expire(s, d, now)
+        changed = _expire(s, d, now, result.withdrawn)
         if d.status != D.PAUSED and d.current_batch > 0:
             dispatched = _dispatch(s, d, now, default_timeout_min)
             result.dispatched.extend(dispatched)
@@ -333,6 +338,12 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime) -> Repor
     # Lock the deployments in a fixed order (PostgreSQL) so record moves serialize with the engine.
     deps = {d.id: d for d in s.scalars(select(m.Deployment).where(m.Deployment.id.in_(dep_ids))
                                        .order_by(m.Deployment.id).with_for_update())}
+    if s.get_bind().dialect.name != "sqlite":
+        # Re-read job states under the deployment locks (SQLite's BEGIN IMMEDIATE already
+        # serializes): a timeout may have finished a job between the first read and the lock.
+        for chunk in _chunks(set(jobs)):
+            for row in s.execute(select(jt.c.id, jt.c.state).where(jt.c.id.in_(chunk))):
+                jobs[row.id]["state"] = row.state
     records: dict[str, dict[str, Any]] = {}
     for chunk in _chunks({j["deployment_device_id"] for j in jobs.values()}):
         for row in s.execute(select(rt.c.id, rt.c.job_id, rt.c.status, rt.c.retry_count).where(rt.c.id.in_(chunk))):

@@ -147,6 +147,8 @@ def test_install_timeout_fails_a_silent_device(fake_clock_coordinator: InProcess
     done = rest.wait_status(dep_id, "failed")
     rec = rest("GET", f"/deployments/{dep_id}/devices")["data"][0]
     assert "install timeout" in rec["error"] and done["progress"]["failed"] == 1
+    # The timed-out job is withdrawn, so a device that never started it will not run it late.
+    wait_for(lambda: agent.cancels == [agent.jobs[0].job_id], what="the timed-out job to be withdrawn")
 
 
 def test_maintenance_window_skip(coordinator: InProcessCoordinator) -> None:
