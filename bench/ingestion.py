@@ -155,7 +155,10 @@ def pg_available() -> bool:
 def run(work: Path, n: int, rate: float, runs: int) -> Result:
     res = Result("ingestion", f"{n:,} dispatched jobs, 3 reports each ({3 * n:,}), through Engine.submit → the "
                  f"report flusher → apply_reports (one transaction per tick, tick {Settings().report_flush_interval_s * 1000:.0f} ms). "
-                 f"Offered at {rate:,.0f}/s, then all at once (saturated). Median of {runs} runs.")
+                 f"Offered at {rate:,.0f}/s, then all at once (saturated). Median of {runs} runs. "
+                 "A load offered at 5,000/s cannot measure more than that, so the sustained figure "
+                 "counts as met when at least 98% of the offered reports commit at that pace; the "
+                 "saturated line is the capacity.")
     backends = ["sqlite"] + (["postgresql"] if pg_available() else [])
     for backend in backends:
         fixed = measure(backend, work, n, rate, runs)
