@@ -57,4 +57,46 @@ def create_app(app: App) -> FastAPI:
 
     api.include_router(rest_history.router, prefix="/v2")
     api.include_router(rest_deployments.router, prefix="/v2")
+    _document_errors(api)
     return api
+
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["code", "message", "details"], "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}},
+}
+_ERRORS = {
+    "400": "Invalid parameters or body (`invalid_argument`; `retries_exhausted` for a device retry)",
+    "401": "Authentication required (`unauthenticated`)",
+    "403": "Insufficient permissions for this client (`forbidden`)",
+    "404": "Not found (`not_found`)",
+    "409": "Not allowed in the current status (`conflict`; details carry the status)",
+    "503": "The store is unavailable; try again (`unavailable`)",
+}
+
+
+def _document_errors(api: FastAPI) -> None:
+    """The served OpenAPI document shows the errors the API really answers with: the seeds'
+    body and status codes (FastAPI would advertise a 422 validation error we never send)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            spec = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+            spec.setdefault("components", {}).setdefault("schemas", {})["Error"] = _ERROR_SCHEMA
+            spec["components"]["schemas"].pop("HTTPValidationError", None)
+            spec["components"]["schemas"].pop("ValidationError", None)
+            spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            spec["security"] = [{"bearer": []}]
+            for ops in spec["paths"].values():
+                for op in ops.values():
+                    responses = op.setdefault("responses", {})
+                    responses.pop("422", None)
+                    for code, text in _ERRORS.items():
+                        responses.setdefault(code, {"description": text, "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+            api.openapi_schema = spec
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]

@@ -224,3 +224,27 @@ def test_cancelled_deployment_still_times_out_silent_devices(fake_clock_coordina
     done = wait_for(lambda: (d := rest("GET", f"/deployments/{dep_id}"))["progress"]["failed"] == 1 and d,
                     what="the silent device to time out")
     assert done["status"] == "cancelled" and done["progress"]["running"] == 0
+
+
+def test_openapi_documents_every_seed_path_and_the_real_errors(coordinator: InProcessCoordinator) -> None:
+    import httpx
+
+    spec = httpx.get(f"{coordinator.http_url}/openapi.json").json()
+    paths = spec["paths"]
+    expected = {
+        "/v2/deployments": {"get", "post"},
+        "/v2/deployments/{dep_id}": {"get", "put", "delete"},
+        "/v2/deployments/{dep_id}/initialize": {"post"}, "/v2/deployments/{dep_id}/start": {"post"},
+        "/v2/deployments/{dep_id}/pause": {"post"}, "/v2/deployments/{dep_id}/resume": {"post"},
+        "/v2/deployments/{dep_id}/cancel": {"post"}, "/v2/deployments/{dep_id}/rollback": {"post"},
+        "/v2/deployments/{dep_id}/devices": {"get"},
+        "/v2/deployments/{dep_id}/devices/{device_id}/retry": {"post"},
+        "/v2/clients/{client_id}/devices/{device_id}/deployments": {"get"},
+        "/v2/clients/{client_id}/devices/{device_id}/deployments/{deployment_id}": {"get"},
+    }
+    for path, methods in expected.items():
+        assert methods <= set(paths.get(path, {})), path
+    for ops in paths.values():
+        for op in ops.values():
+            assert "422" not in op["responses"] and "400" in op["responses"]
+    assert "Error" in spec["components"]["schemas"]
