@@ -79,6 +79,20 @@ def coordinator(tmp_path: Path) -> Iterator[InProcessCoordinator]:
 
 
 @pytest.fixture
+def fake_clock_coordinator(tmp_path: Path) -> Iterator[InProcessCoordinator]:
+    """The same with a FakeClock: tests move time with `.advance(seconds)`."""
+    from datetime import datetime
+
+    from common.clock import FakeClock
+
+    c = InProcessCoordinator(db_url=f"sqlite:///{tmp_path / 'convoy.db'}", data_dir=tmp_path,
+                             clock=FakeClock(datetime.now().astimezone()))
+    c.start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
 def coordinator_any(db_url: str, tmp_path: Path) -> Iterator[InProcessCoordinator]:
     """The same, on each store backend."""
     c = InProcessCoordinator(db_url=db_url, data_dir=tmp_path)

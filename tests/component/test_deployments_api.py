@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
-import pytest
-
-from common.clock import FakeClock
 from common.convoy.v1 import admin_pb2 as pb
 from tests.agents import always, wait_for
 from tests.component.deploy_helpers import Rest, body, fleet, group, script
 from tests.harness import InProcessCoordinator
-
-
-@pytest.fixture
-def fake_clock_coordinator(tmp_path: Path) -> Iterator[InProcessCoordinator]:
-    c = InProcessCoordinator(db_url=f"sqlite:///{tmp_path / 'convoy.db'}", data_dir=tmp_path,
-                             clock=FakeClock(datetime.now().astimezone()))
-    c.start()
-    yield c
-    c.stop()
 
 
 def test_seed_create_body_immediate_rollout_completes(coordinator: InProcessCoordinator) -> None:

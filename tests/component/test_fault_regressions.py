@@ -4,14 +4,10 @@ and no input may produce a 500."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from datetime import datetime
-from pathlib import Path
 
 import grpc
 import pytest
 
-from common.clock import FakeClock
 from common.convoy.v1 import admin_pb2 as pb
 from tests.agents import ScriptedAgent, always, wait_for
 from tests.component.deploy_helpers import Rest, body, fleet, script
@@ -89,15 +85,6 @@ def test_rollback_of_a_rollback_is_refused(coordinator: InProcessCoordinator) ->
     rest.wait_status(rb["id"], "completed")
     err = rest("POST", f"/deployments/{rb['id']}/rollback", 409)
     assert "cannot itself be rolled back" in err["error"]["message"]
-
-
-@pytest.fixture
-def fake_clock_coordinator(tmp_path: Path) -> Iterator[InProcessCoordinator]:
-    c = InProcessCoordinator(db_url=f"sqlite:///{tmp_path / 'convoy.db'}", data_dir=tmp_path,
-                             clock=FakeClock(datetime.now().astimezone()))
-    c.start()
-    yield c
-    c.stop()
 
 
 def test_paused_deployment_does_not_spin_the_engine(fake_clock_coordinator: InProcessCoordinator) -> None:
