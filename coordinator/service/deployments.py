@@ -185,14 +185,11 @@ def transition(s: Session, d: m.Deployment, action: str, now: datetime, actor: s
 def _check_payload_refs(s: Session, client_id: str, spec: dict[str, Any]) -> None:
     """Unknown payload ids are a 400 at create (and update)."""
     payload = spec["payload"]
-    try:
-        if spec["type"] == "script":
-            script = payloads.get_script(s, client_id, payload["scriptId"])
-            payloads.validate_parameters(script.parameters_schema or {}, payload.get("parameters") or {})
-        elif spec["type"] == "software":
-            payloads.get_artifact(s, client_id, payload["artifactId"])
-    except NotFound as exc:
-        raise InvalidArgument(f"payload: {exc.message}", parameter="payload", **exc.details) from None
+    if spec["type"] == "script":
+        script = payloads.get_script(s, client_id, payload["scriptId"], field="payload.scriptId")
+        payloads.validate_parameters(script.parameters_schema or {}, payload.get("parameters") or {})
+    elif spec["type"] == "software":
+        payloads.get_artifact(s, client_id, payload["artifactId"], field="payload.artifactId")
 
 
 def _check_target_refs(s: Session, client_id: str, spec: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -305,13 +305,29 @@ def create_script(s: Session, who: Principal, client_id: str, name: str, interpr
     return _script_dict(script)
 
 
-def list_scripts(s: Session, who: Principal, client_id: str = "") -> list[dict[str, Any]]:
+def _list_in_scope(s: Session, who: Principal, client_id: str, model: Any,
+                   to_dict: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every `model` row in the clients the caller may see (or the one it names), oldest first."""
     clients = _clients_in_scope(s, who, client_id)
     if not clients:
         return []
-    rows = s.scalars(select(m.Script).where(m.Script.client_id.in_(clients))
-                     .order_by(m.Script.created_at, m.Script.id))
-    return [_script_dict(r) for r in rows]
+    rows = s.scalars(select(model).where(model.client_id.in_(clients)).order_by(model.created_at, model.id))
+    return [to_dict(r) for r in rows]
+
+
+def _in_client(s: Session, model: Any, client_id: str, row_id: str, what: str, field: str | None) -> Any:
+    """The `model` row in `client_id`: 404, or with `field` a 400 naming that field, if absent."""
+    key = f"{what}_id"
+    row = s.get(model, parse_uuid(row_id, field or key))
+    if row is None or row.client_id != client_id:
+        if field:
+            raise InvalidArgument(f"{field}: {what} {row_id} not found", parameter=field, **{key: row_id})
+        raise NotFound(f"{what.capitalize()} not found", **{key: row_id})
+    return row
+
+
+def list_scripts(s: Session, who: Principal, client_id: str = "") -> list[dict[str, Any]]:
+    return _list_in_scope(s, who, client_id, m.Script, _script_dict)
 
 
 def show_script(s: Session, who: Principal, script_id: str, client_id: str = "") -> dict[str, Any]:
@@ -320,11 +336,7 @@ def show_script(s: Session, who: Principal, script_id: str, client_id: str = "")
 
 def get_script(s: Session, client_id: str, script_id: str, *, field: str | None = None) -> m.Script:
     """The script row in `client_id`: 404, or with `field` a 400 naming that field, if absent."""
-    row = s.get(m.Script, parse_uuid(script_id, field or "script_id"))
-    if row is None or row.client_id != client_id:
-        if field:
-            raise InvalidArgument(f"{field}: script {script_id} not found", parameter=field, script_id=script_id)
-        raise NotFound("Script not found", script_id=script_id)
+    row: m.Script = _in_client(s, m.Script, client_id, script_id, "script", field)
     return row
 
 
@@ -442,12 +454,7 @@ def store_artifact(store: Store, who: Principal, client_id: str, name: str, chun
 
 
 def list_artifacts(s: Session, who: Principal, client_id: str = "") -> list[dict[str, Any]]:
-    clients = _clients_in_scope(s, who, client_id)
-    if not clients:
-        return []
-    rows = s.scalars(select(m.Artifact).where(m.Artifact.client_id.in_(clients))
-                     .order_by(m.Artifact.created_at, m.Artifact.id))
-    return [_artifact_dict(r) for r in rows]
+    return _list_in_scope(s, who, client_id, m.Artifact, _artifact_dict)
 
 
 def show_artifact(s: Session, who: Principal, artifact_id: str, client_id: str = "") -> dict[str, Any]:
@@ -456,12 +463,7 @@ def show_artifact(s: Session, who: Principal, artifact_id: str, client_id: str =
 
 def get_artifact(s: Session, client_id: str, artifact_id: str, *, field: str | None = None) -> m.Artifact:
     """The artifact row in `client_id`: 404, or with `field` a 400 naming that field, if absent."""
-    row = s.get(m.Artifact, parse_uuid(artifact_id, field or "artifact_id"))
-    if row is None or row.client_id != client_id:
-        if field:
-            raise InvalidArgument(f"{field}: artifact {artifact_id} not found", parameter=field,
-                                  artifact_id=artifact_id)
-        raise NotFound("Artifact not found", artifact_id=artifact_id)
+    row: m.Artifact = _in_client(s, m.Artifact, client_id, artifact_id, "artifact", field)
     return row
 
 
