@@ -186,6 +186,18 @@ def run_cli(*args: str, server: str | None = None, token: str | None = None, che
     return proc
 
 
+def terminate(proc: subprocess.Popen[Any] | None, grace: float = 15.0) -> None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL: how tests stop what they started."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def cli_json(*args: str, **kw: Any) -> Any:
     return json.loads(run_cli(*args, "-o", "json", **kw).stdout)
 
@@ -238,13 +250,7 @@ class CoordinatorProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
 
     @property
     def grpc_target(self) -> str:

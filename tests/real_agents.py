@@ -12,7 +12,7 @@ import httpx
 
 from common.convoy.v1 import admin_pb2 as pb
 from tests.agents import wait_for
-from tests.harness import CONVOY, ROOT, CoordinatorProcess, run_cli
+from tests.harness import CONVOY, ROOT, CoordinatorProcess, run_cli, terminate
 
 
 class RealAgent:
@@ -40,12 +40,7 @@ class RealAgent:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        terminate(self.proc)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
