@@ -234,3 +234,25 @@ def test_openapi_documents_every_seed_path_and_the_real_errors(coordinator: InPr
         for op in ops.values():
             assert "422" not in op["responses"] and "400" in op["responses"]
     assert "Error" in spec["components"]["schemas"]
+
+
+def test_deployments_are_scoped_to_the_tokens_clients(coordinator: InProcessCoordinator) -> None:
+    admin = coordinator.admin()
+    [agent] = fleet(coordinator, 1)
+    sid = script(coordinator)
+    other = admin.CreateClient(pb.CreateClientRequest(name="Other Org")).id
+    partner = Rest(coordinator)  # the bootstrap token spans every client
+    spec = body(sid, [agent.device_id])
+    err = partner("POST", "/deployments", 400, json=spec)
+    assert err["error"]["details"]["parameter"] == "clientId"
+    mine = partner("POST", "/deployments", 201, json={**spec, "clientId": coordinator.client_id})
+    assert mine["clientId"] == coordinator.client_id
+
+    scoped = admin.CreateApiToken(pb.CreateApiTokenRequest(client_ids=[other], role="operator")).token
+    outsider = Rest(coordinator, token=scoped)
+    outsider("GET", f"/deployments/{mine['id']}", 404)  # another client's deployment does not exist for it
+    outsider("POST", f"/deployments/{mine['id']}/initialize", 404)
+    assert outsider("GET", "/deployments")["total"] == 0
+    outsider("POST", "/deployments", 403, json={**spec, "clientId": coordinator.client_id})
+    # Its own client has no such script or device: a 400 naming the field, not a leak.
+    assert outsider("POST", "/deployments", 400, json=spec)["error"]["details"]["parameter"] == "payload.scriptId"
