@@ -87,6 +87,7 @@ class Daemon:
         self._policy_settings: Mapping[str, Any] = {}
         self._reported_windows: list[str] = []
         self._seq = 0
+        self._welcomed = False
 
     # --- settings -----------------------------------------------------------------------
 
@@ -168,9 +169,12 @@ class Daemon:
         assert self.identity is not None
         attempt = 0
         while not self._stop.is_set():
-            healthy = False
+            # Set when the coordinator welcomes the stream: a welcomed stream that later breaks
+            # (the usual way a coordinator restart looks) resets the backoff, whether it ended
+            # cleanly or with an error.
+            self._welcomed = False
             try:
-                healthy = await self._session(stub, metadata)
+                await self._session(stub, metadata)
             except _Rehello:
                 continue
             except grpc.aio.AioRpcError as exc:
@@ -182,7 +186,7 @@ class Daemon:
                 log.warning("stream to %s lost: %s", self.identity.server, exc)
             if self._stop.is_set():
                 break
-            attempt = 0 if healthy else attempt + 1
+            attempt = 0 if self._welcomed else attempt + 1
             delay = reconnect_delay(attempt, self.rng)
             log.info("reconnecting in %.1fs", delay)
             await self.clock.wait(self._stop, delay)
@@ -219,6 +223,7 @@ class Daemon:
                 await self._raise_status(call)
                 return False
             log.info("connected: %d unacknowledged statuses sent in the hello", len(journal))
+            self._welcomed = True
             self._handle(first)
             tasks = [asyncio.create_task(self._read_loop(call), name="read"),
                      asyncio.create_task(self._write_loop(call, outbox), name="write"),

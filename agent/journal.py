@@ -21,7 +21,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from google.protobuf import json_format
 from agent.state import atomic_write
 from common.clock import utcnow
 from common.convoy.v1 import agent_pb2
+from common.states import JobState
 
 log = logging.getLogger("convoy.agent.journal")
 
@@ -37,21 +37,6 @@ OUTPUT_LIMIT = 64 * 1024
 RESTARTED_REASON = "agent restarted during install"
 TOMBSTONE_TTL = timedelta(days=30)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-
-
-class JobState(StrEnum):
-    RECEIVED = "received"
-    """Journaled, not started: may still run (also after an agent restart)."""
-    DOWNLOADING = "downloading"
-    """Fetching the artifact. Found at start-up, it means the agent died mid-job."""
-    INSTALLING = "installing"
-    """The installer is running. Found at start-up, it means the agent died mid-install."""
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    """Not run: outside every maintenance window."""
-    CANCELLED = "cancelled"
-    """Dropped after CancelJob, before installing began."""
 
 
 TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.SKIPPED, JobState.CANCELLED})

@@ -88,7 +88,7 @@ class Coordinator:
 
     def _wire(self, app: App) -> None:
         """Attach the agent connection hub and start the rollout engine."""
-        from coordinator.engine.hub import Hub
+        from coordinator.api.hub import Hub
         from coordinator.engine.reconciler import Engine
 
         app.hub = Hub(app)

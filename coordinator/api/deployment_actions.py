@@ -28,9 +28,10 @@ class DeploymentActions(Api):
         if self.app.engine is not None:
             self.app.engine.poke(*ids)
 
-    def _withdraw(self, jobs: list[tuple[str, str]], reason: str) -> None:
+    def _withdraw(self, jobs: list[tuple[str, str, str]]) -> None:
+        """Withdrawals are stored; this tells the agents connected now (others hear on connect)."""
         if self.app.hub is not None:
-            for device_id, job_id in jobs:
+            for device_id, job_id, reason in jobs:
                 self.app.hub.send_cancel(device_id, job_id, reason)
 
     async def create(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -62,13 +63,13 @@ class DeploymentActions(Api):
 
     async def cancel(self, token: str, dep_id: str) -> dict[str, Any]:
         out, withdraw = await self.call(token, svc.cancel, dep_id, self._now())
-        self._withdraw(withdraw, "deployment cancelled")
+        self._withdraw(withdraw)
         self._poke(out["id"])
         return out
 
     async def rollback(self, token: str, dep_id: str) -> dict[str, Any]:
         out, withdraw = await self.call(token, svc.rollback, dep_id, self._now())
-        self._withdraw(withdraw, "deployment rolled back")
+        self._withdraw(withdraw)
         self._poke(out["id"], out["rollbackOf"])
         return out
 

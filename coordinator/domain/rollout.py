@@ -9,6 +9,8 @@ Rules (seed 004 and DESIGN.md):
   records waiting for a retry are not terminal.
 - Thresholds are checked when a batch is done, before the next one starts; crossing one pauses
   the deployment between batches. At the end, a crossed threshold makes the deployment failed.
+  A deployment paused by hand whose batch ends with a threshold crossed keeps the reason, so a
+  resume is not blind to it.
 - Batch N+1 starts `batchDelayMinutes` after batch N is done (after a resume: no earlier than
   the resume).
 - Finished: every record terminal. failed = a threshold crossed at the end, or no device
@@ -30,6 +32,8 @@ class Snapshot:
     status: str
     current_batch: int
     total_batches: int
+    total: int
+    """Target devices resolved at initialize (the percent threshold's denominator)."""
     open_records: int
     """Non-terminal records in batches up to the current one."""
     downloading: int
@@ -37,7 +41,6 @@ class Snapshot:
     completed: int
     failed: int
     failure_baseline: int
-    finished_baseline: int
     batch_finished_at: datetime | None
     next_batch_at: datetime | None
     batch_delay_minutes: float
@@ -67,8 +70,7 @@ class Decision:
 
 def crossed(s: Snapshot) -> str | None:
     return threshold_crossed(
-        failed=s.failed, finished=s.completed + s.failed,
-        failure_baseline=s.failure_baseline, finished_baseline=s.finished_baseline,
+        failed=s.failed, total=s.total, failure_baseline=s.failure_baseline,
         pause_on_failure_count=s.pause_on_failure_count,
         pause_on_failure_percent=s.pause_on_failure_percent)
 
@@ -108,6 +110,9 @@ def decide(s: Snapshot, now: datetime) -> Decision:
                             batch_finished_at=finished_at)
         return Decision(Kind.FINISH, status=DeploymentStatus.COMPLETED, batch_finished_at=finished_at)
     if paused:
+        if reason:  # paused by hand, and the batch ended past a threshold: say so
+            return Decision(Kind.PAUSE, reason=f"auto-pause due after batch {s.current_batch}: {reason}",
+                            batch_finished_at=finished_at)
         return Decision(Kind.NONE, batch_finished_at=finished_at)
     if reason:
         return Decision(Kind.PAUSE, status=DeploymentStatus.PAUSED,

@@ -29,7 +29,6 @@ ROLLOUT_TYPES = ("immediate", "staggered")
 NAME_MAX = 300
 MAX_RETRIES_LIMIT = 10
 DEFAULT_BACKOFF_MINUTES: list[float] = [5]
-DEFAULT_INSTALL_TIMEOUT_MINUTES = 30
 MAX_MINUTES = 525_600
 """Upper bound for every duration in minutes (one year): beyond it, times overflow."""
 
@@ -326,7 +325,9 @@ def _rollout(raw: Any) -> dict[str, Any]:
     out["respectMaintenanceWindows"] = False if respect is None else _bool(
         respect, "rolloutConfig.respectMaintenanceWindows")
     out["retryConfig"] = _retry(r.get("retryConfig"))
-    out["installTimeoutMinutes"] = DEFAULT_INSTALL_TIMEOUT_MINUTES if timeout is None else _number(
+    # null stays null: "the coordinator's --install-timeout" (30 minutes unless set), so the
+    # coordinator's setting applies to every deployment that does not choose its own.
+    out["installTimeoutMinutes"] = None if timeout is None else _number(
         timeout, "rolloutConfig.installTimeoutMinutes", minimum=0, exclusive_minimum=True, maximum=MAX_MINUTES)
     return out
 

@@ -13,50 +13,22 @@ Deployments::
     pending/downloading/installing/running/paused ──cancel──▶ cancelled
     completed/failed/paused/cancelled ──rollback──▶ rollback
 
-Device records::
+Device records (the rules that choose a move are in domain/records.py)::
 
     pending ──dispatch──▶ downloading ──▶ installing ──▶ completed | failed
        │  ▲                    │              │
        │  └──retry (backoff)───┴──────────────┘   (failed attempt with retries left)
-       └──skip (offline, outside window, cancelled)──▶ skipped
-    failed | skipped ──manual retry──▶ pending
+       ├──skip (offline, outside window, cancelled)──▶ skipped      (no attempt ran before)
+       └──undeliverable retry (offline, outside window, cancelled)──▶ failed
+    downloading ──never delivered (cancelled, or the device went silent)──▶ skipped | failed
+    pending | failed | skipped ──late result of the record's current job──▶ completed | failed
+    failed | skipped ──manual retry──▶ pending;  pending (waiting for a retry) ──retry now──▶ pending
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from common.errors import Conflict
-
-
-class DeploymentStatus(StrEnum):
-    DRAFT = "draft"
-    """Created; targets and rollout config can still be edited."""
-    PENDING = "pending"
-    """Initialized: targets resolved, batches planned, records created; waiting for start."""
-    DOWNLOADING = "downloading"
-    """The current batch is fetching its payload."""
-    INSTALLING = "installing"
-    """The current batch is applying its payload."""
-    RUNNING = "running"
-    """Between batches (waiting for batchDelayMinutes), or reopened by a manual retry."""
-    PAUSED = "paused"
-    """Nothing new is dispatched until resumed; dispatched devices finish."""
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    ROLLBACK = "rollback"
-    """Rolled back: a rollback deployment reverted this one's change."""
-
-
-class RecordStatus(StrEnum):
-    PENDING = "pending"
-    DOWNLOADING = "downloading"
-    INSTALLING = "installing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
+from common.states import DeploymentStatus, RecordStatus
 
 D = DeploymentStatus
 R = RecordStatus
@@ -94,12 +66,18 @@ DEPLOYMENT_ACTIONS: dict[str, tuple[frozenset[DeploymentStatus], DeploymentStatu
 RECORD_MOVES: dict[str, tuple[frozenset[RecordStatus], RecordStatus]] = {
     "dispatch": (frozenset({R.PENDING}), R.DOWNLOADING),
     "skip": (frozenset({R.PENDING}), R.SKIPPED),
+    "undeliverable": (frozenset({R.PENDING}), R.FAILED),
     "installing": (frozenset({R.DOWNLOADING}), R.INSTALLING),
     "complete": (RECORD_RUNNING, R.COMPLETED),
     "fail": (RECORD_RUNNING, R.FAILED),
     "retry_later": (RECORD_RUNNING, R.PENDING),
     "agent_skip": (RECORD_RUNNING, R.SKIPPED),
+    "withdraw_skip": (frozenset({R.DOWNLOADING}), R.SKIPPED),
+    "withdraw_fail": (frozenset({R.DOWNLOADING}), R.FAILED),
+    "late_complete": (frozenset({R.PENDING, R.FAILED, R.SKIPPED}), R.COMPLETED),
+    "late_fail": (frozenset({R.SKIPPED}), R.FAILED),
     "manual_retry": (frozenset({R.FAILED, R.SKIPPED}), R.PENDING),
+    "retry_now": (frozenset({R.PENDING}), R.PENDING),
 }
 
 _ACTION_WORDS = {

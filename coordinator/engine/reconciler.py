@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from coordinator.app import App
 from coordinator.engine import rollout
-from coordinator.engine.rollout import Dispatch, ReconcileResult, Report
+from coordinator.engine.rollout import Dispatch, EngineParams, ReconcileResult, Report
 
 log = logging.getLogger("convoy.engine")
 
@@ -39,6 +39,10 @@ class Engine:
         self._reports_ready = asyncio.Event()
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.ticks = 0
+        # Silence is never counted from before this engine started: the coordinator's own
+        # downtime is not the devices' silence (docs/deployments-rules.md, "Deadlines").
+        self.params = EngineParams(default_timeout_minutes=app.settings.default_install_timeout_minutes,
+                                   silence_floor=app.clock.now())
 
     # --- doors in ------------------------------------------------------------------------
 
@@ -118,18 +122,25 @@ class Engine:
 
     def _reconcile_one(self, dep: str, now: datetime) -> ReconcileResult:
         with self.app.store.tx() as s:
-            return rollout.reconcile(s, dep, now, self.app.settings.default_install_timeout_minutes)
+            return rollout.reconcile(s, dep, now, params=self.params)
 
     def _after(self, result: ReconcileResult) -> None:
         if result.next_due is not None:
             self._due[result.deployment_id] = result.next_due
-        if result.withdrawn and self.app.hub is not None:
-            for device_id, job_id in result.withdrawn:
-                self.app.hub.send_cancel(device_id, job_id, "install timeout")
+        self.withdraw(result.withdrawn)
         if result.dispatched:
             self.deliver(result.dispatched)
+        if result.also:
+            self.poke(*result.also)
         if result.changed:
             self.notify(result.deployment_id)
+
+    def withdraw(self, jobs: Iterable[tuple[str, str, str]]) -> None:
+        """Tell connected agents about withdrawals (stored already: others hear on connect)."""
+        hub = self.app.hub
+        if hub is not None:
+            for device_id, job_id, reason in jobs:
+                hub.send_cancel(device_id, job_id, reason)
 
     def deliver(self, jobs: Iterable[Dispatch]) -> None:
         hub = self.app.hub
@@ -160,6 +171,7 @@ class Engine:
             if hub is not None:
                 for device_id, job_id, state in result.acks:
                     hub.send_ack(device_id, job_id, state)
+            self.withdraw(result.withdrawn)
             if result.touched:
                 self.poke(*result.touched)
             await asyncio.sleep(interval)  # let the next tick's reports gather
@@ -177,11 +189,12 @@ class Engine:
                 continue
             out.acks.extend(one.acks)
             out.touched |= one.touched
+            out.withdrawn.extend(one.withdrawn)
         return out
 
     def _apply_reports(self, batch: list[Report], now: datetime) -> rollout.ReportResult:
         with self.app.store.tx() as s:
-            return rollout.apply_reports(s, batch, now)
+            return rollout.apply_reports(s, batch, now, self.params)
 
     def stats(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "queued_reports": len(self._reports), "scheduled": len(self._due)}

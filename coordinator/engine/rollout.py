@@ -1,45 +1,41 @@
 """The rollout engine's units of work, each run inside one transaction.
 
-`reconcile` is the whole engine for one deployment: it expires install deadlines, dispatches
-due records, recounts progress, asks the pure `domain.rollout.decide` what comes next, and
-applies that. It reads everything it needs from the store, so running it again after a crash
-(or twice concurrently: the deployment row is locked) is safe.
+`reconcile` is the whole engine for one deployment: it feeds the records that are due (a batch
+that started, a retry whose backoff ended, a running attempt whose silence check is due) to the
+pure record machine (domain/records.py), writes its instructions, asks the pure
+`domain.rollout.decide` what the deployment does next, and applies that. Everything it needs is
+in the store, so running it again after a crash (or twice concurrently: the deployment row is
+locked) is safe. A reconcile that changes nothing reads one row and two index ranges: the
+progress counters are kept by the writer, never recounted.
 
 `apply_reports` folds a tick's worth of agent job statuses into the store in one transaction.
+`device_jobs` is the desired state of a device's jobs, sent whenever it connects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from common.ids import new_id
 from common.maintenance import in_window
-from coordinator.domain.backoff import backoff_minutes, can_auto_retry
+from common.states import JOB_TERMINAL, Desired, JobState
+from coordinator.domain import records as rm
 from coordinator.domain.rollout import Decision, Kind, Snapshot, decide
-from coordinator.domain.states import LIVE, RECORD_TERMINAL, record_allowed, record_move
+from coordinator.domain.rollout_config import RolloutConfig
+from coordinator.domain.states import LIVE, RECORD_RUNNING
 from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
+from coordinator.engine.writer import Writer, chunks
 from coordinator.store import models as m
+from coordinator.store.transitions import transition
 
-JOB_TERMINAL = frozenset({"completed", "failed", "skipped", "cancelled"})
-# Which record move (domain/states.py) an agent's job status asks for. "downloading" moves
-# nothing: a dispatched record is already downloading.
-_REPORT_MOVES = {"installing": "installing", "completed": "complete", "failed": "fail",
-                 "skipped": "agent_skip", "cancelled": "agent_skip"}
-_RUNNING, _ = record_move("fail")
-_DISPATCH_FROM, _DISPATCH_TO = record_move("dispatch")
-_SKIP_FROM, _SKIP_TO = record_move("skip")
-# Dispatch and skip are written with executemany, which cannot take IN (...): one source status.
-assert len(_DISPATCH_FROM) == 1 and len(_SKIP_FROM) == 1
-_JOB_RANK = {"queued": 0, "received": 1, "downloading": 2, "installing": 3,
-             "completed": 4, "failed": 4, "skipped": 4, "cancelled": 4}
 OUTPUT_LIMIT = 64 * 1024
+JOB_TERMINAL_VALUES = sorted(s.value for s in JOB_TERMINAL)
 
 
 @dataclass
@@ -60,29 +56,47 @@ class ReconcileResult:
     deployment_id: str
     status: str = ""
     dispatched: list[Dispatch] = field(default_factory=list)
-    withdrawn: list[tuple[str, str]] = field(default_factory=list)
-    """(device id, job id) of timed-out jobs: a device that has not started one should not."""
+    withdrawn: list[tuple[str, str, str]] = field(default_factory=list)
+    """(device id, job id, reason): the agent drops the job if it has not started installing."""
     next_due: datetime | None = None
     changed: bool = False
+    also: set[str] = field(default_factory=set)
+    """Other deployments to look at (a rollback whose held records were released)."""
 
 
-def _rollout(d: m.Deployment) -> dict[str, Any]:
-    return d.rollout_config or {}
+@dataclass(frozen=True)
+class EngineParams:
+    default_timeout_minutes: float = 30.0
+    """Install timeout for deployments that set none (`serve --install-timeout`)."""
+    silence_floor: datetime | None = None
+    """The engine's start: silence is never counted from earlier (the coordinator's downtime)."""
 
 
-def install_timeout(d: m.Deployment, default_minutes: float) -> timedelta:
-    minutes = _rollout(d).get("installTimeoutMinutes") or default_minutes
-    return timedelta(minutes=float(minutes))
+def _ctx(d: m.Deployment, now: datetime, params: EngineParams) -> rm.Context:
+    return rm.Context(config=RolloutConfig.parse(d.rollout_config), now=now, live=d.status in LIVE,
+                      default_timeout_minutes=params.default_timeout_minutes, silence_floor=params.silence_floor)
 
+
+def _dispatch_of(d: m.Deployment, cfg: RolloutConfig, job_id: str, device_id: str, attempt: int,
+                 default_timeout_min: float) -> Dispatch:
+    return Dispatch(device_id=device_id, job_id=job_id, deployment_id=d.id, attempt=attempt, type=d.type,
+                    payload=d.job_payload, respect_windows=cfg.respect_maintenance_windows,
+                    timeout_seconds=cfg.install_timeout(default_timeout_min).total_seconds(),
+                    rollback=d.rollback_of is not None)
+
+
+# --- counters ------------------------------------------------------------------------------------
 
 def recount(s: Session, d: m.Deployment) -> None:
-    """Progress counters straight from the records (counters always equal the records)."""
+    """Progress counters straight from the records: a repair and a test oracle, not the hot path
+    (the writer keeps the counters by deltas)."""
     counts = dict(s.execute(select(m.DeploymentDevice.status, func.count())
                             .where(m.DeploymentDevice.deployment_id == d.id)
                             .group_by(m.DeploymentDevice.status)).all())
     values = {
         "n_pending": counts.get(R.PENDING, 0),
         "n_running": counts.get(R.DOWNLOADING, 0) + counts.get(R.INSTALLING, 0),
+        "n_installing": counts.get(R.INSTALLING, 0),
         "n_completed": counts.get(R.COMPLETED, 0),
         "n_failed": counts.get(R.FAILED, 0),
         "n_skipped": counts.get(R.SKIPPED, 0),
@@ -94,137 +108,171 @@ def recount(s: Session, d: m.Deployment) -> None:
             setattr(d, k, v)
 
 
-def _fail_attempt_values(d: m.Deployment, retry_count: int, reason: str, now: datetime) -> dict[str, Any]:
-    """What a failed attempt does to a record: retry later if retries are left, else failed.
-
-    Only a live deployment retries: in a cancelled or rolled-back one nothing will ever dispatch
-    the retry, so the record would wait in pending forever."""
-    retry = _rollout(d).get("retryConfig") or {}
-    max_retries = int(retry.get("maxRetries", 0))
-    if d.status in LIVE and can_auto_retry(retry_count, max_retries):
-        wait = backoff_minutes(retry.get("backoffMinutes") or [], retry_count + 1)
-        return {"status": R.PENDING, "retry_count": retry_count + 1, "due_at": now + timedelta(minutes=wait),
-                "error": reason, "updated_at": now}
-    return {"status": R.FAILED, "error": reason, "due_at": None, "finished_at": now, "updated_at": now}
+def _planned(s: Session, d: m.Deployment) -> int:
+    """Records in batches up to the current one."""
+    if d.batch_sizes is not None:
+        return sum(int(n) for n in d.batch_sizes[:d.current_batch])
+    return s.scalar(select(func.count()).select_from(m.DeploymentDevice).where(
+        m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.batch_number <= d.current_batch)) or 0
 
 
-def _expire(s: Session, d: m.Deployment, now: datetime, withdrawn: list[tuple[str, str]] | None = None) -> bool:
-    """Fail records whose install deadline passed without a final report (their jobs are added
-    to `withdrawn`, so the agent drops them if it has not started: a retry may follow)."""
-    overdue = list(s.scalars(select(m.DeploymentDevice).where(
-        m.DeploymentDevice.deployment_id == d.id,
-        m.DeploymentDevice.status.in_(_RUNNING),
-        m.DeploymentDevice.due_at <= now)))
-    for r in overdue:
-        minutes = _rollout(d).get("installTimeoutMinutes")
-        reason = f"install timeout: no result from the device within {minutes:g} minutes" if minutes else "install timeout"
-        values = _fail_attempt_values(d, r.retry_count, reason, now)
-        res = s.execute(update(m.DeploymentDevice)
-                        .where(m.DeploymentDevice.id == r.id, m.DeploymentDevice.job_id == r.job_id,
-                               m.DeploymentDevice.status.in_(_RUNNING))
-                        .values(**values).execution_options(synchronize_session=False))
-        if res.rowcount:  # type: ignore[attr-defined]
-            s.execute(update(m.Job).where(m.Job.id == r.job_id, m.Job.state.not_in(JOB_TERMINAL))
-                      .values(state="failed", reason=reason, updated_at=now))
-            if withdrawn is not None and r.job_id:
-                withdrawn.append((r.device_id, r.job_id))
-    return bool(overdue)
+def snapshot(s: Session, d: m.Deployment) -> Snapshot:
+    cfg = RolloutConfig.parse(d.rollout_config)
+    # Records of later batches are all pending (nothing touches them before their batch starts),
+    # so the open records up to the current batch follow from the counters.
+    later = d.total - _planned(s, d)
+    th = cfg.thresholds
+    return Snapshot(
+        status=d.status, current_batch=d.current_batch, total_batches=d.total_batches, total=d.total,
+        open_records=d.n_running + max(0, d.n_pending - later), downloading=d.n_running - d.n_installing,
+        installing=d.n_installing, completed=d.n_completed, failed=d.n_failed,
+        failure_baseline=d.failure_baseline, batch_finished_at=d.batch_finished_at, next_batch_at=d.next_batch_at,
+        batch_delay_minutes=th.batch_delay_minutes, pause_on_failure_count=th.pause_on_failure_count,
+        pause_on_failure_percent=th.pause_on_failure_percent)
 
 
-def _dispatch(s: Session, d: m.Deployment, now: datetime, default_timeout_min: float) -> list[Dispatch]:
-    """Dispatch every due pending record up to the current batch (set-based)."""
-    rows = s.execute(
-        select(m.DeploymentDevice.id, m.DeploymentDevice.device_id, m.DeploymentDevice.attempts,
-               m.Device.online, m.Device.maintenance_windows)
-        .join(m.Device, m.Device.id == m.DeploymentDevice.device_id)
-        .where(m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status == R.PENDING,
-               m.DeploymentDevice.batch_number <= d.current_batch,
-               (m.DeploymentDevice.due_at.is_(None)) | (m.DeploymentDevice.due_at <= now))
-        .order_by(m.DeploymentDevice.position)).all()
-    if not rows:
-        return []
-    respect = bool(_rollout(d).get("respectMaintenanceWindows"))
-    timeout = install_timeout(d, default_timeout_min)
-    skips: list[dict[str, Any]] = []
-    jobs: list[dict[str, Any]] = []
-    runs: list[dict[str, Any]] = []
-    out: list[Dispatch] = []
-    for rec_id, device_id, attempts, online, windows in rows:
-        if not online:
-            skips.append({"b_id": rec_id, "reason": "offline"})
-            continue
-        if respect and windows and not _in_window_safe(windows, now):
-            skips.append({"b_id": rec_id, "reason": "outside_maintenance_window"})
-            continue
-        job_id = new_id()
-        jobs.append({"id": job_id, "deployment_device_id": rec_id, "deployment_id": d.id, "device_id": device_id,
-                     "attempt": attempts + 1, "state": "queued", "output": "", "reason": "", "created_at": now,
-                     "updated_at": now})
-        runs.append({"b_id": rec_id, "job_id": job_id, "attempts": attempts + 1, "due_at": now + timeout})
-        out.append(Dispatch(device_id=device_id, job_id=job_id, deployment_id=d.id, attempt=attempts + 1, type=d.type,
-                            payload=d.job_payload, respect_windows=respect, timeout_seconds=timeout.total_seconds(),
-                            rollback=d.rollback_of is not None))
-    from sqlalchemy import bindparam
+# --- due records ---------------------------------------------------------------------------------
 
-    tbl: Any = m.DeploymentDevice.__table__
-    if skips:
-        s.execute(tbl.update().where(tbl.c.id == bindparam("b_id"), tbl.c.status == _SKIP_FROM[0])
-                  .values(status=_SKIP_TO, skip_reason=bindparam("reason"), due_at=None, finished_at=now,
-                          updated_at=now), skips)
-    if jobs:
-        s.execute(insert(m.Job), jobs)
-        s.execute(tbl.update().where(tbl.c.id == bindparam("b_id"), tbl.c.status == _DISPATCH_FROM[0])
-                  .values(status=_DISPATCH_TO, job_id=bindparam("job_id"), attempts=bindparam("attempts"),
-                          due_at=bindparam("due_at"), started_at=now, exit_code=None, output="", updated_at=now), runs)
-    return out
+def _rec(row: Any) -> rm.Record:
+    return rm.Record(id=row.id, status=R(row.status), job_id=row.job_id, runs=row.runs, attempts=row.attempts,
+                     error=row.error or "", due_at=row.due_at)
+
+
+def _job(row: Any) -> rm.Job | None:
+    if row.j_id is None:
+        return None
+    return rm.Job(id=row.j_id, state=JobState(row.j_state), desired=Desired(row.j_desired), ran=bool(row.j_ran),
+                  activity_at=row.j_activity_at)
 
 
 def _in_window_safe(windows: Sequence[str], now: datetime) -> bool:
+    if not windows:
+        return True
     try:
         return in_window(list(windows), now)
     except ValueError:
         return True  # unparseable windows were rejected at hello; never block a device on them
 
 
-def snapshot(s: Session, d: m.Deployment) -> Snapshot:
-    open_counts = dict(s.execute(
-        select(m.DeploymentDevice.status, func.count())
-        .where(m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.batch_number <= d.current_batch,
-               m.DeploymentDevice.status.not_in([t.value for t in RECORD_TERMINAL]))
-        .group_by(m.DeploymentDevice.status)).all())
-    staggered = _rollout(d).get("staggered") or {}
-    return Snapshot(
-        status=d.status, current_batch=d.current_batch, total_batches=d.total_batches,
-        open_records=sum(open_counts.values()), downloading=open_counts.get(R.DOWNLOADING, 0),
-        installing=open_counts.get(R.INSTALLING, 0), completed=d.n_completed, failed=d.n_failed,
-        failure_baseline=d.failure_baseline, finished_baseline=d.finished_baseline,
-        batch_finished_at=d.batch_finished_at, next_batch_at=d.next_batch_at,
-        batch_delay_minutes=float(staggered.get("batchDelayMinutes") or 0),
-        pause_on_failure_count=staggered.get("pauseOnFailureCount"),
-        pause_on_failure_percent=staggered.get("pauseOnFailurePercent"))
+def _due_rows(s: Session, d: m.Deployment, now: datetime) -> list[Any]:
+    r, dev, j = m.DeploymentDevice, m.Device, m.Job
+    return list(s.execute(
+        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at,
+               dev.online, dev.maintenance_windows, dev.last_seen_at,
+               j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"), j.ran.label("j_ran"),
+               j.activity_at.label("j_activity_at"))
+        .join(dev, dev.id == r.device_id).outerjoin(j, j.id == r.job_id)
+        .where(r.deployment_id == d.id, r.due_at <= now)
+        .order_by(r.position)))
 
 
-def _apply(s: Session, d: m.Deployment, decision: Decision, now: datetime) -> None:
-    from coordinator.service.deployments import transition
+def _gates(s: Session, d: m.Deployment, device_ids: list[str]) -> dict[str, rm.Gate]:
+    """For a rollback: may each device's revert go out (its original change completed)?"""
+    if d.rollback_of is None or not device_ids:
+        return {}
+    out: dict[str, rm.Gate] = {}
+    for chunk in chunks(device_ids):
+        for device_id, status in s.execute(select(m.DeploymentDevice.device_id, m.DeploymentDevice.status).where(
+                m.DeploymentDevice.deployment_id == d.rollback_of, m.DeploymentDevice.device_id.in_(chunk))):
+            out[device_id] = (rm.Gate.OPEN if status == R.COMPLETED
+                              else rm.Gate.HOLD if status in RECORD_RUNNING else rm.Gate.CLOSED)
+    return out
 
+
+def _work_due(s: Session, d: m.Deployment, w: Writer, ctx: rm.Context, *, dispatch: bool) -> None:
+    rows = _due_rows(s, d, ctx.now)
+    pending = [row.device_id for row in rows if row.status == R.PENDING]
+    gates = _gates(s, d, pending) if dispatch else {}
+    held: list[str] = []
+    for row in rows:
+        rec = _rec(row)
+        if rec.status == R.PENDING:
+            if not dispatch:
+                continue
+            gate = gates.get(row.device_id, rm.Gate.OPEN if d.rollback_of is None else rm.Gate.CLOSED)
+            if gate == rm.Gate.HOLD:
+                held.append(rec.id)
+                continue
+            event: rm.Event = rm.Due(online=bool(row.online), in_window=_in_window_safe(row.maintenance_windows or [], ctx.now),
+                                     gate=gate)
+        elif rec.status in RECORD_RUNNING:
+            job = _job(row)
+            if job is None:
+                continue
+            event = rm.SilenceCheck(job=job, device_last_seen=row.last_seen_at)
+        else:
+            w.apply(rec, row.device_id, [rm.SetRecord({"due_at": None})])  # nothing is due for it
+            continue
+        w.apply(rec, row.device_id, rm.handle(rec, event, ctx))
+    if held:
+        # Parked until the original record finishes (released by `_release_rollback`).
+        for rec_id in held:
+            w.apply(rm.Record(id=rec_id, status=R.PENDING), "", [rm.SetRecord({"due_at": None})])
+
+
+def _release_rollback(s: Session, d: m.Deployment, device_ids: list[str], now: datetime) -> bool:
+    """The original records of these devices finished: their parked rollback records are due."""
+    if d.rolled_back_by is None or not device_ids:
+        return False
+    released = 0
+    for chunk in chunks(device_ids):
+        res = s.execute(update(m.DeploymentDevice).where(
+            m.DeploymentDevice.deployment_id == d.rolled_back_by, m.DeploymentDevice.device_id.in_(chunk),
+            m.DeploymentDevice.status == R.PENDING, m.DeploymentDevice.due_at.is_(None),
+            m.DeploymentDevice.batch_number <= select(m.Deployment.current_batch)
+            .where(m.Deployment.id == d.rolled_back_by).scalar_subquery())
+            .values(due_at=now).execution_options(synchronize_session=False))
+        released += res.rowcount or 0  # type: ignore[attr-defined]
+    return released > 0
+
+
+def _flush(s: Session, d: m.Deployment, w: Writer, cfg: RolloutConfig, params: EngineParams,
+           result: ReconcileResult) -> None:
+    w.flush()
+    for job in w.created:
+        result.dispatched.append(_dispatch_of(d, cfg, job.job_id, job.device_id, job.attempt,
+                                              params.default_timeout_minutes))
+    result.withdrawn.extend(w.withdrawn)
+    if _release_rollback(s, d, w.finished_devices, w.now):
+        result.also.add(str(d.rolled_back_by))
+    result.changed = result.changed or w.changed
+
+
+# --- the deployment's next move ------------------------------------------------------------------
+
+def _start_batch(s: Session, d: m.Deployment, batch: int, now: datetime) -> None:
+    """Make the batch's records due now (they are dispatched in the same reconcile)."""
+    s.execute(update(m.DeploymentDevice).where(
+        m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.batch_number == batch,
+        m.DeploymentDevice.status == R.PENDING).values(due_at=now).execution_options(synchronize_session=False))
+
+
+def _apply(s: Session, d: m.Deployment, decision: Decision, now: datetime, actor: str) -> None:
     fields: dict[str, Any] = {}
     if decision.batch_finished_at is not None and d.batch_finished_at is None:
         fields["batch_finished_at"] = decision.batch_finished_at
     if decision.kind == Kind.START_BATCH:
-        transition(s, d, "dispatch_batch", now, "engine", f"batch {decision.batch} of {d.total_batches} started",
+        transition(s, d, "dispatch_batch", now, actor, f"batch {decision.batch} of {d.total_batches} started",
                    current_batch=decision.batch, batch_finished_at=None, next_batch_at=None)
+        _start_batch(s, d, decision.batch, now)
     elif decision.kind == Kind.PAUSE:
-        transition(s, d, "auto_pause", now, "engine", decision.reason, status_reason=decision.reason,
-                   next_batch_at=None, **fields)
+        if d.status == D.PAUSED:  # paused by hand: keep the threshold's reason visible
+            if d.status_reason != decision.reason or fields:
+                s.execute(update(m.Deployment).where(m.Deployment.id == d.id)
+                          .values(status_reason=decision.reason, **fields).execution_options(synchronize_session=False))
+                s.refresh(d)
+        else:
+            transition(s, d, "auto_pause", now, actor, decision.reason, status_reason=decision.reason,
+                       next_batch_at=None, **fields)
     elif decision.kind == Kind.FINISH:
         action = "complete" if decision.status == D.COMPLETED else "fail"
         if d.status == D.PAUSED:  # the last batch finished while paused by hand
-            transition(s, d, "resume", now, "engine", "last batch finished while paused")
-        transition(s, d, action, now, "engine", decision.reason or "every device record is terminal",
+            transition(s, d, "resume", now, actor, "last batch finished while paused")
+        transition(s, d, action, now, actor, decision.reason or "every device record is terminal",
                    status_reason=decision.reason, completed_at=now, next_batch_at=None, **fields)
     elif decision.kind == Kind.WAIT:
         if decision.status and decision.status != d.status:
-            transition(s, d, "between_batches", now, "engine", f"batch {d.current_batch} done; next at {decision.at}",
+            transition(s, d, "between_batches", now, actor, f"batch {d.current_batch} done; next at {decision.at}",
                        next_batch_at=decision.at, **fields)
         elif d.next_batch_at != decision.at or fields:
             s.execute(update(m.Deployment).where(m.Deployment.id == d.id)
@@ -234,56 +282,59 @@ def _apply(s: Session, d: m.Deployment, decision: Decision, now: datetime) -> No
         if decision.status and decision.status != d.status:
             action = "installing" if decision.status == D.INSTALLING else (
                 "dispatch_batch" if decision.status == D.DOWNLOADING else "between_batches")
-            transition(s, d, action, now, "engine", **fields)
+            transition(s, d, action, now, actor, **fields)
         elif fields:
             s.execute(update(m.Deployment).where(m.Deployment.id == d.id).values(**fields)
                       .execution_options(synchronize_session=False))
             s.refresh(d)
 
 
-def reconcile(s: Session, deployment_id: str, now: datetime, default_timeout_min: float = 30.0) -> ReconcileResult:
+def _next_due(s: Session, d: m.Deployment) -> datetime | None:
+    r = m.DeploymentDevice
+    if d.status == D.PAUSED or d.status not in LIVE:
+        # Nothing is dispatched: only the silence checks of running records are due (a passed
+        # batch or retry time would otherwise wake the engine again at once, forever).
+        return s.scalar(select(func.min(r.due_at)).where(r.deployment_id == d.id, r.status.in_(
+            [x.value for x in RECORD_RUNNING]), r.due_at.is_not(None)))
+    due = s.scalar(select(func.min(r.due_at)).where(r.deployment_id == d.id, r.due_at.is_not(None)))
+    candidates = [t for t in (due, d.next_batch_at) if t is not None]
+    return min(candidates) if candidates else None
+
+
+def reconcile(s: Session, deployment_id: str, now: datetime, default_timeout_min: float = 30.0, *,
+              params: EngineParams | None = None, actor: str = "engine") -> ReconcileResult:
+    params = params or EngineParams(default_timeout_minutes=default_timeout_min)
     d = s.scalar(select(m.Deployment).where(m.Deployment.id == deployment_id).with_for_update())
     result = ReconcileResult(deployment_id=deployment_id)
     if d is None:
         return result
     result.status = d.status
+    cfg = RolloutConfig.parse(d.rollout_config)
     if d.status not in LIVE:
-        # A cancelled or rolled-back deployment dispatches nothing, but devices still running
-        # its jobs must reach a terminal state: their install deadline is still enforced.
-        if d.status in (D.CANCELLED, D.ROLLBACK) and _expire(s, d, now, result.withdrawn):
-            recount(s, d)
-            result.changed = True
-        result.next_due = _next_running_deadline(s, d)
+        # A finished deployment dispatches nothing, but devices still running its jobs must reach
+        # a terminal state: their silence checks still apply.
+        if d.status in (D.CANCELLED, D.ROLLBACK, D.COMPLETED, D.FAILED) and d.n_running:
+            w = Writer(s, d, now)
+            _work_due(s, d, w, _ctx(d, now, params), dispatch=False)
+            _flush(s, d, w, cfg, params, result)
+        result.next_due = _next_due(s, d)
         return result
     version = d.version
     for _ in range(d.total_batches + 2):  # each pass may start one batch; bounded
-        changed = _expire(s, d, now, result.withdrawn)
-        if d.status != D.PAUSED and d.current_batch > 0:
-            dispatched = _dispatch(s, d, now, default_timeout_min)
-            result.dispatched.extend(dispatched)
-            changed = changed or bool(dispatched)
-        recount(s, d)
+        w = Writer(s, d, now)
+        _work_due(s, d, w, _ctx(d, now, params), dispatch=d.status != D.PAUSED and d.current_batch > 0)
+        _flush(s, d, w, cfg, params, result)
         decision = decide(snapshot(s, d), now)
-        _apply(s, d, decision, now)
+        _apply(s, d, decision, now, actor)
         if decision.kind != Kind.START_BATCH:
             break
-    recount(s, d)
     result.status = d.status
-    result.changed = d.version != version or bool(result.dispatched)
-    if d.status == D.PAUSED:
-        # Paused: nothing is dispatched, so only install deadlines of running devices are due
-        # (a passed batch or retry time would otherwise wake the engine again at once, forever).
-        result.next_due = _next_running_deadline(s, d)
-    elif d.status in LIVE:
-        due = s.scalar(select(func.min(m.DeploymentDevice.due_at)).where(
-            m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.batch_number <= d.current_batch,
-            m.DeploymentDevice.status.in_((R.PENDING, R.DOWNLOADING, R.INSTALLING))))
-        candidates = [t for t in (due, d.next_batch_at) if t is not None]
-        result.next_due = min(candidates) if candidates else None
+    result.changed = result.changed or d.version != version
+    result.next_due = _next_due(s, d)
     return result
 
 
-# --- agent reports ------------------------------------------------------------------------------
+# --- agent reports -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Report:
@@ -299,127 +350,155 @@ class Report:
 class ReportResult:
     acks: list[tuple[str, str, str]] = field(default_factory=list)  # (device id, job id, state)
     touched: set[str] = field(default_factory=set)
+    withdrawn: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def _chunks(ids: Iterable[str], size: int = 5000) -> Iterator[list[str]]:
-    items = list(ids)
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
-def _bulk_update(s: Session, table: Any, rows: dict[str, dict[str, Any]]) -> None:
-    """UPDATE … WHERE id = ? for many rows: one executemany per distinct set of columns."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row_id, values in rows.items():
-        groups.setdefault(tuple(sorted(values)), []).append({"b_id": row_id, **{f"v_{k}": v for k, v in values.items()}})
-    for keys, params in groups.items():
-        s.execute(table.update().where(table.c.id == bindparam("b_id")).values({k: bindparam(f"v_{k}") for k in keys}),
-                  params)
-
-
-def apply_reports(s: Session, reports: Iterable[Report], now: datetime) -> ReportResult:
+def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: EngineParams | None = None) -> ReportResult:
     """Fold job statuses into jobs and records, in one transaction; stale ones change nothing.
 
-    Set-based: the jobs and records are read as plain rows (no ORM objects: at thousands of
-    reports per tick, identity-map bookkeeping and unit-of-work flushes were most of the cost),
-    folded in memory, and written back with one executemany per kind of change."""
+    Set-based: the jobs and records are read as plain rows, each report is fed to the record
+    machine, and the writers write everything with one executemany per kind of change."""
+    params = params or EngineParams()
     out = ReportResult()
     reports = list(reports)
     if not reports:
         return out
     jt: Any = m.Job.__table__
     rt: Any = m.DeploymentDevice.__table__
+    cols = (jt.c.id, jt.c.device_id, jt.c.deployment_id, jt.c.deployment_device_id, jt.c.state, jt.c.desired,
+            jt.c.ran, jt.c.activity_at)
     jobs: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks({r.job_id for r in reports}):
-        for row in s.execute(select(jt.c.id, jt.c.device_id, jt.c.deployment_id, jt.c.deployment_device_id,
-                                    jt.c.state).where(jt.c.id.in_(chunk))):
-            jobs[row.id] = row._asdict()
+    for chunk in chunks({r.job_id for r in reports}):
+        for jrow in s.execute(select(*cols).where(jt.c.id.in_(chunk))):
+            jobs[jrow.id] = jrow._asdict()
     dep_ids = sorted({j["deployment_id"] for j in jobs.values()})
     # Lock the deployments in a fixed order (PostgreSQL) so record moves serialize with the engine.
-    deps = {d.id: d for d in s.scalars(select(m.Deployment).where(m.Deployment.id.in_(dep_ids))
-                                       .order_by(m.Deployment.id).with_for_update())}
+    deps: dict[str, m.Deployment] = {}
+    for chunk in chunks(dep_ids):
+        deps.update({d.id: d for d in s.scalars(select(m.Deployment).where(m.Deployment.id.in_(chunk))
+                                                 .order_by(m.Deployment.id).with_for_update())})
     if s.get_bind().dialect.name != "sqlite":
-        # Re-read job states under the deployment locks (SQLite's BEGIN IMMEDIATE already
-        # serializes): a timeout may have finished a job between the first read and the lock.
-        for chunk in _chunks(set(jobs)):
-            for row in s.execute(select(jt.c.id, jt.c.state).where(jt.c.id.in_(chunk))):
-                jobs[row.id]["state"] = row.state
-    records: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks({j["deployment_device_id"] for j in jobs.values()}):
-        for row in s.execute(select(rt.c.id, rt.c.job_id, rt.c.status, rt.c.retry_count).where(rt.c.id.in_(chunk))):
-            records[row.id] = row._asdict()
-    job_writes: dict[str, dict[str, Any]] = {}
-    record_writes: dict[str, dict[str, Any]] = {}
+        # Re-read the jobs under the deployment locks (SQLite's BEGIN IMMEDIATE already
+        # serializes): the engine may have changed one between the first read and the lock.
+        for chunk in chunks(set(jobs)):
+            for row in s.execute(select(*cols).where(jt.c.id.in_(chunk))):
+                jobs[row.id] = row._asdict()
+    records: dict[str, rm.Record] = {}
+    for chunk in chunks({j["deployment_device_id"] for j in jobs.values()}):
+        for rrow in s.execute(select(rt.c.id, rt.c.job_id, rt.c.status, rt.c.runs, rt.c.attempts, rt.c.error,
+                                     rt.c.due_at).where(rt.c.id.in_(chunk))):
+            records[rrow.id] = _rec(rrow)
+    writers: dict[str, Writer] = {}
+    contexts: dict[str, rm.Context] = {}
     for rep in reports:
         job = jobs.get(rep.job_id)
         if job is None or job["device_id"] != rep.device_id:
             continue  # unknown, or another device's job: never trusted
-        terminal = rep.state in JOB_TERMINAL
-        if job["state"] in JOB_TERMINAL or _JOB_RANK.get(rep.state, -1) <= _JOB_RANK.get(job["state"], 0):
-            if terminal and job["state"] in JOB_TERMINAL:
-                out.acks.append((rep.device_id, job["id"], job["state"]))
+        try:
+            state = JobState(rep.state)
+        except ValueError:
             continue
-        job["state"] = rep.state
-        jw = job_writes.setdefault(job["id"], {})
-        jw.update(state=rep.state, updated_at=now)
-        if terminal:
-            jw.update(exit_code=rep.exit_code, output=rep.output[-OUTPUT_LIMIT:], reason=rep.reason)
-            out.acks.append((rep.device_id, job["id"], rep.state))
-        r = records.get(job["deployment_device_id"])
         d = deps.get(job["deployment_id"])
-        move = _REPORT_MOVES.get(rep.state)
-        if r is None or d is None or r["job_id"] != job["id"] or move is None or not record_allowed(move, r["status"]):
-            continue  # a stale attempt (timed out, retried, cancelled): the job is recorded, the record is not moved
+        rec = records.get(job["deployment_device_id"])
+        if d is None or rec is None:
+            continue
+        if job["state"] in JOB_TERMINAL_VALUES:
+            if state in JOB_TERMINAL:
+                out.acks.append((rep.device_id, job["id"], job["state"]))  # a duplicate: ack again
+            continue
+        ctx = contexts.get(d.id) or contexts.setdefault(d.id, _ctx(d, now, params))
+        w = writers.get(d.id) or writers.setdefault(d.id, Writer(s, d, now))
+        view = rm.Job(id=job["id"], state=JobState(job["state"]), desired=Desired(job["desired"]), ran=bool(job["ran"]),
+                      activity_at=job["activity_at"])
+        instructions = rm.handle(rec, rm.Reported(job=view, state=state, exit_code=rep.exit_code,
+                                                  output=rep.output[-OUTPUT_LIMIT:], reason=rep.reason), ctx)
+        if not instructions:
+            continue
+        records[rec.id] = w.apply(rec, rep.device_id, instructions)
+        for ins in instructions:
+            if isinstance(ins, rm.UpdateJob):
+                job.update({k: v for k, v in ins.values.items() if k in ("state", "ran", "activity_at")})
+        if state in JOB_TERMINAL:
+            out.acks.append((rep.device_id, job["id"], state.value))
         out.touched.add(d.id)
-        values: dict[str, Any] = {"updated_at": now}
-        if rep.state == "installing":
-            values["status"] = R.INSTALLING.value
-        elif rep.state == "completed":
-            values.update(status=R.COMPLETED.value, exit_code=rep.exit_code, output=rep.output[-OUTPUT_LIMIT:],
-                          error="", due_at=None, finished_at=now)
-        elif rep.state == "failed":
-            values.update(exit_code=rep.exit_code, output=rep.output[-OUTPUT_LIMIT:],
-                          **_fail_attempt_values(d, r["retry_count"], rep.reason or "failed", now))
-            values["status"] = str(values["status"])
-        elif rep.state in ("skipped", "cancelled"):
-            values.update(status=R.SKIPPED.value, skip_reason=(rep.reason or rep.state)[:64], due_at=None,
-                          finished_at=now)
-        r.update(values)
-        record_writes.setdefault(r["id"], {}).update(values)
-    _bulk_update(s, jt, job_writes)
-    _bulk_update(s, rt, record_writes)
-    # Counters always equal the records, in the same transaction, whether or not the engine
-    # looks at the deployment again (it does not for a cancelled or rolled-back one).
-    for dep_id in sorted(out.touched):
-        recount(s, deps[dep_id])
+    for dep_id, w in writers.items():
+        d = deps[dep_id]
+        w.flush()
+        out.withdrawn.extend(w.withdrawn)
+        if _release_rollback(s, d, w.finished_devices, now):
+            out.touched.add(str(d.rolled_back_by))
     return out
 
 
-def active_jobs_for_devices(s: Session, device_ids: Sequence[str], default_timeout_min: float = 30.0) -> list[Dispatch]:
-    """Every job still due to run on these devices: re-sent when a device (re)connects."""
+# --- desired state of a device's jobs ------------------------------------------------------------
+
+@dataclass
+class DeviceJobs:
+    jobs: list[Dispatch] = field(default_factory=list)
+    withdrawn: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def device_jobs(s: Session, device_ids: Sequence[str], default_timeout_min: float = 30.0) -> DeviceJobs:
+    """What these devices should be doing: every job to run and every withdrawal not yet
+    acknowledged. Sent whenever a device (re)connects; the agent's journal makes a job delivered
+    twice run once."""
+    out = DeviceJobs()
     if not device_ids:
-        return []
+        return out
+    j, r, d = m.Job, m.DeploymentDevice, m.Deployment
+    for chunk in chunks(device_ids):
+        rows = s.execute(
+            select(j.id, j.device_id, j.attempt, j.desired, j.withdraw_reason, d)
+            .join(r, r.id == j.deployment_device_id).join(d, d.id == j.deployment_id)
+            .where(j.device_id.in_(chunk), j.state.not_in(JOB_TERMINAL_VALUES))).all()
+        for job_id, device_id, attempt, desired, why, dep in rows:
+            if desired == Desired.WITHDRAWN:
+                out.withdrawn.append((device_id, job_id, why or "withdrawn"))
+            else:
+                out.jobs.append(_dispatch_of(dep, RolloutConfig.parse(dep.rollout_config), job_id, device_id, attempt,
+                                             default_timeout_min))
+    return out
+
+
+# --- API actions on records (called by the service, in its transaction) ---------------------------
+
+def cancel_records(s: Session, d: m.Deployment, now: datetime, reason: str,
+                   params: EngineParams | None = None) -> list[tuple[str, str, str]]:
+    """Cancel (or roll back while paused): pending records are skipped (failed if an earlier
+    attempt failed), jobs never delivered are withdrawn; running records are left alone.
+    Returns the withdrawals to send."""
+    params = params or EngineParams()
+    ctx = _ctx(d, now, params)
+    r, j = m.DeploymentDevice, m.Job
+    w = Writer(s, d, now)
     rows = s.execute(
-        select(m.Job, m.Deployment).join(m.DeploymentDevice, m.DeploymentDevice.job_id == m.Job.id)
-        .join(m.Deployment, m.Deployment.id == m.Job.deployment_id)
-        .where(m.Job.device_id.in_(device_ids), m.Job.state.not_in(JOB_TERMINAL),
-               m.DeploymentDevice.status.in_((R.DOWNLOADING, R.INSTALLING)),
-               m.Deployment.status.in_([s_.value for s_ in LIVE]))).all()
-    return [Dispatch(device_id=j.device_id, job_id=j.id, deployment_id=d.id, attempt=j.attempt, type=d.type,
-                     payload=d.job_payload, respect_windows=bool(_rollout(d).get("respectMaintenanceWindows")),
-                     timeout_seconds=install_timeout(d, default_timeout_min).total_seconds(),
-                     rollback=d.rollback_of is not None) for j, d in rows]
+        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at,
+               j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"), j.ran.label("j_ran"),
+               j.activity_at.label("j_activity_at"))
+        .outerjoin(j, j.id == r.job_id)
+        .where(r.deployment_id == d.id, r.status.in_([R.PENDING.value, R.DOWNLOADING.value])))
+    for row in rows:
+        rec = _rec(row)
+        job = _job(row) if row.status == R.DOWNLOADING else None
+        w.apply(rec, row.device_id, rm.handle(rec, rm.Cancelled(job=job, reason=reason), ctx))
+    w.flush()
+    _release_rollback(s, d, w.finished_devices, now)
+    return w.withdrawn
 
 
-def _next_running_deadline(s: Session, d: m.Deployment) -> datetime | None:
-    return s.scalar(select(func.min(m.DeploymentDevice.due_at)).where(
-        m.DeploymentDevice.deployment_id == d.id,
-        m.DeploymentDevice.status.in_((R.DOWNLOADING, R.INSTALLING))))
+def manual_retry(s: Session, d: m.Deployment, record: m.DeploymentDevice, now: datetime,
+                 params: EngineParams | None = None) -> None:
+    """One more attempt for this record, now (domain/records.py says whether it may)."""
+    ctx = _ctx(d, now, params or EngineParams())
+    rec = rm.Record(id=record.id, status=R(record.status), job_id=record.job_id, runs=record.runs,
+                    attempts=record.attempts, error=record.error or "", due_at=record.due_at)
+    w = Writer(s, d, now)
+    w.apply(rec, record.device_id, rm.handle(rec, rm.ManualRetry(), ctx))
+    w.flush()
 
 
 def live_deployment_ids(s: Session) -> list[str]:
     """Deployments the engine must look after: live ones, and finished ones with devices still running."""
     live = set(s.scalars(select(m.Deployment.id).where(m.Deployment.status.in_([x.value for x in LIVE]))))
-    running = set(s.scalars(select(m.DeploymentDevice.deployment_id).distinct().where(
-        m.DeploymentDevice.status.in_((R.DOWNLOADING, R.INSTALLING)))))
+    running = set(s.scalars(select(m.Deployment.id).where(m.Deployment.n_running > 0)))
     return sorted(live | running)

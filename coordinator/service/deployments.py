@@ -9,25 +9,29 @@ for the same deployment cannot both win.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from common.errors import Conflict, InvalidArgument, NotFound, RetriesExhausted
+from common.errors import Conflict, InvalidArgument, NotFound
 from common.ids import new_id, parse_uuid
 from common.timefmt import iso
 from coordinator.auth import Principal
 from coordinator.domain import batch_plan
 from coordinator.domain import filter as target_filter
 from coordinator.domain.progress import progress_dict
+from coordinator.domain.rollout_config import RolloutConfig
 from coordinator.domain.spec import validate_spec
 from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
-from coordinator.domain.states import check_action, record_allowed, record_move
+from coordinator.domain.states import check_action
+from coordinator.engine.rollout import cancel_records, manual_retry
 from coordinator.service import payloads
 from coordinator.store import models as m
+from coordinator.store.transitions import add_event as _event
+from coordinator.store.transitions import transition
 
 LIST_LIMIT_MAX = 500
 STATUSES = {s.value for s in D}
@@ -77,7 +81,9 @@ def record_dict(r: m.DeploymentDevice, hostname: str = "") -> dict[str, Any]:
         "output": r.output,
         "error": r.error or None,
         "skipReason": r.skip_reason or None,
-        "nextAttemptAt": iso(r.due_at) if r.status == R.PENDING and r.due_at else None,
+        # A device waiting for its automatic retry is `pending` (counted in progress.pending)
+        # with the time of that retry here.
+        "nextAttemptAt": iso(r.due_at) if r.status == R.PENDING and r.job_id and r.due_at else None,
         "startedAt": iso(r.started_at),
         "finishedAt": iso(r.finished_at),
         "updatedAt": iso(r.updated_at),
@@ -156,31 +162,6 @@ def list_records(s: Session, who: Principal, deployment_id: str, *, status: str 
 
 
 # --- writing --------------------------------------------------------------------------------
-
-def _event(s: Session, d: m.Deployment, actor: str, from_status: str, to_status: str, reason: str, now: datetime) -> None:
-    s.add(m.DeploymentEvent(deployment_id=d.id, at=now, actor=actor, from_status=from_status,
-                            to_status=to_status, reason=reason))
-
-
-def transition(s: Session, d: m.Deployment, action: str, now: datetime, actor: str, reason: str = "",
-               **fields: Any) -> None:
-    """Move `d` by `action` (checked against the state table), as an update guarded by the row's
-    version; Conflict if someone else moved it first. Records the move in deployment_events."""
-    target = check_action(action, d.status)
-    assert target is not None, f"{action} has no fixed target status"
-    before = d.status
-    result = s.execute(
-        update(m.Deployment)
-        .where(m.Deployment.id == d.id, m.Deployment.version == d.version)
-        .values(status=target, version=m.Deployment.version + 1, updated_at=now, **fields)
-        .execution_options(synchronize_session=False))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        s.refresh(d)
-        raise Conflict(f"deployment changed concurrently; it is now {d.status}", status=d.status)
-    s.refresh(d)
-    if before != target or reason:
-        _event(s, d, actor, before, target, reason, now)
-
 
 def _check_payload_refs(s: Session, client_id: str, spec: dict[str, Any]) -> None:
     """Unknown payload ids are a 400 at create (and update)."""
@@ -323,7 +304,7 @@ def initialize(s: Session, who: Principal, deployment_id: str, now: datetime) ->
     _create_records(s, d, plan, now)
     transition(s, d, "initialize", now, who.token_id, f"{len(device_ids)} devices in {len(plan)} batches",
                job_payload=job_payload, total=len(device_ids), total_batches=len(plan), n_pending=len(device_ids),
-               initialized_at=now)
+               batch_sizes=[len(b) for b in plan], initialized_at=now)
     preview = {"resolvedCount": len(device_ids), "totalBatches": len(plan),
                "batches": [{"batchNumber": i, "deviceCount": len(b)} for i, b in enumerate(plan, start=1)]}
     return deployment_dict(d), preview
@@ -351,42 +332,28 @@ def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dic
     fields: dict[str, Any] = {"failure_baseline": d.n_failed, "finished_baseline": d.n_completed + d.n_failed,
                               "status_reason": ""}
     if d.batch_finished_at is not None:
-        delay = float((d.rollout_config.get("staggered") or {}).get("batchDelayMinutes") or 0)
-        fields["next_batch_at"] = max(now, d.batch_finished_at + timedelta(minutes=delay))
+        due = RolloutConfig.parse(d.rollout_config).thresholds.next_batch_due(d.batch_finished_at)
+        fields["next_batch_at"] = max(now, due)
     transition(s, d, "resume", now, who.token_id, "resumed by operator", **fields)
     return deployment_dict(d)
 
 
-def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Cancel: pending records become skipped; queued jobs are withdrawn from their agents.
-
-    Returns the deployment and the (device id, job id) pairs to withdraw."""
+def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+    """Cancel (seed 004): pending records become skipped; records already running, completed,
+    failed or skipped are not affected. A job the device never acknowledged is withdrawn (it has
+    not reached the device: its record is treated as pending). Returns the deployment and the
+    (device id, job id, reason) withdrawals to send; they are stored, so an agent that is away
+    gets them when it connects."""
     who.require_role("operator", "cancel deployments")
     d = load(s, who, deployment_id, lock=True)
     check_action("cancel", d.status)
-    withdraw = skip_pending(s, d, now, "cancelled")
+    withdraw = cancel_records(s, d, now, "cancelled")
     transition(s, d, "cancel", now, who.token_id, "cancelled by operator", status_reason="cancelled by operator",
                completed_at=now, next_batch_at=None)
-    from coordinator.engine.rollout import recount
-
-    recount(s, d)
     return deployment_dict(d), withdraw
 
 
-def skip_pending(s: Session, d: m.Deployment, now: datetime, reason: str) -> list[tuple[str, str]]:
-    """Mark pending records skipped; return the running-but-not-installing jobs to withdraw."""
-    froms, to = record_move("skip")
-    s.execute(update(m.DeploymentDevice)
-              .where(m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status.in_(froms))
-              .values(status=to, skip_reason=reason, due_at=None, finished_at=now, updated_at=now)
-              .execution_options(synchronize_session=False))
-    queued = s.execute(select(m.Job.device_id, m.Job.id).join(m.DeploymentDevice, m.DeploymentDevice.job_id == m.Job.id)
-                       .where(m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status == R.DOWNLOADING,
-                              m.Job.state.in_(("queued", "received"))))
-    return [(device_id, job_id) for device_id, job_id in queued]
-
-
-def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
     """Create and start a deployment that reverts `deployment_id` where it completed."""
     who.require_role("operator", "roll back deployments")
     d = load(s, who, deployment_id, lock=True)
@@ -394,12 +361,16 @@ def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> t
     if d.rollback_of is not None:
         raise Conflict("a rollback deployment cannot itself be rolled back: create a new deployment to "
                        "apply the change again", status=d.status, rollback_of=d.rollback_of)
+    # Every device where the change completed, and every device still applying it: a device that
+    # completes after the rollback was asked for is reverted too (its revert waits for the outcome;
+    # if the change does not complete there, its revert is skipped).
     completed = list(s.scalars(select(m.DeploymentDevice.device_id).where(
-        m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status == R.COMPLETED)))
+        m.DeploymentDevice.deployment_id == d.id,
+        m.DeploymentDevice.status.in_([R.COMPLETED.value, R.DOWNLOADING.value, R.INSTALLING.value]))))
     if not completed:
         raise Conflict("nothing to roll back: the change completed on no device", status=d.status)
     job_payload = resolve_job_payload(s, d, rollback=True)
-    withdraw = skip_pending(s, d, now, "rolled back") if d.status == D.PAUSED else []
+    withdraw = cancel_records(s, d, now, "rolled back") if d.status == D.PAUSED else []
     rb = m.Deployment(
         id=new_id(), client_id=d.client_id, name=f"Rollback of {d.name}"[:300], type=d.type, payload=d.payload,
         job_payload=job_payload, target_type="devices", target_config={"type": "devices", "deviceIds": sorted(completed)},
@@ -409,23 +380,20 @@ def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> t
         created_at=now, updated_at=now, initialized_at=now)
     plan = batch_plan.plan_batches(completed, d.rollout_config)
     rb.total_batches = len(plan)
+    rb.batch_sizes = [len(b) for b in plan]
     s.add(rb)
     s.flush()
     _create_records(s, rb, plan, now)
     _event(s, rb, who.token_id, "", D.PENDING, f"rollback of {d.id}", now)
     transition(s, rb, "start", now, who.token_id, started_at=now)
     transition(s, d, "rollback", now, who.token_id, f"rolled back by {rb.id}", rolled_back_by=rb.id, next_batch_at=None)
-    from coordinator.engine.rollout import recount
-
-    recount(s, d)
     return deployment_dict(rb), withdraw
 
 
 def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str, now: datetime) -> dict[str, Any]:
-    """Manual retry of a failed or skipped record; counts against maxRetries.
-
-    A record skipped before any attempt (offline, outside its window) has never run, so its
-    first run is not a retry and does not consume one."""
+    """Manual retry (seed 004): one more attempt now, for a failed device with retries left (also
+    one waiting for its automatic retry: that retry is brought forward) or a skipped one. It
+    counts against maxRetries; an attempt that never ran (skipped) does not use one."""
     who.require_role("operator", "retry devices")
     d = load(s, who, deployment_id, lock=True)
     dev_id = parse_uuid(device_id, "deviceId")
@@ -434,22 +402,7 @@ def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str,
                                                   m.DeploymentDevice.device_id == dev_id))
     if r is None:
         raise NotFound("Device is not part of this deployment", deployment_id=d.id, device_id=dev_id)
-    if not record_allowed("manual_retry", r.status):
-        raise Conflict(f"device record is {r.status}; only failed or skipped devices can be retried", status=r.status)
-    max_retries = int((d.rollout_config.get("retryConfig") or {}).get("maxRetries", 0))
-    consumes = r.attempts > 0
-    if consumes and r.retry_count >= max_retries:
-        raise RetriesExhausted(
-            f"device has used all {max_retries} retries (retryConfig.maxRetries); no further automatic or manual retries are permitted",
-            retry_count=r.retry_count, max_retries=max_retries)
-    froms, to = record_move("manual_retry")
-    result = s.execute(update(m.DeploymentDevice)
-                       .where(m.DeploymentDevice.id == r.id, m.DeploymentDevice.status.in_(froms))
-                       .values(status=to, retry_count=r.retry_count + (1 if consumes else 0), due_at=now,
-                               skip_reason="", finished_at=None, updated_at=now)
-                       .execution_options(synchronize_session=False))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict("device record changed concurrently")
+    manual_retry(s, d, r, now)
     if d.status in (D.COMPLETED, D.FAILED):
         transition(s, d, "reopen", now, who.token_id, f"manual retry of device {dev_id}", completed_at=None,
                    status_reason="", batch_finished_at=None, next_batch_at=None)
@@ -457,10 +410,6 @@ def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str,
         # The batch is open again: the next one starts batchDelayMinutes after it finishes anew.
         s.execute(update(m.Deployment).where(m.Deployment.id == d.id)
                   .values(batch_finished_at=None, next_batch_at=None).execution_options(synchronize_session=False))
-    from coordinator.engine.rollout import recount
-
-    recount(s, d)
     s.refresh(r)
     host = s.scalar(select(m.Device.hostname).where(m.Device.id == r.device_id)) or ""
     return record_dict(r, host)
-

@@ -219,6 +219,10 @@ class Deployment(Base):
     n_completed: Mapped[int] = mapped_column(Integer, default=0)
     n_failed: Mapped[int] = mapped_column(Integer, default=0)
     n_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    n_installing: Mapped[int] = mapped_column(Integer, default=0)
+    """Of n_running, those installing (the rest are downloading): sets downloading/installing."""
+    batch_sizes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    """Records per batch, frozen at initialize: which records are "up to the current batch"."""
     # Thresholds re-arm on resume: they count failures (and finished records) since then.
     failure_baseline: Mapped[int] = mapped_column(Integer, default=0)
     finished_baseline: Mapped[int] = mapped_column(Integer, default=0)
@@ -242,6 +246,7 @@ class DeploymentDevice(Base):
         Index("ix_deployment_devices_dep_status", "deployment_id", "status"),
         Index("ix_deployment_devices_due", "status", "due_at"),
         Index("ix_deployment_devices_job", "job_id"),
+        Index("ix_deployment_devices_dep_due", "deployment_id", "due_at"),
     )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
@@ -251,12 +256,16 @@ class DeploymentDevice(Base):
     status: Mapped[str] = mapped_column(String(16))
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Jobs created for this record (one per dispatch)."""
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    """Attempts that ran (not skipped by the agent, not withdrawn before delivery)."""
     job_id: Mapped[str | None] = mapped_column(ID)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     output: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str] = mapped_column(Text, default="")
     skip_reason: Mapped[str] = mapped_column(String(64), default="")
-    # When the engine must next look at this record: retry backoff end or install deadline.
+    # When the engine must next look at this record: retry backoff end or silence check; NULL
+    # for records nothing is due for (terminal ones, later batches).
     due_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -273,7 +282,15 @@ class Job(Base):
     deployment_id: Mapped[str] = mapped_column(ID)
     device_id: Mapped[str] = mapped_column(ID)
     attempt: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))  # queued | delivered | downloading | installing | completed | failed | skipped | cancelled
+    state: Mapped[str] = mapped_column(String(16))
+    """What the agent last reported (common/states.py JobState), or "queued" before any report."""
+    desired: Mapped[str] = mapped_column(String(16), default="run")
+    """What the agent should be doing: "run" or "withdrawn" (re-sent on every connect)."""
+    withdraw_reason: Mapped[str] = mapped_column(Text, default="")
+    activity_at: Mapped[datetime | None]
+    """The last time the device said anything about this job (dispatch time before that)."""
+    ran: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The attempt ran (the agent got past "received"), so it counts as an attempt."""
     exit_code: Mapped[int | None] = mapped_column(Integer)
     output: Mapped[str] = mapped_column(Text, default="")
     reason: Mapped[str] = mapped_column(Text, default="")

@@ -20,7 +20,7 @@ NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
 def snap(**kw: object) -> Snapshot:
     base = Snapshot(status=D.DOWNLOADING, current_batch=1, total_batches=3, open_records=0, downloading=0,
-                    installing=0, completed=0, failed=0, failure_baseline=0, finished_baseline=0,
+                    installing=0, completed=0, failed=0, failure_baseline=0, total=100,
                     batch_finished_at=None, next_batch_at=None, batch_delay_minutes=0,
                     pause_on_failure_count=None, pause_on_failure_percent=None)
     return replace(base, **kw)  # type: ignore[arg-type]
@@ -98,10 +98,18 @@ def test_count_threshold_pauses_between_batches() -> None:
     assert "pauseOnFailureCount=3" in d.reason and "after batch 1" in d.reason
 
 
-def test_percent_threshold_is_over_finished_devices_not_all_targets() -> None:
-    # 1000 targets, first batch of 10, 5 failed: 50%, not 0.5%.
-    d = decide(snap(total_batches=100, completed=5, failed=5, pause_on_failure_percent=20), NOW)
-    assert d.kind == Kind.PAUSE and "50% of finished devices failed" in d.reason
+def test_percent_threshold_is_over_the_total_target_devices() -> None:
+    # Seed 004: "percentage of total target devices". 1000 targets, first batch of 10 with 5
+    # failures: 0.5% of the targets, so a 20% threshold does not pause; 0.5% does.
+    d = decide(snap(total=1000, total_batches=100, completed=5, failed=5, pause_on_failure_percent=20), NOW)
+    assert d.kind == Kind.START_BATCH
+    d = decide(snap(total=1000, total_batches=100, completed=5, failed=5, pause_on_failure_percent=0.5), NOW)
+    assert d.kind == Kind.PAUSE and "0.5% of the 1000 target devices failed" in d.reason
+
+
+def test_a_manual_pause_keeps_a_crossed_threshold_visible() -> None:
+    d = decide(snap(status=D.PAUSED, completed=6, failed=4, pause_on_failure_count=3), NOW)
+    assert d.kind == Kind.PAUSE and d.status is None and "auto-pause due after batch 1" in d.reason
 
 
 def test_threshold_is_not_checked_while_the_batch_is_still_running() -> None:
@@ -117,7 +125,7 @@ def test_below_threshold_continues() -> None:
 def test_thresholds_re_arm_after_resume() -> None:
     # The worked example of docs/deployments-rules.md: paused at 4 failures, resumed (baselines 4, 20).
     resumed = snap(status=D.RUNNING, current_batch=2, total_batches=10, completed=16, failed=4,
-                   failure_baseline=4, finished_baseline=20, pause_on_failure_count=3, pause_on_failure_percent=20,
+                   failure_baseline=4, pause_on_failure_count=3, pause_on_failure_percent=20,
                    batch_finished_at=NOW, next_batch_at=NOW)
     assert decide(resumed, NOW).kind == Kind.START_BATCH
     batch3 = replace(resumed, current_batch=3, completed=25, failed=5, batch_finished_at=None, next_batch_at=None)

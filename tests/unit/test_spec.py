@@ -73,7 +73,7 @@ def test_seed_example_normalized() -> None:
                           "pauseOnFailureCount": None, "pauseOnFailurePercent": 20},
             "respectMaintenanceWindows": True,
             "retryConfig": {"maxRetries": 3, "backoffMinutes": [5, 15, 60]},
-            "installTimeoutMinutes": 30,
+            "installTimeoutMinutes": None,
         },
     }
 
@@ -92,7 +92,7 @@ def test_defaults_for_minimal_body() -> None:
         "targetType": "all", "targetConfig": {"type": "all"},
         "rolloutConfig": {"type": "immediate", "respectMaintenanceWindows": False,
                           "retryConfig": {"maxRetries": 0, "backoffMinutes": [5]},
-                          "installTimeoutMinutes": 30},
+                          "installTimeoutMinutes": None},
     }
 
 

@@ -1,10 +1,17 @@
 """Live agent connections: who is online, and the way jobs, cancels and acks reach agents.
 
 Presence is written in batches like reports: hellos (facts, windows, online), heartbeats
-(last_seen_at) and disconnects (offline) queue up and are written in one transaction per tick.
-A device is online while its stream lives; it is marked offline when the stream ends, or when
-it misses `offline_after_missed` heartbeats (one sweep over the live connections per heartbeat
-interval, plus one set-based UPDATE for devices whose coordinator died).
+(last_seen_at) and disconnects (offline) queue up and are written in one transaction per tick
+(IN lists chunked). A device is online while its stream lives; it is marked offline when the
+stream ends, or when it misses `offline_after_missed` heartbeats (one sweep over the live
+connections per heartbeat interval, plus one set-based UPDATE for devices whose coordinator
+died). Only a hello sets a device online: a heartbeat write never does, so a device whose stream
+ended is not written back to online. A presence write that fails (store locked, PostgreSQL
+restarting) puts its hellos and disconnects back in the queue: nothing is forgotten.
+
+Delivery: what each agent should be doing is stored per job (engine/rollout.py `device_jobs`).
+When a device connects, its hello is written and its whole desired state sent (jobs to run,
+withdrawals not yet acknowledged); afterwards the engine sends each change after committing it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from common.maintenance import parse_window
 from coordinator.app import App
 from coordinator.engine import rollout
 from coordinator.engine.rollout import Dispatch
+from coordinator.engine.writer import chunks
 from coordinator.store import models as m
 
 log = logging.getLogger("convoy.hub")
@@ -168,11 +176,20 @@ class Hub:
         gone, self._gone = self._gone, set()
         if not (hellos or gone):
             return
-        jobs = await self.app.run(self._write_presence, hellos, gone, self.app.clock.now())
-        for job in jobs:
+        try:
+            desired = await self.app.run(self._write_presence, hellos, gone, self.app.clock.now())
+        except BaseException:
+            # Put them back (before anything queued since): the next flush writes them, and the
+            # connected devices still get their jobs.
+            self._hellos = hellos + self._hellos
+            self._gone = gone | self._gone
+            raise
+        for job in desired.jobs:
             self.send_job(job)
+        for device_id, job_id, reason in desired.withdrawn:
+            self.send_cancel(device_id, job_id, reason)
 
-    def _write_presence(self, hellos: list[_Hello], gone: set[str], now: datetime) -> list[Dispatch]:
+    def _write_presence(self, hellos: list[_Hello], gone: set[str], now: datetime) -> rollout.DeviceJobs:
         live = [h for h in hellos if self.connections.get(h.device_id) is h.conn]
         with self.app.store.tx() as s:
             if live:
@@ -190,11 +207,11 @@ class Hub:
                       "disks": h.facts.get("disks", []), "ips": h.facts.get("ip_addresses", []), "windows": h.windows,
                       "agent_version": h.agent_version} for h in live])
             gone = {d for d in gone if d not in self.connections}
-            if gone:
-                s.execute(update(m.Device).where(m.Device.id.in_(gone)).values(online=False, updated_at=now)
+            for chunk in chunks(gone):
+                s.execute(update(m.Device).where(m.Device.id.in_(chunk)).values(online=False, updated_at=now)
                           .execution_options(synchronize_session=False))
-            return rollout.active_jobs_for_devices(s, [h.device_id for h in live],
-                                                   self.app.settings.default_install_timeout_minutes)
+            return rollout.device_jobs(s, [h.device_id for h in live],
+                                       self.app.settings.default_install_timeout_minutes)
 
     # --- liveness ------------------------------------------------------------------------
 
@@ -219,10 +236,13 @@ class Hub:
 
     def _touch(self, seen: set[str], now: datetime) -> None:
         limit = timedelta(seconds=self.app.settings.heartbeat_interval_s * self.app.settings.offline_after_missed)
+        # Only devices whose stream is still up, and only last_seen_at: online is set by a hello
+        # alone, so a device whose stream ended since its heartbeat stays offline.
+        seen = {d for d in seen if d in self.connections}
         with self.app.store.tx() as s:
-            if seen:
-                s.execute(update(m.Device).where(m.Device.id.in_(seen)).values(last_seen_at=now, online=True)
-                          .execution_options(synchronize_session=False))
+            for chunk in chunks(seen):
+                s.execute(update(m.Device).where(m.Device.id.in_(chunk), m.Device.online.is_(True))
+                          .values(last_seen_at=now).execution_options(synchronize_session=False))
             self._stale(s, now - limit)
 
     def _mark_stale_offline(self, now: datetime) -> None:
@@ -235,6 +255,6 @@ class Hub:
         stale = [d for d in s.scalars(select(m.Device.id).where(m.Device.online.is_(True),
                                                                  m.Device.last_seen_at < before))
                  if d not in self.connections]
-        if stale:
-            s.execute(update(m.Device).where(m.Device.id.in_(stale)).values(online=False)
+        for chunk in chunks(stale):
+            s.execute(update(m.Device).where(m.Device.id.in_(chunk)).values(online=False)
                       .execution_options(synchronize_session=False))

@@ -1,0 +1,42 @@
+"""Guarded deployment transitions and their audit rows: the one way a deployment's status moves.
+
+Used by the service (API actions) and the engine alike, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from common.errors import Conflict
+from coordinator.domain.states import check_action
+from coordinator.store import models as m
+
+
+def add_event(s: Session, d: m.Deployment, actor: str, from_status: str, to_status: str, reason: str,
+              now: datetime) -> None:
+    s.add(m.DeploymentEvent(deployment_id=d.id, at=now, actor=actor, from_status=from_status,
+                            to_status=to_status, reason=reason))
+
+
+def transition(s: Session, d: m.Deployment, action: str, now: datetime, actor: str, reason: str = "",
+               **fields: Any) -> None:
+    """Move `d` by `action` (checked against the state table), as an update guarded by the row's
+    version; Conflict if someone else moved it first. Records the move in deployment_events."""
+    target = check_action(action, d.status)
+    assert target is not None, f"{action} has no fixed target status"
+    before = d.status
+    result = s.execute(
+        update(m.Deployment)
+        .where(m.Deployment.id == d.id, m.Deployment.version == d.version)
+        .values(status=target, version=m.Deployment.version + 1, updated_at=now, **fields)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        s.refresh(d)
+        raise Conflict(f"deployment changed concurrently; it is now {d.status}", status=d.status)
+    s.refresh(d)
+    if before != target or reason:
+        add_event(s, d, actor, before, target, reason, now)
