@@ -17,10 +17,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from typing import Any
 
 from agent.installers import installed
-from agent.installers.base import InstallError, JobContext, Outcome, outcome_of, run_command
+from agent.installers.base import (
+    CommandResult,
+    InstallError,
+    JobContext,
+    Outcome,
+    outcome_of,
+    run_command,
+)
 from agent.installers.debian import (
     DebCache,
     apt,
@@ -31,6 +39,20 @@ from agent.installers.debian import (
     preserve,
 )
 from agent.installers.prestate import PreState, PreStateStore
+
+LOCK_WAIT = 120.0
+_LOCKED = ("frontend lock", "status database area is locked", "dpkg status database is locked")
+
+
+def dpkg(ctx: JobContext, *args: str) -> CommandResult:
+    """`dpkg ARGS`, waiting (up to LOCK_WAIT, within the job's timeout) while another dpkg or
+    apt holds the lock: unattended-upgrades often does, and dpkg itself does not wait."""
+    deadline = time.monotonic() + min(LOCK_WAIT, ctx.timeout)
+    while True:
+        result = run_command(["dpkg", *args], timeout=ctx.timeout, env=noninteractive(ctx))
+        if result.exit_code != 2 or not any(s in result.output for s in _LOCKED) or time.monotonic() > deadline:
+            return result
+        time.sleep(1.0)
 
 
 def ready() -> None:
@@ -53,7 +75,7 @@ def install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
                                     {"package": package, "previousEntry": installed.entry(ctx, "deb", package)})
     if before is not None:
         preserve(ctx, package, before)
-    result = run_command(["dpkg", "-i", str(ctx.artifact)], timeout=ctx.timeout, env=noninteractive(ctx))
+    result = dpkg(ctx, "-i", str(ctx.artifact))
     outcome = outcome_of(result, ctx.timeout, "dpkg -i exit code")
     after = installed_versions().get(package)
     store.save(record.ended({package: after}))
@@ -81,7 +103,7 @@ def rollback(ctx: JobContext, record: PreState) -> Outcome:
                   f"deployment {record.deployment_id} left it: changed since, not touched")
         return Outcome(False, None, reason, reason)
     if old is None:
-        result = run_command(["dpkg", "-r", package], timeout=ctx.timeout, env=noninteractive(ctx))
+        result = dpkg(ctx, "-r", package)
         outcome = outcome_of(result, ctx.timeout, "dpkg -r exit code")
     else:
         source = find_version(ctx, package, old)
@@ -90,7 +112,7 @@ def rollback(ctx: JobContext, record: PreState) -> Outcome:
                       f"archive or the package sources; left {now + ' installed' if now else 'it not installed'}")
             return Outcome(False, None, reason, reason)
         if source.path is not None:
-            result = run_command(["dpkg", "-i", str(source.path)], timeout=ctx.timeout, env=noninteractive(ctx))
+            result = dpkg(ctx, "-i", str(source.path))
             outcome = outcome_of(result, ctx.timeout, "dpkg -i exit code")
         else:
             result = apt(ctx, "install", "-y", "--allow-downgrades", source.apt_argument())
