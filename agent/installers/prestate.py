@@ -58,6 +58,9 @@ class PreState:
     def ended(self, after: Versions) -> PreState:
         return replace(self, after=dict(after), restored_at="")
 
+    def with_details(self, **changes: Any) -> PreState:
+        return replace(self, details={**self.details, **changes})
+
     def restored(self) -> PreState:
         return replace(self, restored_at=utcnow().isoformat())
 

@@ -129,20 +129,23 @@ def _tar_install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
         target = ctx.state.packages_dir / name / version
         store = PreStateStore(ctx.state)
         previous = installed.entry(ctx, "tar.gz", name)
-        first = store.load(ctx.deployment_id) is None
-        # What is at the target path (the same version installed before, or a leftover) is
-        # moved aside, not deleted, so a rollback can put it back. A retry of the deployment
-        # finds its own earlier attempt there instead, and replaces it.
-        saved = store.copies(ctx.deployment_id) / f"tar.gz-{name}-{version}" if first and target.exists() else None
-        store.record_before(ctx.deployment_id, "tar.gz", ctx.job_id,
-                            {name: previous.get("version") if previous else None},
-                            {"name": name, "version": version, "previousEntry": previous,
-                             "savedCopy": str(saved) if saved else ""})
-        if saved is not None:
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(target, saved)
-        elif target.exists():
-            shutil.rmtree(target)
+        record, _ = store.record_before(ctx.deployment_id, "tar.gz", ctx.job_id,
+                                        {name: previous.get("version") if previous else None},
+                                        {"name": name, "version": version, "previousEntry": previous,
+                                         "savedCopy": "", "placed": False})
+        if target.exists():
+            if record.details.get("placed"):
+                shutil.rmtree(target)  # an earlier attempt of this deployment, cut short
+            else:
+                # What is there (this version installed before, or a leftover) is moved aside,
+                # not deleted, so a rollback or a failed install can put it back. Noted first:
+                # a crash before the move leaves it in place, and the next attempt moves it.
+                saved = store.copies(ctx.deployment_id) / f"tar.gz-{name}-{version}"
+                record = store.save(record.with_details(savedCopy=str(saved)))
+                shutil.rmtree(saved, ignore_errors=True)
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(target, saved)
+        record = store.save(record.with_details(placed=True))
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, target)
     finally:
@@ -154,11 +157,14 @@ def _tar_install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
         outcome = outcome_of(result, ctx.timeout, "install command exit code")
     if outcome.success:
         installed.remember(ctx, "tar.gz", name, version=version, path=str(target), sha256=artifact.get("sha256", ""))
-    else:
-        shutil.rmtree(target, ignore_errors=True)
-    record = store.load(ctx.deployment_id)
-    assert record is not None
-    store.save(record.ended({name: version if outcome.success else (previous or {}).get("version")}))
+        store.save(record.ended({name: version}))
+        return outcome
+    # A failed install leaves what was there before in place.
+    shutil.rmtree(target, ignore_errors=True)
+    saved_copy = Path(str(record.details.get("savedCopy") or ""))
+    if record.details.get("savedCopy") and saved_copy.is_dir():
+        os.replace(saved_copy, target)
+    store.save(record.with_details(savedCopy="", placed=False).ended({name: (previous or {}).get("version")}))
     return outcome
 
 

@@ -314,3 +314,17 @@ def test_the_deb_cache_is_bounded(tmp_path: Path, fake_debian: FakeDebian) -> No
         os.utime(state.packages_dir / "debs" / f"demo_{n}.0.deb", (n, n))  # mtime order = install order
     assert sorted(p.name for p in (state.packages_dir / "debs").iterdir()) == [
         "demo_3.0.deb", "demo_4.0.deb", "demo_5.0.deb"]
+
+
+def test_a_failed_reinstall_leaves_the_copy_that_was_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKER", str(tmp_path / "marker"))
+    state = StateDir(tmp_path / "state")
+    arc, art = tool(tmp_path, "1.0")
+    assert software.run(ctx(state, {"artifact": art, "action": "install"}, arc, deployment="d1")).success
+    copy = state.packages_dir / "tool" / "1.0"
+    (copy / "local-data").write_text("kept\n")
+    entry = software.load_record(ctx(state, {}))["tar.gz:tool"]
+    broken = portable(tmp_path / "broken.tar.gz", {"name": "tool", "version": "1.0", "install": ["sh", "-c", "exit 4"]})
+    out = software.run(ctx(state, {"artifact": art, "action": "install"}, broken, job="j2", deployment="d2"))
+    assert not out.success and out.reason == "install command exit code 4"
+    assert (copy / "local-data").read_text() == "kept\n" and software.load_record(ctx(state, {}))["tar.gz:tool"] == entry
