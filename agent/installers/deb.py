@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from agent.installers import installed
@@ -39,6 +40,17 @@ from agent.installers.debian import (
     preserve,
 )
 from agent.installers.prestate import PreState, PreStateStore
+
+
+@dataclass(frozen=True)
+class DebDetails:
+    """What a .deb deployment's pre-state record holds besides the versions."""
+
+    package: str
+    """The package the .deb installs (its `Package` field)."""
+    previous_entry: dict[str, Any] | None = None
+    """convoy's installed.json entry for the package before, if convoy had installed it."""
+
 
 LOCK_WAIT = 120.0
 _LOCKED = ("frontend lock", "status database area is locked", "dpkg status database is locked")
@@ -72,7 +84,7 @@ def install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
     before = installed_versions().get(package)
     store = PreStateStore(ctx.state)
     record, _ = store.record_before(ctx.deployment_id, "deb", ctx.job_id, {package: before},
-                                    {"package": package, "previousEntry": installed.entry(ctx, "deb", package)})
+                                    DebDetails(package, installed.entry(ctx, "deb", package)))
     if before is not None:
         preserve(ctx, package, before)
     result = dpkg(ctx, "-i", str(ctx.artifact))
@@ -88,9 +100,8 @@ def install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
 
 def rollback(ctx: JobContext, record: PreState) -> Outcome:
     ready()
-    package = str(record.details.get("package") or "")
-    if not package:
-        raise InstallError(f"the pre-state record of deployment {record.deployment_id} names no package; nothing changed")
+    details = record.details_as(DebDetails)
+    package = details.package
     old = record.before.get(package)
     now = installed_versions().get(package)
     store = PreStateStore(ctx.state)
@@ -124,7 +135,6 @@ def rollback(ctx: JobContext, record: PreState) -> Outcome:
     if after != old:
         return Outcome(False, outcome.exit_code, output,
                        f"{package} is {after or 'not installed'} after the restore, wanted {old or 'not installed'}")
-    previous = record.details.get("previousEntry")
-    installed.put(ctx, "deb", package, previous if isinstance(previous, dict) else None)
+    installed.put(ctx, "deb", package, details.previous_entry)
     store.save(record.restored())
     return Outcome(True, 0, output, "")

@@ -236,7 +236,7 @@ def run(ctx: JobContext) -> Outcome:
         validate_document(payload.get("document") or {})
         active = store.load_state().get("active")
         PreStateStore(ctx.state).record_before(ctx.deployment_id, "policy", ctx.job_id,
-                                               {name: None if active is None else str(active)}, {"version": version})
+                                               {name: None if active is None else str(active)})
         lines = store.apply(version, payload.get("document") or {})
     elif action in ("restore", "rollback"):
         lines = _restore(ctx, store, version)

@@ -18,14 +18,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.installers.base import InstallError
 from agent.state import StateDir, atomic_write
 from common.clock import utcnow
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 Versions = Mapping[str, "str | None"]
@@ -47,7 +51,8 @@ class PreState:
     after: Mapping[str, str | None] = field(default_factory=dict)
     """What the latest attempt left, per name; empty until an attempt ended."""
     details: Mapping[str, Any] = field(default_factory=dict)
-    """Kind-specific: the .deb's package name, the replaced record entry, saved copies."""
+    """Kind-specific (the installer's own dataclass, read with `details_as`): the .deb's
+    package name, the replaced entry of installed.json, where copies were saved."""
     restored_at: str = ""
     """Set when a rollback job restored the state before."""
 
@@ -60,6 +65,15 @@ class PreState:
 
     def with_details(self, **changes: Any) -> PreState:
         return replace(self, details={**self.details, **changes})
+
+    def details_as(self, cls: type[D]) -> D:
+        """The kind-specific details as the installer's dataclass `cls`, or InstallError."""
+        names = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in self.details.items() if k in names})
+        except TypeError as exc:
+            raise InstallError(f"the pre-state record of deployment {self.deployment_id} is incomplete "
+                               f"({exc}); nothing changed") from exc
 
     def restored(self) -> PreState:
         return replace(self, restored_at=utcnow().isoformat())
@@ -106,14 +120,14 @@ class PreStateStore:
         return record
 
     def record_before(self, deployment_id: str, kind: str, job_id: str, before: Versions,
-                      details: Mapping[str, Any] | None = None) -> tuple[PreState, bool]:
+                      details: DataclassInstance | None = None) -> tuple[PreState, bool]:
         """Durably note what is there now, before the caller changes it. Returns the record
         and whether it is new (False: an earlier attempt recorded first, and its view stays)."""
         existing = self.load(deployment_id)
         if existing is not None:
             return self.save(existing.merged(before)), False
         record = PreState(deployment_id=deployment_id, kind=kind, job_id=job_id,
-                          recorded_at=utcnow().isoformat(), before=dict(before), details=dict(details or {}))
+                          recorded_at=utcnow().isoformat(), before=dict(before), details=asdict(details) if details is not None else {})
         return self.save(record), True
 
     def require(self, deployment_id: str, kind: str) -> PreState:

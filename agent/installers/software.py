@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,32 @@ def run(ctx: JobContext) -> Outcome:
         return install(ctx, artifact)
     record = PreStateStore(ctx.state).require(reverted_deployment(ctx.payload), kind)
     return rollback(ctx, record)
+
+
+@dataclass(frozen=True)
+class TarDetails:
+    """What a tar.gz deployment's pre-state record holds besides the versions."""
+
+    name: str
+    version: str
+    previous_entry: dict[str, Any] | None = None
+    """convoy's installed.json entry for the package before (an earlier version, or this one)."""
+    saved_copy: str = ""
+    """Where what was at `packages/<name>/<version>` was moved aside; empty: nothing was there."""
+    placed: bool = False
+    """The deployment's own copy is at that path (a retry replaces it rather than saving it)."""
+
+
+@dataclass(frozen=True)
+class FileDetails:
+    """What a file deployment's pre-state record holds besides the sha256 before and after."""
+
+    name: str
+    previous_entry: dict[str, Any] | None = None
+    """convoy's installed.json entry for the file before."""
+    saved_copy: str = ""
+    """A copy of what the file held before; empty: there was no file."""
+    saved_mode: int = 0o644
 
 
 def _changed_since(record: PreState, what: str, now: str, left: str) -> Outcome:
@@ -131,17 +158,16 @@ def _tar_install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
         previous = installed.entry(ctx, "tar.gz", name)
         record, _ = store.record_before(ctx.deployment_id, "tar.gz", ctx.job_id,
                                         {name: previous.get("version") if previous else None},
-                                        {"name": name, "version": version, "previousEntry": previous,
-                                         "savedCopy": "", "placed": False})
+                                        TarDetails(name, version, previous))
         if target.exists():
-            if record.details.get("placed"):
+            if record.details_as(TarDetails).placed:
                 shutil.rmtree(target)  # an earlier attempt of this deployment, cut short
             else:
                 # What is there (this version installed before, or a leftover) is moved aside,
                 # not deleted, so a rollback or a failed install can put it back. Noted first:
                 # a crash before the move leaves it in place, and the next attempt moves it.
                 saved = store.copies(ctx.deployment_id) / f"tar.gz-{name}-{version}"
-                record = store.save(record.with_details(savedCopy=str(saved)))
+                record = store.save(record.with_details(saved_copy=str(saved)))
                 shutil.rmtree(saved, ignore_errors=True)
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(target, saved)
@@ -161,17 +187,17 @@ def _tar_install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
         return outcome
     # A failed install leaves what was there before in place.
     shutil.rmtree(target, ignore_errors=True)
-    saved_copy = Path(str(record.details.get("savedCopy") or ""))
-    if record.details.get("savedCopy") and saved_copy.is_dir():
+    saved_copy = record.details_as(TarDetails).saved_copy
+    if saved_copy and Path(saved_copy).is_dir():
         os.replace(saved_copy, target)
-    store.save(record.with_details(savedCopy="", placed=False).ended({name: (previous or {}).get("version")}))
+    store.save(record.with_details(saved_copy="", placed=False).ended({name: (previous or {}).get("version")}))
     return outcome
 
 
 def _tar_rollback(ctx: JobContext, record: PreState) -> Outcome:
-    name, version = str(record.details.get("name")), str(record.details.get("version"))
-    previous: dict[str, Any] | None = record.details.get("previousEntry") or None
-    saved = Path(record.details["savedCopy"]) if record.details.get("savedCopy") else None
+    details = record.details_as(TarDetails)
+    name, version, previous = details.name, details.version, details.previous_entry
+    saved = Path(details.saved_copy) if details.saved_copy else None
     target = ctx.state.packages_dir / name / version
     current = installed.entry(ctx, "tar.gz", name)
     store = PreStateStore(ctx.state)
@@ -230,12 +256,11 @@ def _file_install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
         raise InstallError("a file artifact needs a plain 'name' (letters, digits, . _ + -)")
     target = ctx.state.packages_dir / "files" / name
     store = PreStateStore(ctx.state)
-    details: dict[str, Any] = {"name": name, "previousEntry": installed.entry(ctx, "file", name),
-                               "savedCopy": "", "savedMode": 0}
+    details = FileDetails(name, installed.entry(ctx, "file", name))
     if store.load(ctx.deployment_id) is None and target.is_file():
         saved = store.copies(ctx.deployment_id) / f"file-{name}"
         atomic_write(saved, target.read_bytes(), mode=0o600)
-        details.update(savedCopy=str(saved), savedMode=target.stat().st_mode & 0o7777)
+        details = FileDetails(name, details.previous_entry, str(saved), target.stat().st_mode & 0o7777)
     record, _ = store.record_before(ctx.deployment_id, "file", ctx.job_id, {name: _sha256(target)}, details)
     atomic_write(target, ctx.artifact.read_bytes(), mode=0o644)
     installed.remember(ctx, "file", name, path=str(target), sha256=artifact.get("sha256", ""))
@@ -244,7 +269,8 @@ def _file_install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
 
 
 def _file_rollback(ctx: JobContext, record: PreState) -> Outcome:
-    name = str(record.details.get("name"))
+    details = record.details_as(FileDetails)
+    name = details.name
     target = ctx.state.packages_dir / "files" / name
     before, now = record.before.get(name), _sha256(target)
     store = PreStateStore(ctx.state)
@@ -254,17 +280,16 @@ def _file_rollback(ctx: JobContext, record: PreState) -> Outcome:
     if name in record.after and now != record.after[name]:
         return _changed_since(record, str(target), f"sha256 {now}" if now else "absent",
                               f"sha256 {record.after[name]}")
-    previous = record.details.get("previousEntry")
     if before is None:
         target.unlink(missing_ok=True)
         line = f"removed {target}"
     else:
-        saved = Path(str(record.details.get("savedCopy") or ""))
-        if not record.details.get("savedCopy") or not saved.is_file():
+        saved = Path(details.saved_copy)
+        if not details.saved_copy or not saved.is_file():
             return _cannot(f"cannot restore {target}: the copy of what it held before is gone; left it as the "
                            "deployment wrote it")
-        atomic_write(target, saved.read_bytes(), mode=int(record.details.get("savedMode") or 0o644))
+        atomic_write(target, saved.read_bytes(), mode=details.saved_mode)
         line = f"restored {target} to what it held before deployment {record.deployment_id}"
-    installed.put(ctx, "file", name, previous if isinstance(previous, dict) else None)
+    installed.put(ctx, "file", name, details.previous_entry)
     store.save(record.restored())
     return Outcome(True, None, line, "")
