@@ -69,9 +69,10 @@ def test_rollback_downgrades_to_the_recorded_versions_and_removes_nothing(tmp_pa
     restored = PreStateStore(state).load(DEP)
     assert restored is not None and restored.restored_at
 
-    # A second rollback job (a retry) finds everything as before and changes nothing.
+    # A second rollback job (a retry; here under the action's old name) finds everything as
+    # before and changes nothing.
     n = len(apt.changes())
-    out = job(state, UPGRADE, job_id="j3", rollback_of=DEP)
+    out = job(state, UPGRADE, job_id="j3", rollback_of=DEP, action="uninstall")
     assert out.success and "nothing to restore" in out.output and len(apt.changes()) == n
 
 
