@@ -53,6 +53,7 @@ class DebDetails:
 
 
 LOCK_WAIT = 120.0
+LOCK_POLL = 1.0
 _LOCKED = ("frontend lock", "status database area is locked", "dpkg status database is locked")
 
 
@@ -64,7 +65,7 @@ def dpkg(ctx: JobContext, *args: str) -> CommandResult:
         result = run_command(["dpkg", *args], timeout=ctx.timeout, env=noninteractive(ctx))
         if result.exit_code != 2 or not any(s in result.output for s in _LOCKED) or time.monotonic() > deadline:
             return result
-        time.sleep(1.0)
+        time.sleep(LOCK_POLL)
 
 
 def ready() -> None:

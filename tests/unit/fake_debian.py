@@ -4,7 +4,8 @@ and `apt-cache` executables first on PATH, sharing one JSON state file.
 The state: what is installed (`installed`: name → version), what the sources offer
 (`available`: name → [versions], the last is the candidate), dependencies (`depends`: name →
 {dependency: version}, installed with it when absent), reverse dependencies (`rdepends`:
-removing a name also removes these), and `log`, every command that ran. A fake .deb file is JSON
+removing a name also removes these), `locked` (dpkg fails that many times as if another dpkg
+held its lock), and `log`, every command that ran. A fake .deb file is JSON
 `{"Package", "Version"}`. Only the outside world is faked: the installers run the same argv as on
 a real host.
 """
@@ -64,6 +65,11 @@ for field in args[2:]:
     print(f"{field}: {deb[field]}")
 ''',
     "dpkg": r'''
+if st.get("locked"):
+    st["locked"] -= 1
+    save()
+    print("dpkg: error: dpkg frontend lock was locked by another process with pid 4242")
+    sys.exit(2)
 if args[0] == "-i":
     deb = read_deb(args[1])
     st["installed"][deb["Package"]] = deb["Version"]

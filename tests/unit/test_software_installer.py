@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent.installers import InstallError, JobContext, debian, software
+from agent.installers import InstallError, JobContext, deb, debian, software
 from agent.state import StateDir
 from tests.unit.fake_debian import FakeDebian
 
@@ -328,3 +328,12 @@ def test_a_failed_reinstall_leaves_the_copy_that_was_there(tmp_path: Path, monke
     out = software.run(ctx(state, {"artifact": art, "action": "install"}, broken, job="j2", deployment="d2"))
     assert not out.success and out.reason == "install command exit code 4"
     assert (copy / "local-data").read_text() == "kept\n" and software.load_record(ctx(state, {}))["tar.gz:tool"] == entry
+
+
+def test_deb_waits_for_the_dpkg_lock(tmp_path: Path, fake_debian: FakeDebian, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deb, "LOCK_POLL", 0.01)
+    fake_debian.set(locked=2)  # unattended-upgrades is busy for a moment
+    out = deb_job(StateDir(tmp_path / "state"), fake_debian, tmp_path, "1.0", "d1")
+    assert out.success, out
+    assert fake_debian.installed == {"demo": "1.0"}
+    assert [c for c in fake_debian.log if c[0] == "dpkg"] == [["dpkg", "-i", str(tmp_path / "demo_1.0.deb")]] * 3
