@@ -22,7 +22,6 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from agent.installers.base import CommandResult, InstallError, JobContext, run_command
 
@@ -95,8 +94,9 @@ def available_from_sources(name: str, version: str, timeout: float = QUERY_TIMEO
 
 
 def _file_version(version: str) -> str:
-    """A version as apt and convoy spell it in file names (the epoch's ':' is %3a)."""
-    return quote(version, safe="+~.-_")
+    """A version as apt spells it in file names: the epoch's ':' is `%3a` (lower case), the only
+    character of a Debian version that is quoted."""
+    return version.replace(":", "%3a")
 
 
 def _matches(path: Path, name: str, version: str) -> bool:

@@ -161,3 +161,11 @@ def test_no_record_means_no_guess(tmp_path: Path, apt: FakeDebian) -> None:
     with pytest.raises(InstallError, match="does not name the deployment it reverts"):
         job(state, UPGRADE, job_id="j3", action="uninstall")
     assert apt.changes() == []
+
+
+def test_apts_archive_is_found_for_a_version_with_an_epoch(tmp_path: Path, apt: FakeDebian) -> None:
+    # apt names the file of 1:1.16.5-1.3 automake_1%3a1.16.5-1.3_all.deb
+    archived = apt.deb(debian.APT_ARCHIVES / "automake_1%3a1.16.5-1.3_all.deb", "automake", "1:1.16.5-1.3")
+    apt.deb(debian.APT_ARCHIVES / "automake_1%3a1.16.5-1.4_all.deb", "automake", "1:1.16.5-1.4")
+    assert debian.archived_deb("automake", "1:1.16.5-1.3") == archived
+    assert debian.archived_deb("automake", "1.16.5-1.3") is None
