@@ -38,6 +38,7 @@ from agent.installers.debian import (
     installed_versions,
     noninteractive,
     preserve,
+    unrestorable,
 )
 from agent.installers.prestate import PreState, PreStateStore
 
@@ -95,8 +96,9 @@ def install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
     if outcome.success:
         DebCache(ctx).put(ctx.artifact, package, fields.version)
         installed.remember(ctx, "deb", package, version=fields.version, sha256=artifact.get("sha256", ""))
-    line = f"{package}: {before or '(not installed)'} -> {after or '(not installed)'}"
-    return Outcome(outcome.success, outcome.exit_code, f"{line}\n\n{outcome.output}", outcome.reason)
+    lines = [f"{package}: {before or '(not installed)'} -> {after or '(not installed)'}",
+             *unrestorable(ctx, record.before, {package: after})]
+    return Outcome(outcome.success, outcome.exit_code, "\n".join(lines) + f"\n\n{outcome.output}", outcome.reason)
 
 
 def rollback(ctx: JobContext, record: PreState) -> Outcome:

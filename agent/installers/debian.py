@@ -176,6 +176,15 @@ def find_version(ctx: JobContext, name: str, version: str) -> Source | None:
     return None
 
 
+def unrestorable(ctx: JobContext, before: Mapping[str, str | None], after: Mapping[str, str | None]) -> list[str]:
+    """After a change: the versions before that a rollback could not get back, as output lines,
+    so the operator learns it from the forward job rather than from a failed rollback."""
+    return [f"note: a rollback could not restore {name} {old}: that version is not in convoy's cache, "
+            "apt's archive or the package sources"
+            for name, old in sorted(before.items())
+            if old is not None and after.get(name) != old and find_version(ctx, name, old) is None]
+
+
 def preserve(ctx: JobContext, name: str, version: str) -> None:
     """Before an upgrade: copy apt's .deb of the installed version into convoy's cache, if apt
     still has one, so autoclean cannot take away the version a rollback would need."""

@@ -34,6 +34,7 @@ from agent.installers.debian import (
     installed_versions,
     preserve,
     simulated_removals,
+    unrestorable,
 )
 from agent.installers.prestate import PreState, PreStateStore, reverted_deployment
 
@@ -113,6 +114,9 @@ def install(ctx: JobContext, packages: list[tuple[str, str]]) -> Outcome:
     assert outcome is not None
     changes = describe_changes(before, after)
     summary = "changed:\n  " + "\n  ".join(changes) if changes else "no package changed"
+    notes = unrestorable(ctx, record.before, after)  # what a rollback would restore
+    if notes:
+        summary += "\n" + "\n".join(notes)
     absent = [name for name, version in packages if version == "latest" and base_name(name) not in before]
     if absent:
         summary += "\nnot installed, so not upgraded: " + ", ".join(absent)

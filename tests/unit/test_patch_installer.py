@@ -54,6 +54,7 @@ def test_rollback_downgrades_to_the_recorded_versions_and_removes_nothing(tmp_pa
     state = StateDir(tmp_path / "state")
     out = job(state, UPGRADE)
     assert out.success, out
+    assert "note:" not in out.output  # the sources still have the versions before
     assert apt.installed == {"openssl": "3.0.13-1", "libc6": "2.36-9+deb12u4", "bash": "5.2.15-2"}
     record = PreStateStore(state).load(DEP)
     assert record is not None and record.before == {"openssl": "3.0.11-1", "libc6": "2.36-9"}
@@ -80,6 +81,7 @@ def test_a_version_that_cannot_be_had_fails_the_rollback_and_changes_nothing(tmp
     state = StateDir(tmp_path / "state")
     assert job(state, UPGRADE).success
     apt.set(available={"openssl": ["3.0.13-1"], "libc6": ["2.36-9", "2.36-9+deb12u4"]})  # the mirror moved on
+    assert "note: a rollback could not restore openssl 3.0.11-1" in job(state, UPGRADE, job_id="j1b").output
     n = len(apt.changes())
     out = job(state, UPGRADE, job_id="j2", rollback_of=DEP)
     assert not out.success

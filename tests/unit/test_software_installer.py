@@ -276,6 +276,7 @@ def test_deb_upgrade_rollback_reinstalls_the_previous_version_from_convoys_cache
     assert deb_job(state, fake_debian, tmp_path, "1.0", "d1").success
     out = deb_job(state, fake_debian, tmp_path, "2.0", "d2")
     assert out.success and out.output.startswith("demo: 1.0 -> 2.0"), out
+    assert "note:" not in out.output  # 1.0 is in convoy's cache
     (tmp_path / "demo_1.0.deb").unlink()  # the upload is long gone; convoy kept its own copy
 
     out = software.run(ctx(state, rollback(DEB_ART, "d2"), job="j3", deployment="rb2"))
@@ -291,7 +292,11 @@ def test_deb_upgrade_of_a_package_convoy_did_not_install_is_never_removed(
         tmp_path: Path, fake_debian: FakeDebian) -> None:
     state = StateDir(tmp_path / "state")
     fake_debian.set(installed={"demo": "1.0"})  # installed by hand, from a .deb nobody kept
-    assert deb_job(state, fake_debian, tmp_path, "2.0", "d1").success
+    out = deb_job(state, fake_debian, tmp_path, "2.0", "d1")
+    assert out.success, out
+    # The forward job already says so.
+    assert ("note: a rollback could not restore demo 1.0: that version is not in convoy's cache, apt's "
+            "archive or the package sources") in out.output.splitlines()
     n = len(fake_debian.changes())
     out = software.run(ctx(state, rollback(DEB_ART, "d1"), job="j2", deployment="rb1"))
     assert not out.success
