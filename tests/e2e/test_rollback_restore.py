@@ -98,6 +98,8 @@ def test_a_deb_upgrade_is_rolled_back_to_the_version_before_never_removed(
         dpkg_install(v1)
         upgrade = deploy(fleet, agent, art2)
         assert installed_version(name) == "2.0"
+        [forward] = fleet.records(upgrade)
+        assert f"note: a rollback could not restore {name} 1.0" in forward["output"]
         status, record = roll_back(fleet, upgrade)
         assert status == "failed" and record["status"] == "failed", record
         assert record["error"] == (f"cannot restore {name} 1.0: that version is not in convoy's package cache, "
