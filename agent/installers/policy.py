@@ -5,7 +5,8 @@
                                                     and the original content of managed files
 
 `apply` makes a version active and pushes the previous one on the stack; `restore` (what a
-rollback runs) pops it back. A document may set:
+rollback runs) pops it back. Before an apply changes anything, the active version is also noted
+in the deployment's pre-state record (agent/installers/prestate.py). A document may set:
 
     {"heartbeatIntervalSeconds": 30,
      "maintenanceWindows": ["Sat 01:00-05:00 Europe/Berlin"],
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.installers.base import InstallError, JobContext, Outcome
+from agent.installers.prestate import PreStateStore
 from agent.state import StateDir, atomic_write
 from common.clock import utcnow
 from common.maintenance import validate_windows
@@ -209,6 +211,19 @@ def _version(payload: dict[str, Any]) -> int:
     return int(v)
 
 
+def _restore(ctx: JobContext, store: PolicyStore, version: int) -> list[str]:
+    """Undo the reverted deployment's apply. The store's own stack of earlier versions is the
+    state before (every agent version keeps it), so a rollback without a pre-state record still
+    restores; the record adds one case the stack cannot tell: the version was already active
+    before the deployment applied it again, so there is nothing to undo."""
+    reverted = ctx.payload.get("revertsDeploymentId")
+    record = PreStateStore(ctx.state).load(reverted) if isinstance(reverted, str) and reverted else None
+    if record is not None and record.kind == "policy" and record.before.get(store.name) == str(version):
+        return [f"policy {store.name} version {version} was already active before deployment {reverted}; "
+                "nothing to restore"]
+    return store.restore(version)
+
+
 def run(ctx: JobContext) -> Outcome:
     payload = dict(ctx.payload)
     name = payload.get("name")
@@ -218,9 +233,13 @@ def run(ctx: JobContext) -> Outcome:
     version = _version(payload)
     action = str(payload.get("action") or ("restore" if ctx.rollback else "apply"))
     if action == "apply":
+        validate_document(payload.get("document") or {})
+        active = store.load_state().get("active")
+        PreStateStore(ctx.state).record_before(ctx.deployment_id, "policy", ctx.job_id,
+                                               {name: None if active is None else str(active)})
         lines = store.apply(version, payload.get("document") or {})
-    elif action == "restore":
-        lines = store.restore(version)
+    elif action in ("restore", "rollback"):
+        lines = _restore(ctx, store, version)
     else:
         raise InstallError(f"unknown policy action {action!r} (apply, restore)")
     settings = effective_settings(ctx.state)

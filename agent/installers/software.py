@@ -1,26 +1,34 @@
-"""The software installer: an uploaded artifact installed by its kind.
+"""The software installer: an uploaded artifact installed by its kind, and rolled back to what
+was there before.
 
-- `deb`: `dpkg -i` on Debian-family hosts (root only); uninstall is `dpkg -r <packageName>`.
+- `deb`: `dpkg -i` on Debian-family hosts (root only); see agent/installers/deb.py.
 - `tar.gz`: the portable package format. The archive holds `convoy-manifest.json`:
   `{"name", "version", "install": [argv], "uninstall": [argv]}`. It is extracted safely into
-  `<state>/packages/<name>/<version>` and `install` runs there; uninstall runs the manifest's
-  `uninstall` from that installed copy and removes it.
-- `file`: the artifact is kept as `<state>/packages/files/<name>`; uninstall removes it.
+  `<state>/packages/<name>/<version>` and `install` runs there.
+- `file`: the artifact is kept as `<state>/packages/files/<name>`.
 
-Every successful install is recorded in `<state>/packages/installed.json`, so an uninstall
-(what a rollback runs) knows what was installed even when the payload names only the artifact.
+Every successful install is recorded in `<state>/packages/installed.json`
+(agent/installers/installed.py). Before an install changes anything, what was there is recorded
+for the deployment (agent/installers/prestate.py): the convoy entry it replaces, and a copy of
+what was at the target path. A rollback (`action: rollback`, or the old name `uninstall`)
+names the deployment it reverts and restores that: it uninstalls what the deployment put there,
+then gives back the previous package (re-running its install from its kept copy) or file, and
+fails without touching anything when that is gone or the device changed since.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.archive import UnsafeArchive, safe_extract
+from agent.installers import deb, installed
 from agent.installers.base import (
     CommandResult,
     InstallError,
@@ -29,53 +37,15 @@ from agent.installers.base import (
     outcome_of,
     run_command,
 )
+from agent.installers.installed import load_record
+from agent.installers.prestate import PreState, PreStateStore, reverted_deployment
 from agent.state import atomic_write
-from common.clock import utcnow
 
 MANIFEST = "convoy-manifest.json"
+ROLLBACK_ACTIONS = ("rollback", "uninstall")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
-
-# --- the record of installed packages ------------------------------------------------------
-
-def _record_path(ctx: JobContext) -> Path:
-    return ctx.state.packages_dir / "installed.json"
-
-
-def load_record(ctx: JobContext) -> dict[str, dict[str, Any]]:
-    path = _record_path(ctx)
-    if not path.exists():
-        return {}
-    data: dict[str, dict[str, Any]] = json.loads(path.read_text()).get("packages", {})
-    return data
-
-
-def _save_record(ctx: JobContext, record: dict[str, dict[str, Any]]) -> None:
-    atomic_write(_record_path(ctx), json.dumps({"packages": record}, indent=1, sort_keys=True).encode(), 0o600)
-
-
-def _find(ctx: JobContext, kind: str, name: str, sha256: str) -> tuple[str, dict[str, Any]] | None:
-    """The record entry for this uninstall: by package name, else by the artifact's sha256."""
-    record = load_record(ctx)
-    if name and f"{kind}:{name}" in record:
-        return f"{kind}:{name}", record[f"{kind}:{name}"]
-    for key, entry in record.items():
-        if entry.get("kind") == kind and sha256 and entry.get("sha256") == sha256:
-            return key, entry
-    return None
-
-
-def _remember(ctx: JobContext, kind: str, name: str, **fields: Any) -> None:
-    record = load_record(ctx)
-    record[f"{kind}:{name}"] = {"kind": kind, "name": name, "installed_at": utcnow().isoformat(),
-                                "job_id": ctx.job_id, **fields}
-    _save_record(ctx, record)
-
-
-def _forget(ctx: JobContext, key: str) -> None:
-    record = load_record(ctx)
-    record.pop(key, None)
-    _save_record(ctx, record)
+__all__ = ["MANIFEST", "load_record", "read_manifest", "run"]
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -85,66 +55,56 @@ def run(ctx: JobContext) -> Outcome:
     if not isinstance(artifact, dict):
         raise InstallError("payload field 'artifact' must be an object")
     kind = str(artifact.get("kind") or "")
-    action = str(ctx.payload.get("action") or "install")
-    if action not in ("install", "uninstall"):
-        raise InstallError(f"unknown software action {action!r} (install, uninstall)")
-    handlers = {"deb": (_deb_install, _deb_uninstall), "tar.gz": (_tar_install, _tar_uninstall),
-                "file": (_file_install, _file_uninstall)}
+    action = str(ctx.payload.get("action") or ("rollback" if ctx.rollback else "install"))
+    if action not in ("install", *ROLLBACK_ACTIONS):
+        raise InstallError(f"unknown software action {action!r} (install, rollback)")
+    handlers = {"deb": (deb.install, deb.rollback), "tar.gz": (_tar_install, _tar_rollback),
+                "file": (_file_install, _file_rollback)}
     if kind not in handlers:
         raise InstallError(f"unknown artifact kind {kind!r} (deb, tar.gz, file)")
-    install, uninstall = handlers[kind]
+    install, rollback = handlers[kind]
     if action == "install":
         if ctx.artifact is None:
             raise InstallError("no verified artifact to install")
         return install(ctx, artifact)
-    return uninstall(ctx, artifact)
+    record = PreStateStore(ctx.state).require(reverted_deployment(ctx.payload), kind)
+    return rollback(ctx, record)
 
 
-def needs_artifact(payload: dict[str, Any]) -> bool:
-    return str(payload.get("action") or "install") == "install"
+@dataclass(frozen=True)
+class TarDetails:
+    """What a tar.gz deployment's pre-state record holds besides the versions."""
+
+    name: str
+    version: str
+    previous_entry: dict[str, Any] | None = None
+    """convoy's installed.json entry for the package before (an earlier version, or this one)."""
+    saved_copy: str = ""
+    """Where what was at `packages/<name>/<version>` was moved aside; empty: nothing was there."""
+    placed: bool = False
+    """The deployment's own copy is at that path (a retry replaces it rather than saving it)."""
 
 
-# --- deb -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileDetails:
+    """What a file deployment's pre-state record holds besides the sha256 before and after."""
 
-def _dpkg_ready() -> None:
-    if shutil.which("dpkg") is None:
-        raise InstallError("dpkg is not available: .deb packages install only on Debian-family hosts")
-    if os.geteuid() != 0:
-        raise InstallError("installing a .deb needs root: the agent runs as an unprivileged user")
-
-
-def _deb_install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
-    _dpkg_ready()
-    assert ctx.artifact is not None
-    probe = run_command(["dpkg-deb", "-f", str(ctx.artifact), "Package", "Version"], timeout=60)
-    if probe.exit_code != 0:
-        return Outcome(False, probe.exit_code, probe.output, "artifact is not a valid .deb package")
-    fields = dict(line.split(": ", 1) for line in probe.output.splitlines() if ": " in line)
-    package = fields.get("Package", "").strip()
-    result = run_command(["dpkg", "-i", str(ctx.artifact)], timeout=ctx.timeout, env=_noninteractive(ctx))
-    outcome = outcome_of(result, ctx.timeout, "dpkg -i exit code")
-    if outcome.success and package:
-        _remember(ctx, "deb", package, version=fields.get("Version", "").strip(),
-                  sha256=artifact.get("sha256", ""))
-    return outcome
+    name: str
+    previous_entry: dict[str, Any] | None = None
+    """convoy's installed.json entry for the file before."""
+    saved_copy: str = ""
+    """A copy of what the file held before; empty: there was no file."""
+    saved_mode: int = 0o644
 
 
-def _deb_uninstall(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
-    _dpkg_ready()
-    name = str(ctx.payload.get("packageName") or "")
-    found = _find(ctx, "deb", name, str(artifact.get("sha256") or ""))
-    package = name or (found[1]["name"] if found else "")
-    if not package or not _SAFE_NAME.match(package):
-        raise InstallError("payload names no packageName to uninstall and no recorded install matches the artifact")
-    result = run_command(["dpkg", "-r", package], timeout=ctx.timeout, env=_noninteractive(ctx))
-    outcome = outcome_of(result, ctx.timeout, "dpkg -r exit code")
-    if outcome.success and found:
-        _forget(ctx, found[0])
-    return outcome
+def _changed_since(record: PreState, what: str, now: str, left: str) -> Outcome:
+    reason = (f"{what} is {now}, not {left} as deployment {record.deployment_id} left it: "
+              "changed since, not touched")
+    return Outcome(False, None, reason, reason)
 
 
-def _noninteractive(ctx: JobContext) -> dict[str, str]:
-    return {**ctx.env(), "DEBIAN_FRONTEND": "noninteractive"}
+def _cannot(reason: str) -> Outcome:
+    return Outcome(False, None, reason, reason)
 
 
 # --- tar.gz (portable package) -------------------------------------------------------------
@@ -194,8 +154,24 @@ def _tar_install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
         manifest = read_manifest(staging)
         name, version = manifest["name"], manifest["version"]
         target = ctx.state.packages_dir / name / version
+        store = PreStateStore(ctx.state)
+        previous = installed.entry(ctx, "tar.gz", name)
+        record, _ = store.record_before(ctx.deployment_id, "tar.gz", ctx.job_id,
+                                        {name: previous.get("version") if previous else None},
+                                        TarDetails(name, version, previous))
         if target.exists():
-            shutil.rmtree(target)
+            if record.details_as(TarDetails).placed:
+                shutil.rmtree(target)  # an earlier attempt of this deployment, cut short
+            else:
+                # What is there (this version installed before, or a leftover) is moved aside,
+                # not deleted, so a rollback or a failed install can put it back. Noted first:
+                # a crash before the move leaves it in place, and the next attempt moves it.
+                saved = store.copies(ctx.deployment_id) / f"tar.gz-{name}-{version}"
+                record = store.save(record.with_details(saved_copy=str(saved)))
+                shutil.rmtree(saved, ignore_errors=True)
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(target, saved)
+        record = store.save(record.with_details(placed=True))
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, target)
     finally:
@@ -206,30 +182,72 @@ def _tar_install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
     else:
         outcome = outcome_of(result, ctx.timeout, "install command exit code")
     if outcome.success:
-        _remember(ctx, "tar.gz", name, version=version, path=str(target), sha256=artifact.get("sha256", ""))
-    else:
-        shutil.rmtree(target, ignore_errors=True)
+        installed.remember(ctx, "tar.gz", name, version=version, path=str(target), sha256=artifact.get("sha256", ""))
+        store.save(record.ended({name: version}))
+        return outcome
+    # A failed install leaves what was there before in place.
+    shutil.rmtree(target, ignore_errors=True)
+    saved_copy = record.details_as(TarDetails).saved_copy
+    if saved_copy and Path(saved_copy).is_dir():
+        os.replace(saved_copy, target)
+    store.save(record.with_details(saved_copy="", placed=False).ended({name: (previous or {}).get("version")}))
     return outcome
 
 
-def _tar_uninstall(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
-    name = str(ctx.payload.get("packageName") or "")
-    found = _find(ctx, "tar.gz", name, str(artifact.get("sha256") or ""))
-    if found is None:
-        raise InstallError(f"package {name or artifact.get('sha256', '?')} is not installed by convoy on this device")
-    key, entry = found
-    target = Path(entry["path"])
-    manifest = read_manifest(target)
-    result = _run_manifest(ctx, _argv(manifest, "uninstall"), target)
-    outcome = (Outcome(True, None, f"{entry['name']} {entry['version']} removed", "") if result is None
+def _tar_rollback(ctx: JobContext, record: PreState) -> Outcome:
+    details = record.details_as(TarDetails)
+    name, version, previous = details.name, details.version, details.previous_entry
+    saved = Path(details.saved_copy) if details.saved_copy else None
+    target = ctx.state.packages_dir / name / version
+    current = installed.entry(ctx, "tar.gz", name)
+    store = PreStateStore(ctx.state)
+
+    if current == previous:  # whole entries: a reinstall of the same version has a new job id
+        store.save(record.restored())
+        return Outcome(True, 0, f"nothing to restore: {name} is as it was before deployment {record.deployment_id}", "")
+    if current is None or current.get("version") != version or current.get("path") != str(target):
+        return _changed_since(record, f"{name}", f"{current['version'] if current else 'not installed by convoy'}",
+                              version)
+    # Check that what comes back is there before anything is removed.
+    if saved is not None and not saved.is_dir():
+        return _cannot(f"cannot restore {name}: the copy of what was at {target} before ({saved}) is gone; "
+                       f"left {version} installed")
+    prev_dir = Path(previous["path"]) if previous else None
+    if prev_dir is not None and prev_dir != target and not (prev_dir / MANIFEST).is_file():
+        return _cannot(f"cannot restore {name} {previous['version'] if previous else ''}: its installed copy "
+                       f"{prev_dir} is gone; left {version} installed")
+    if prev_dir == target and saved is None:
+        return _cannot(f"cannot restore {name} {version} as it was: no copy of it was kept; left the "
+                       "deployment's copy installed")
+    result = _run_manifest(ctx, _argv(read_manifest(target), "uninstall"), target)
+    removed = (Outcome(True, None, f"{name} {version} removed", "") if result is None
                else outcome_of(result, ctx.timeout, "uninstall command exit code"))
-    if outcome.success:
-        shutil.rmtree(target, ignore_errors=True)
-        _forget(ctx, key)
-    return outcome
+    if not removed.success:
+        return removed
+    shutil.rmtree(target, ignore_errors=True)
+    installed.put(ctx, "tar.gz", name, None)
+    if saved is not None:
+        os.replace(saved, target)
+    lines = [removed.output or f"{name} {version} removed"]
+    if previous is not None and prev_dir is not None:
+        again = _run_manifest(ctx, _argv(read_manifest(prev_dir), "install"), prev_dir)
+        reinstalled = (Outcome(True, None, "", "") if again is None
+                       else outcome_of(again, ctx.timeout, "install command exit code"))
+        lines.append(f"{name} {previous['version']} installed again from {prev_dir}\n{reinstalled.output}")
+        if not reinstalled.success:
+            return Outcome(False, reinstalled.exit_code, "\n".join(lines),
+                           f"{name} {version} removed, but installing {previous['version']} again failed: "
+                           f"{reinstalled.reason}")
+        installed.put(ctx, "tar.gz", name, previous)
+    store.save(record.restored())
+    return Outcome(True, 0, "\n".join(lines), "")
 
 
 # --- plain file ----------------------------------------------------------------------------
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
 
 def _file_install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
     assert ctx.artifact is not None
@@ -237,17 +255,41 @@ def _file_install(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
     if not _SAFE_NAME.match(name):
         raise InstallError("a file artifact needs a plain 'name' (letters, digits, . _ + -)")
     target = ctx.state.packages_dir / "files" / name
+    store = PreStateStore(ctx.state)
+    details = FileDetails(name, installed.entry(ctx, "file", name))
+    if store.load(ctx.deployment_id) is None and target.is_file():
+        saved = store.copies(ctx.deployment_id) / f"file-{name}"
+        atomic_write(saved, target.read_bytes(), mode=0o600)
+        details = FileDetails(name, details.previous_entry, str(saved), target.stat().st_mode & 0o7777)
+    record, _ = store.record_before(ctx.deployment_id, "file", ctx.job_id, {name: _sha256(target)}, details)
     atomic_write(target, ctx.artifact.read_bytes(), mode=0o644)
-    _remember(ctx, "file", name, path=str(target), sha256=artifact.get("sha256", ""))
+    installed.remember(ctx, "file", name, path=str(target), sha256=artifact.get("sha256", ""))
+    store.save(record.ended({name: _sha256(target)}))
     return Outcome(True, None, f"stored {target}", "")
 
 
-def _file_uninstall(ctx: JobContext, artifact: dict[str, Any]) -> Outcome:
-    name = str(ctx.payload.get("packageName") or artifact.get("name") or "")
-    found = _find(ctx, "file", name, str(artifact.get("sha256") or ""))
-    if found is None:
-        raise InstallError(f"file {name or '?'} is not installed by convoy on this device")
-    Path(found[1]["path"]).unlink(missing_ok=True)
-    _forget(ctx, found[0])
-    return Outcome(True, None, f"removed {found[1]['path']}", "")
-
+def _file_rollback(ctx: JobContext, record: PreState) -> Outcome:
+    details = record.details_as(FileDetails)
+    name = details.name
+    target = ctx.state.packages_dir / "files" / name
+    before, now = record.before.get(name), _sha256(target)
+    store = PreStateStore(ctx.state)
+    if now == before:
+        store.save(record.restored())
+        return Outcome(True, 0, f"nothing to restore: {target} is as it was before deployment {record.deployment_id}", "")
+    if name in record.after and now != record.after[name]:
+        return _changed_since(record, str(target), f"sha256 {now}" if now else "absent",
+                              f"sha256 {record.after[name]}")
+    if before is None:
+        target.unlink(missing_ok=True)
+        line = f"removed {target}"
+    else:
+        saved = Path(details.saved_copy)
+        if not details.saved_copy or not saved.is_file():
+            return _cannot(f"cannot restore {target}: the copy of what it held before is gone; left it as the "
+                           "deployment wrote it")
+        atomic_write(target, saved.read_bytes(), mode=details.saved_mode)
+        line = f"restored {target} to what it held before deployment {record.deployment_id}"
+    installed.put(ctx, "file", name, details.previous_entry)
+    store.save(record.restored())
+    return Outcome(True, None, line, "")

@@ -257,8 +257,12 @@ def _resolve_targets(s: Session, d: m.Deployment) -> list[str]:
 
 
 def resolve_job_payload(s: Session, d: m.Deployment, *, rollback: bool = False) -> dict[str, Any]:
-    """The payload agents receive, frozen at initialize (see docs/protocol.md)."""
+    """The payload agents receive, frozen at initialize (see docs/protocol.md).
+
+    A rollback payload names the deployment it reverts (`revertsDeploymentId`, the id of `d`):
+    the agent restores what its pre-state record of that deployment says was there before."""
     p = d.payload
+    reverts: dict[str, Any] = {"revertsDeploymentId": d.id} if rollback else {}
     if d.type == "script":
         script = payloads.get_script(s, d.client_id, p["scriptId"])
         body = script.body
@@ -268,15 +272,15 @@ def resolve_job_payload(s: Session, d: m.Deployment, *, rollback: bool = False) 
                                       parameter="payload.scriptId")
             body = script.rollback_body
         return {"interpreter": script.interpreter, "body": body, "parameters": p.get("parameters") or {},
-                "scriptId": script.id}
+                "scriptId": script.id, **reverts}
     if d.type == "software":
         art = payloads.get_artifact(s, d.client_id, p["artifactId"])
         return {"artifact": {"sha256": art.sha256, "size": art.size, "name": art.name, "kind": art.kind},
-                "action": "uninstall" if rollback else "install", "packageName": p.get("packageName") or ""}
+                "action": "rollback" if rollback else "install", "packageName": p.get("packageName") or "", **reverts}
     if d.type == "patch":
-        return {"packages": p["packages"], "action": "uninstall" if rollback else "install"}
+        return {"packages": p["packages"], "action": "rollback" if rollback else "install", **reverts}
     return {"name": p["name"], "version": p["version"], "document": p["document"],
-            "action": "restore" if rollback else "apply"}
+            "action": "restore" if rollback else "apply", **reverts}
 
 
 def _create_records(s: Session, d: m.Deployment, plan: Sequence[Sequence[str]], now: datetime) -> None:

@@ -101,3 +101,24 @@ def test_bad_names_and_versions(tmp_path: Path) -> None:
     with pytest.raises(InstallError, match="non-negative integer"):
         policy.run(JobContext(job_id="j", deployment_id="d", device_id="v", attempt=1, state=state,
                               payload={"name": "p", "version": 1.5, "action": "apply", "document": {}}))
+
+
+def test_rolling_back_a_reapply_of_the_active_version_changes_nothing(tmp_path: Path) -> None:
+    state = StateDir(tmp_path / "state")
+
+    def job(deployment: str, version: int, action: str, reverts: str | None = None) -> Any:
+        payload: dict[str, Any] = {"name": "p", "version": float(version), "action": action,
+                                   "document": {"heartbeatIntervalSeconds": version * 10}}
+        if reverts:
+            payload["revertsDeploymentId"] = reverts
+        return policy.run(JobContext(job_id=f"{deployment}-{action}", deployment_id=deployment, device_id="dev",
+                                     attempt=1, payload=payload, state=state, rollback=reverts is not None))
+
+    job("d1", 1, "apply")
+    job("d2", 2, "apply")
+    job("d3", 2, "apply")  # the same version again: the state before d3 is version 2 active
+    out = job("rb3", 2, "restore", reverts="d3")
+    assert out.success and "was already active before deployment d3; nothing to restore" in out.output
+    assert policy.PolicyStore(state, "p").load_state()["active"] == 2
+    out = job("rb2", 2, "restore", reverts="d2")
+    assert out.success and out.settings == {"heartbeatIntervalSeconds": 10.0}
