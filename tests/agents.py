@@ -20,7 +20,9 @@ from google.protobuf import json_format
 from common import transport
 from common.convoy.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
-# outcome(agent, job) -> "completed" | "failed" | "hang" | "skipped"
+# outcome(agent, job) -> "completed" | "failed" | "hang" | "skipped" | "received" | "ignore"
+#   hang: downloading, then nothing (finish it with `finish`); received: journaled, not started
+#   (queued behind other work); ignore: not even acknowledged (a job lost on the way).
 Outcome = Callable[["ScriptedAgent", agent_pb2.Job], str]
 
 
@@ -116,6 +118,11 @@ class ScriptedAgent:
             return
         self.jobs.append(job)
         result = self.outcome(self, job)
+        if result == "ignore":
+            return
+        self._status(job, "received")  # as the real agent: journaled first
+        if result == "received":
+            return
         if result == "skipped":
             self._status(job, "skipped", reason="outside_maintenance_window")
             return
@@ -128,6 +135,31 @@ class ScriptedAgent:
             self._status(job, "completed", exit_code=0, output=f"ok from {self.name}")
         else:
             self._status(job, "failed", exit_code=3, output=f"boom on {self.name}", reason="exit code 3")
+
+    def finish(self, job: agent_pb2.Job, state: str = "completed") -> None:
+        """Finish a job left hanging (or received): its real outcome, now."""
+        if state == "completed":
+            self.executions[job.deployment_id] += 1
+            self._status(job, "completed", exit_code=0, output=f"ok from {self.name}")
+        elif state == "failed":
+            self.executions[job.deployment_id] += 1
+            self._status(job, "failed", exit_code=3, output=f"boom on {self.name}", reason="exit code 3")
+        else:
+            self._status(job, state)
+
+    def heartbeat(self) -> None:
+        self._out.put(agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat(seq=1)))
+
+    def start_heartbeats(self, interval: float) -> threading.Event:
+        """Heartbeat every `interval` seconds until the returned event is set."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                self.heartbeat()
+
+        threading.Thread(target=beat, daemon=True).start()
+        return stop
 
     def payload(self, job: agent_pb2.Job) -> dict[str, Any]:
         return json_format.MessageToDict(job.payload)

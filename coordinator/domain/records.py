@@ -50,6 +50,8 @@ class Record:
     attempts: int = 0
     error: str = ""
     due_at: datetime | None = None
+    manual: bool = False
+    """An operator asked for this attempt (dispatched even while the deployment is paused)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ class Due:
     online: bool
     in_window: bool = True
     gate: Gate = Gate.OPEN
+    paused: bool = False
+    """The deployment is paused: only an operator's manual retry goes out (seed 004: "retry a
+    small number of devices without resuming the entire deployment")."""
 
 
 @dataclass(frozen=True)
@@ -198,10 +203,10 @@ def _not_run(rec: Record, ctx: Context, why: str, *, skip: str, fail: str) -> Mo
     """The attempt cannot run (offline, outside the window, cancelled, never delivered): a record
     with no attempt that ran is skipped; one whose earlier attempt failed stays failed."""
     if rec.runs == 0:
-        return Move(skip, {"skip_reason": why[:64], "due_at": None, "finished_at": ctx.now})
+        return Move(skip, {"skip_reason": why[:64], "due_at": None, "manual": False, "finished_at": ctx.now})
     last = f"; last attempt: {rec.error}" if rec.error else ""
     return Move(fail, {"error": _clip(f"retry not run: {why}{last}"), "skip_reason": why[:64], "due_at": None,
-                       "finished_at": ctx.now})
+                       "manual": False, "finished_at": ctx.now})
 
 
 def handle(rec: Record, event: Event, ctx: Context) -> list[Instruction]:
@@ -219,7 +224,7 @@ def handle(rec: Record, event: Event, ctx: Context) -> list[Instruction]:
 
 
 def _due(rec: Record, ev: Due, ctx: Context) -> list[Instruction]:
-    if rec.status != R.PENDING:
+    if rec.status != R.PENDING or (ev.paused and not rec.manual):
         return []
     if ev.gate == Gate.HOLD:
         return []
@@ -230,7 +235,7 @@ def _due(rec: Record, ev: Due, ctx: Context) -> list[Instruction]:
     if ctx.config.respect_maintenance_windows and not ev.in_window:
         return [_not_run(rec, ctx, OUTSIDE_WINDOW, skip="skip", fail="undeliverable")]
     return [CreateJob(attempt=rec.attempts + 1),
-            Move("dispatch", {"attempts": rec.attempts + 1, "retry_count": rec.runs,
+            Move("dispatch", {"attempts": rec.attempts + 1, "retry_count": rec.runs, "manual": False,
                               "due_at": ctx.now + ctx.timeout, "started_at": ctx.now,
                               "exit_code": None, "output": "", "skip_reason": ""})]
 
@@ -328,7 +333,7 @@ def _manual_retry(rec: Record, ctx: Context) -> list[Instruction]:
         if rec.job_id is None or rec.due_at is None:
             raise Conflict("device record is pending and has not been dispatched yet; it will be when its batch starts",
                            status=rec.status)
-        return [Move("retry_now", {"due_at": ctx.now})]  # bring the waiting automatic retry forward
+        return [Move("retry_now", {"due_at": ctx.now, "manual": True})]  # bring the waiting automatic retry forward
     if rec.status not in (R.FAILED, R.SKIPPED):
         raise Conflict(f"device record is {rec.status}; only failed or skipped devices (or one waiting for its "
                        f"automatic retry) can be retried", status=rec.status)
@@ -337,4 +342,5 @@ def _manual_retry(rec: Record, ctx: Context) -> list[Instruction]:
         raise RetriesExhausted(
             f"device has used all {retry.max_retries} retries (retryConfig.maxRetries); no further automatic or "
             f"manual retries are permitted", retry_count=max(0, rec.runs - 1), max_retries=retry.max_retries)
-    return [Move("manual_retry", {"due_at": ctx.now, "retry_count": rec.runs, "skip_reason": "", "finished_at": None})]
+    return [Move("manual_retry", {"due_at": ctx.now, "manual": True, "retry_count": rec.runs, "skip_reason": "",
+                                  "finished_at": None})]

@@ -135,7 +135,7 @@ def snapshot(s: Session, d: m.Deployment) -> Snapshot:
 
 def _rec(row: Any) -> rm.Record:
     return rm.Record(id=row.id, status=R(row.status), job_id=row.job_id, runs=row.runs, attempts=row.attempts,
-                     error=row.error or "", due_at=row.due_at)
+                     error=row.error or "", due_at=row.due_at, manual=bool(row.manual))
 
 
 def _job(row: Any) -> rm.Job | None:
@@ -157,7 +157,7 @@ def _in_window_safe(windows: Sequence[str], now: datetime) -> bool:
 def _due_rows(s: Session, d: m.Deployment, now: datetime) -> list[Any]:
     r, dev, j = m.DeploymentDevice, m.Device, m.Job
     return list(s.execute(
-        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at,
+        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual,
                dev.online, dev.maintenance_windows, dev.last_seen_at,
                j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"), j.ran.label("j_ran"),
                j.activity_at.label("j_activity_at"))
@@ -179,7 +179,8 @@ def _gates(s: Session, d: m.Deployment, device_ids: list[str]) -> dict[str, rm.G
     return out
 
 
-def _work_due(s: Session, d: m.Deployment, w: Writer, ctx: rm.Context, *, dispatch: bool) -> None:
+def _work_due(s: Session, d: m.Deployment, w: Writer, ctx: rm.Context, *, dispatch: bool,
+              paused: bool = False) -> None:
     rows = _due_rows(s, d, ctx.now)
     pending = [row.device_id for row in rows if row.status == R.PENDING]
     gates = _gates(s, d, pending) if dispatch else {}
@@ -194,7 +195,7 @@ def _work_due(s: Session, d: m.Deployment, w: Writer, ctx: rm.Context, *, dispat
                 held.append(rec.id)
                 continue
             event: rm.Event = rm.Due(online=bool(row.online), in_window=_in_window_safe(row.maintenance_windows or [], ctx.now),
-                                     gate=gate)
+                                     gate=gate, paused=paused)
         elif rec.status in RECORD_RUNNING:
             job = _job(row)
             if job is None:
@@ -292,10 +293,13 @@ def _apply(s: Session, d: m.Deployment, decision: Decision, now: datetime, actor
 def _next_due(s: Session, d: m.Deployment) -> datetime | None:
     r = m.DeploymentDevice
     if d.status == D.PAUSED or d.status not in LIVE:
-        # Nothing is dispatched: only the silence checks of running records are due (a passed
-        # batch or retry time would otherwise wake the engine again at once, forever).
-        return s.scalar(select(func.min(r.due_at)).where(r.deployment_id == d.id, r.status.in_(
-            [x.value for x in RECORD_RUNNING]), r.due_at.is_not(None)))
+        # Nothing is dispatched (but a manual retry while paused): only the silence checks of
+        # running records are due (a passed batch or retry time would otherwise wake the engine
+        # again at once, forever).
+        waiting: Any = r.status.in_([x.value for x in RECORD_RUNNING])
+        if d.status == D.PAUSED:
+            waiting = waiting | ((r.status == R.PENDING.value) & r.manual.is_(True))
+        return s.scalar(select(func.min(r.due_at)).where(r.deployment_id == d.id, r.due_at.is_not(None), waiting))
     due = s.scalar(select(func.min(r.due_at)).where(r.deployment_id == d.id, r.due_at.is_not(None)))
     candidates = [t for t in (due, d.next_batch_at) if t is not None]
     return min(candidates) if candidates else None
@@ -322,7 +326,7 @@ def reconcile(s: Session, deployment_id: str, now: datetime, default_timeout_min
     version = d.version
     for _ in range(d.total_batches + 2):  # each pass may start one batch; bounded
         w = Writer(s, d, now)
-        _work_due(s, d, w, _ctx(d, now, params), dispatch=d.status != D.PAUSED and d.current_batch > 0)
+        _work_due(s, d, w, _ctx(d, now, params), dispatch=d.current_batch > 0, paused=d.status == D.PAUSED)
         _flush(s, d, w, cfg, params, result)
         decision = decide(snapshot(s, d), now)
         _apply(s, d, decision, now, actor)
@@ -386,7 +390,7 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
     records: dict[str, rm.Record] = {}
     for chunk in chunks({j["deployment_device_id"] for j in jobs.values()}):
         for rrow in s.execute(select(rt.c.id, rt.c.job_id, rt.c.status, rt.c.runs, rt.c.attempts, rt.c.error,
-                                     rt.c.due_at).where(rt.c.id.in_(chunk))):
+                                     rt.c.due_at, rt.c.manual).where(rt.c.id.in_(chunk))):
             records[rrow.id] = _rec(rrow)
     writers: dict[str, Writer] = {}
     contexts: dict[str, rm.Context] = {}
@@ -472,7 +476,7 @@ def cancel_records(s: Session, d: m.Deployment, now: datetime, reason: str,
     r, j = m.DeploymentDevice, m.Job
     w = Writer(s, d, now)
     rows = s.execute(
-        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at,
+        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual,
                j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"), j.ran.label("j_ran"),
                j.activity_at.label("j_activity_at"))
         .outerjoin(j, j.id == r.job_id)
@@ -491,7 +495,7 @@ def manual_retry(s: Session, d: m.Deployment, record: m.DeploymentDevice, now: d
     """One more attempt for this record, now (domain/records.py says whether it may)."""
     ctx = _ctx(d, now, params or EngineParams())
     rec = rm.Record(id=record.id, status=R(record.status), job_id=record.job_id, runs=record.runs,
-                    attempts=record.attempts, error=record.error or "", due_at=record.due_at)
+                    attempts=record.attempts, error=record.error or "", due_at=record.due_at, manual=record.manual)
     w = Writer(s, d, now)
     w.apply(rec, record.device_id, rm.handle(rec, rm.ManualRetry(), ctx))
     w.flush()

@@ -152,7 +152,8 @@ class Writer:
 def _replace(rec: rm.Record, *, status: R, values: dict[str, Any]) -> rm.Record:
     return rm.Record(id=rec.id, status=status, job_id=values.get("job_id", rec.job_id),
                      runs=int(values.get("runs", rec.runs)), attempts=int(values.get("attempts", rec.attempts)),
-                     error=str(values.get("error", rec.error)), due_at=values.get("due_at", rec.due_at))
+                     error=str(values.get("error", rec.error)), due_at=values.get("due_at", rec.due_at),
+                     manual=bool(values.get("manual", rec.manual)))
 
 
 def _grouped_update(s: Session, table: Any, rows: dict[str, dict[str, Any]], *, guard: dict[str, str] | None) -> None:

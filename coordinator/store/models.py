@@ -259,6 +259,8 @@ class DeploymentDevice(Base):
     """Jobs created for this record (one per dispatch)."""
     runs: Mapped[int] = mapped_column(Integer, default=0)
     """Attempts that ran (not skipped by the agent, not withdrawn before delivery)."""
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    """A manual retry waiting for dispatch: it goes out even while the deployment is paused."""
     job_id: Mapped[str | None] = mapped_column(ID)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     output: Mapped[str] = mapped_column(Text, default="")

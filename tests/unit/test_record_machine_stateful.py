@@ -113,7 +113,8 @@ class Machine(RuleBasedStateMachine):
             elif isinstance(ins, rm.SetRecord):
                 rec = self._set(rec, rec.status, ins.values)
             elif isinstance(ins, rm.CreateJob):
-                assert self.status in ACTIVE, f"dispatched while {self.status}"
+                # paused: only an operator's manual retry goes out
+                assert self.status in ACTIVE or (self.status == D.PAUSED and rec.manual), f"dispatched while {self.status}"
                 for jid, job in self.jobs.items():
                     if self.job_record[jid] == rid:
                         assert job.state in JOB_TERMINAL or job.desired == Desired.WITHDRAWN, \
@@ -136,7 +137,7 @@ class Machine(RuleBasedStateMachine):
     def _set(rec: rm.Record, status: R, v: dict[str, Any]) -> rm.Record:
         return rm.Record(id=rec.id, status=status, job_id=v.get("job_id", rec.job_id), runs=int(v.get("runs", rec.runs)),
                          attempts=int(v.get("attempts", rec.attempts)), error=str(v.get("error", rec.error)),
-                         due_at=v.get("due_at", rec.due_at))
+                         due_at=v.get("due_at", rec.due_at), manual=bool(v.get("manual", rec.manual)))
 
     def counts(self) -> dict[R, int]:
         out = dict.fromkeys(R, 0)
@@ -158,15 +159,15 @@ class Machine(RuleBasedStateMachine):
                         pause_on_failure_percent=th.pause_on_failure_percent)
 
     def work_due(self) -> None:
-        dispatch = self.status in ACTIVE and self.current_batch > 0
+        dispatch = self.status in LIVE and self.current_batch > 0
         for rid, rec in sorted(self.recs.items()):
             if rec.due_at is None or rec.due_at > self.now:
                 continue
             dev = self.device_of[rid]
             if rec.status == R.PENDING:
                 if dispatch:
-                    self.apply(rid, rm.handle(rec, rm.Due(online=self.online[dev], in_window=self.in_window[dev]),
-                                              self.ctx()))
+                    self.apply(rid, rm.handle(rec, rm.Due(online=self.online[dev], in_window=self.in_window[dev],
+                                                          paused=self.status == D.PAUSED), self.ctx()))
             elif rec.status in (R.DOWNLOADING, R.INSTALLING) and rec.job_id:
                 self.apply(rid, rm.handle(rec, rm.SilenceCheck(self.jobs[rec.job_id], self.last_seen[dev]), self.ctx()))
 

@@ -9,6 +9,7 @@ Create Date: 2026-12-01 21:40:00
 - jobs.activity_at: the last time the device said anything about this job (silence deadlines).
 - jobs.ran: whether this attempt actually ran (a skipped or never-delivered job did not).
 - deployment_devices.runs: attempts that ran; retries used are runs - 1.
+- deployment_devices.manual: an operator's retry, dispatched even while the deployment is paused.
 - deployments.n_installing and deployments.batch_sizes: counters kept incrementally, so a
   reconcile that changes nothing counts no records.
 - ix_deployment_devices_dep_due: the next due time of a deployment is one index lookup.
@@ -32,6 +33,7 @@ def upgrade() -> None:
         b.add_column(sa.Column('ran', sa.Boolean(), nullable=False, server_default=sa.false()))
     with op.batch_alter_table('deployment_devices') as b:
         b.add_column(sa.Column('runs', sa.Integer(), nullable=False, server_default='0'))
+        b.add_column(sa.Column('manual', sa.Boolean(), nullable=False, server_default=sa.false()))
     with op.batch_alter_table('deployments') as b:
         b.add_column(sa.Column('n_installing', sa.Integer(), nullable=False, server_default='0'))
         b.add_column(sa.Column('batch_sizes', sa.JSON(), nullable=True))
@@ -60,6 +62,7 @@ def downgrade() -> None:
         b.drop_column('batch_sizes')
         b.drop_column('n_installing')
     with op.batch_alter_table('deployment_devices') as b:
+        b.drop_column('manual')
         b.drop_column('runs')
     with op.batch_alter_table('jobs') as b:
         b.drop_column('ran')
