@@ -35,7 +35,7 @@ SEED_LINES = [
 
 
 def _agent(c: InProcessCoordinator) -> Any:
-    return agent_pb2_grpc.AgentServiceStub(transport.sync_channel(c.grpc_target))
+    return agent_pb2_grpc.AgentServiceStub(transport.sync_channel(c.grpc_target, transport.PLAINTEXT))
 
 
 def _enroll(c: InProcessCoordinator, token: str, machine_id: str) -> apb.EnrollResponse:

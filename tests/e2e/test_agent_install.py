@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def _install(c: CoordinatorProcess, token: str, state_dir: Path, machine_id: str, *extra: str) -> Any:
     return run_cli("agent", "install", "--server", c.grpc_target, "--token", token, "--state-dir", str(state_dir),
-                   "--machine-id", machine_id, "--no-service", *extra, check=False)
+                   "--machine-id", machine_id, "--no-service", *c.install_trust(), *extra, check=False)
 
 
 def _json(c: CoordinatorProcess, *args: str) -> Any:
@@ -32,7 +32,10 @@ def _new_token(c: CoordinatorProcess, *extra: str) -> dict[str, str]:
 def test_install_success_and_reinstall(coordinator_proc: CoordinatorProcess, tmp_path: Path) -> None:
     c = coordinator_proc
     tok = _new_token(c, "--expires-in", "1h", "--max-uses", "5")
-    assert set(tok) == {"id", "token"} and tok["token"].startswith("cvy_enr_")
+    assert set(tok) == {"id", "token", "ca_fingerprint", "install_command"} and tok["token"].startswith("cvy_enr_")
+    assert tok["ca_fingerprint"] == c.ca_fingerprint
+    assert tok["install_command"] == (f"convoy agent install --server {c.grpc_target} --token {tok['token']} "
+                                      f"--ca-fingerprint {c.ca_fingerprint}")
 
     state = tmp_path / "agent1"
     res = _install(c, tok["token"], state, "vm-clone-17", "--tag", "lab", "--site", "berlin",
