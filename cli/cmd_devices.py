@@ -133,6 +133,10 @@ def register(sub: Any) -> None:
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--filter", help="only devices matching a target filter, e.g. 'os == \"linux\" and site == \"berlin\"'")
 
+    from cli.cmd_enrollment import register_replace
+
+    register_replace(devices)
+
     p = command(devices, "get", "show one device, with its latest enrollment",
                 "  convoy devices get --client CLIENT_ID DEVICE_ID -o json", _get)
     p.add_argument("--client", help=client_help)

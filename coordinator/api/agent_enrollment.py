@@ -22,12 +22,20 @@ def facts_from(msg: tpb.DeviceFacts) -> enrollment.Facts:
         ip_addresses=list(msg.ip_addresses))
 
 
+def optional_bearer(context: grpc.aio.ServicerContext) -> str:
+    """The bearer credential in the call's metadata, or "" when none is sent."""
+    if not any(key == "authorization" for key, _ in context.invocation_metadata() or ()):
+        return ""
+    return metadata_bearer(context)
+
+
 class EnrollmentRpcs(Api):
-    def _enroll(self, request: pb.EnrollRequest) -> dict[str, str]:
+    def _enroll(self, request: pb.EnrollRequest, proof: str, source: str) -> dict[str, str]:
         with self.app.store.tx() as s:
             return enrollment.enroll(s, request.token, request.machine_id, facts_from(request.facts),
                                      list(request.tags), request.site, request.agent_version,
-                                     self.app.clock.now(), self.app.settings.enrollment_timeout_s)
+                                     self.app.clock.now(), self.app.settings.enrollment_timeout_s,
+                                     proof=proof, source=source)
 
     def _report(self, credential: str, request: pb.ReportEnrollmentRequest) -> str:
         with self.app.store.tx() as s:
@@ -37,7 +45,10 @@ class EnrollmentRpcs(Api):
 
     @unary
     async def Enroll(self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext) -> pb.EnrollResponse:
-        out = await self.app.run(self._enroll, request)
+        # A reinstall proves it is the same device with its current credential, sent as on every
+        # other agent call (`authorization: Bearer`); a first install sends none.
+        proof = optional_bearer(context)
+        out = await self.app.run(self._enroll, request, proof, context.peer())
         return pb.EnrollResponse(heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s, **out)
 
     @unary

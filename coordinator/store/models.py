@@ -87,6 +87,8 @@ class EnrollmentToken(Base):
     created_by: Mapped[str | None] = mapped_column(ID)  # the API token that minted it: the seed's user_id
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # A replacement token (`convoy devices replace`) re-enrolls exactly this device, once.
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), default=None)
 
 
 class Device(Base):

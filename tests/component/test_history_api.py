@@ -38,12 +38,13 @@ def _agent(c: InProcessCoordinator) -> Any:
     return agent_pb2_grpc.AgentServiceStub(transport.sync_channel(c.grpc_target, transport.PLAINTEXT))
 
 
-def _enroll(c: InProcessCoordinator, token: str, machine_id: str) -> apb.EnrollResponse:
+def _enroll(c: InProcessCoordinator, token: str, machine_id: str, proof: str = "") -> apb.EnrollResponse:
     facts = tpb.DeviceFacts(hostname=f"host-{machine_id}", os="linux", os_version="Debian 12", arch="x86_64",
                             cpu_count=2, memory_bytes=4 << 30, ip_addresses=["10.0.0.7"],
                             disks=[tpb.Disk(mountpoint="/", fstype="ext4", total_bytes=100, free_bytes=40)])
+    metadata = [("authorization", f"Bearer {proof}")] if proof else []
     return _agent(c).Enroll(apb.EnrollRequest(token=token, machine_id=machine_id, facts=facts, agent_version="0.1.0"),
-                            timeout=10)
+                            metadata=metadata, timeout=10)
 
 
 def _report(c: InProcessCoordinator, resp: apb.EnrollResponse, success: bool, lines: list[str]) -> str:
@@ -71,8 +72,8 @@ def test_seed_examples_over_rest_and_grpc(coordinator_any: InProcessCoordinator)
     failed = _enroll(c, tok.token, "machine-a")
     assert _report(c, failed, False, SEED_LINES) == "error"
     time.sleep(0.01)  # distinct enrollment dates, so "newest first" is observable
-    ok = _enroll(c, tok.token, "machine-a")
-    assert ok.device_id == failed.device_id  # same machine: same device, new record
+    ok = _enroll(c, tok.token, "machine-a", proof=failed.credential)
+    assert ok.device_id == failed.device_id  # same machine, proven by its credential: same device, new record
     assert _report(c, ok, True, ["2026-01-30T14:30:01Z: Starting deployment..."]) == "success"
 
     base = f"{c.http_url}/v2/clients/{c.client_id}/devices/{ok.device_id}/deployments"
@@ -255,6 +256,25 @@ def test_enrollment_token_lifecycle(coordinator_any: InProcessCoordinator) -> No
     # ReportEnrollment needs the device credential
     req = apb.ReportEnrollmentRequest(enrollment_id=new_id(), success=True)
     assert rpc_code(_agent(c).ReportEnrollment, req) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_takeover_by_machine_id_is_refused_over_grpc(coordinator: InProcessCoordinator) -> None:
+    """A token holder who knows a device's machine id gets a clear PERMISSION_DENIED, not the
+    device; the device's own credential (a reinstall) is let through."""
+    c = coordinator
+    tok = c.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=c.client_id))
+    victim = _enroll(c, tok.token, "victim")
+    for proof in ("", "cvy_dev_forged"):
+        with pytest.raises(grpc.RpcError) as info:
+            _enroll(c, tok.token, "victim", proof=proof)
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert f"already enrolled as device {victim.device_id}" in (info.value.details() or "")
+        assert dict(info.value.trailing_metadata() or ())["convoy-error-code"] == "forbidden"
+    history = f"{c.http_url}/v2/clients/{c.client_id}/devices/{victim.device_id}/deployments"
+    assert httpx.get(history, headers=_headers(c.token)).json()["total_count"] == 1
+    assert _report(c, victim, True, []) == "success"  # the victim's credential still works
+    again = _enroll(c, tok.token, "victim", proof=victim.credential)
+    assert again.device_id == victim.device_id
 
 
 def test_pending_record_times_out(db_url: str, tmp_path: Path) -> None:

@@ -147,3 +147,30 @@ def test_devices_commands_report_errors_as_one_line(coordinator_proc: Coordinato
     assert res.returncode == 2 and "device_id" in res.stderr and res.stderr.count("\n") == 1
     res = c.cli("tokens", "create", "--client", c.client_id, "--expires-in", "soon", check=False)
     assert res.returncode == 2 and "--expires-in" in res.stderr
+
+
+def test_reinstall_needs_proof_or_a_replacement_token(coordinator_proc: CoordinatorProcess, tmp_path: Path) -> None:
+    """A second install claiming an enrolled machine id from elsewhere (no state dir: no device
+    credential) is refused; `convoy devices replace` issues the one token that re-enrolls it."""
+    c = coordinator_proc
+    tok = _new_token(c)
+    first = _install(c, tok["token"], tmp_path / "original", "rebuilt-host", "-o", "json")
+    assert first.returncode == 0, first.stderr
+    device_id = json.loads(first.stdout)["device_id"]
+
+    stranger = _install(c, tok["token"], tmp_path / "elsewhere", "rebuilt-host", "-o", "json")
+    assert stranger.returncode == 3 and stranger.stdout == "" and stranger.stderr.count("\n") == 1
+    assert f"already enrolled as device {device_id}" in stranger.stderr
+    assert f"convoy devices replace {device_id}" in stranger.stderr
+    assert not (tmp_path / "elsewhere").exists()
+    assert _json(c, "devices", "history", device_id)["total_count"] == 1
+
+    repl = _json(c, "devices", "replace", device_id)
+    assert repl["device_id"] == device_id and repl["token"] in repl["install_command"]
+    assert f"--ca-fingerprint {c.ca_fingerprint}" in repl["install_command"]
+    again = _install(c, repl["token"], tmp_path / "elsewhere", "rebuilt-host", "-o", "json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["device_id"] == device_id
+    assert _json(c, "devices", "history", device_id)["total_count"] == 2
+    used = _install(c, repl["token"], tmp_path / "third", "third-host")
+    assert used.returncode == 3 and "used up" in used.stderr

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from common.convoy.v1 import admin_pb2 as pb
-from common.convoy.v1 import agent_pb2, agent_pb2_grpc
+from common.convoy.v1 import agent_pb2_grpc
 from coordinator.tls import ensure_server_cert
 from tests.harness import CoordinatorProcess, run_cli, terminate
 from tests.real_agents import RealAgent

@@ -42,21 +42,23 @@ class CreatedSecret(_message.Message):
     def __init__(self, id: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
 
 class CreateEnrollmentTokenRequest(_message.Message):
-    __slots__ = ("client_id", "expires_in_seconds", "max_uses", "group_ids", "name")
+    __slots__ = ("client_id", "expires_in_seconds", "max_uses", "group_ids", "name", "device_id")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_USES_FIELD_NUMBER: _ClassVar[int]
     GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     expires_in_seconds: float
     max_uses: int
     group_ids: _containers.RepeatedScalarFieldContainer[str]
     name: str
-    def __init__(self, client_id: _Optional[str] = ..., expires_in_seconds: _Optional[float] = ..., max_uses: _Optional[int] = ..., group_ids: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ...) -> None: ...
+    device_id: str
+    def __init__(self, client_id: _Optional[str] = ..., expires_in_seconds: _Optional[float] = ..., max_uses: _Optional[int] = ..., group_ids: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., device_id: _Optional[str] = ...) -> None: ...
 
 class EnrollmentToken(_message.Message):
-    __slots__ = ("id", "client_id", "name", "expires_at", "max_uses", "uses", "revoked", "group_ids", "created_at", "created_by")
+    __slots__ = ("id", "client_id", "name", "expires_at", "max_uses", "uses", "revoked", "group_ids", "created_at", "created_by", "device_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +69,7 @@ class EnrollmentToken(_message.Message):
     GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     client_id: str
     name: str
@@ -77,7 +80,8 @@ class EnrollmentToken(_message.Message):
     group_ids: _containers.RepeatedScalarFieldContainer[str]
     created_at: str
     created_by: str
-    def __init__(self, id: _Optional[str] = ..., client_id: _Optional[str] = ..., name: _Optional[str] = ..., expires_at: _Optional[str] = ..., max_uses: _Optional[int] = ..., uses: _Optional[int] = ..., revoked: _Optional[bool] = ..., group_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[str] = ..., created_by: _Optional[str] = ...) -> None: ...
+    device_id: str
+    def __init__(self, id: _Optional[str] = ..., client_id: _Optional[str] = ..., name: _Optional[str] = ..., expires_at: _Optional[str] = ..., max_uses: _Optional[int] = ..., uses: _Optional[int] = ..., revoked: _Optional[bool] = ..., group_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[str] = ..., created_by: _Optional[str] = ..., device_id: _Optional[str] = ...) -> None: ...
 
 class ListEnrollmentTokensRequest(_message.Message):
     __slots__ = ("client_id",)
