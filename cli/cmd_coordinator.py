@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 from cli.common import CliError, command, emit
@@ -24,6 +23,10 @@ def _serve(args: argparse.Namespace) -> int:
     refusal = check_insecure(settings)  # before the store is opened or anything is written
     if refusal:
         raise CliError(refusal, 2)
+    from coordinator.file_modes import private_process, secure_data_dir
+
+    private_process()
+    secure_data_dir(args.data_dir)
     try:
         asyncio.run(serve(settings))
     except TlsConfigError as exc:
@@ -34,11 +37,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _bootstrap(args: argparse.Namespace) -> int:
     from common.clock import utcnow
     from common.errors import ConvoyError
+    from coordinator.file_modes import private_process, secure_data_dir
     from coordinator.service.tenancy import bootstrap
     from coordinator.store.db import Store
-    from coordinator.tls import ca_info, secure_dir
+    from coordinator.tls import ca_info
 
-    secure_dir(Path(args.data_dir))
+    private_process()
+    secure_data_dir(args.data_dir)
     store = Store.open(args.db, args.data_dir)
     try:
         out = bootstrap(store, args.client_name, utcnow(), force=args.force)

@@ -34,7 +34,7 @@ class Settings:
     """The private key (PEM) of `tls_cert`."""
     tls_sans: tuple[str, ...] = field(default_factory=tuple)
     """Names and addresses the coordinator-made certificate covers; empty = this host's own."""
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = 1024 * 1024
     """REST request bodies larger than this are refused with 413 before they are read."""
     max_connections: int = 1000
     """REST connections held at once; more are closed at accept."""

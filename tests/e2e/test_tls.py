@@ -6,6 +6,7 @@ nothing from `convoy agent install` or `convoy agent run`."""
 from __future__ import annotations
 
 import json
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -82,6 +83,10 @@ def test_insecure_is_refused_off_loopback(tmp_path: Path) -> None:
 def test_cli_and_rest_trust_the_ca_by_file_or_fingerprint(coordinator_proc: CoordinatorProcess) -> None:
     c = coordinator_proc
     assert c.ca_fingerprint.startswith("sha256:") and Path(c.ca_file).is_file()
+    # the store and the keys are the coordinator's alone
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [c.data_dir, *c.data_dir.rglob("*")]}
+    assert modes["coord"] == 0o700 and modes["tls"] == 0o700
+    assert modes["convoy.db"] == 0o600 and modes["ca.key"] == 0o600 and modes["server.key"] == 0o600
     by_file = run_cli("clients", "list", "-o", "json", server=c.grpc_target, token=c.token,
                       env={"CONVOY_CA": c.ca_file})
     by_fp = run_cli("clients", "list", "-o", "json", server=c.grpc_target, token=c.token,
