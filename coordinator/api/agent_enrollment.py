@@ -10,10 +10,12 @@ from common.convoy.v1 import types_pb2 as tpb
 from coordinator.api.base import Api
 from coordinator.api.grpc_util import metadata_bearer, unary
 from coordinator.auth import authenticate_device
+from coordinator.domain import device_input
 from coordinator.service import enrollment
 
 
 def facts_from(msg: tpb.DeviceFacts) -> enrollment.Facts:
+    msg = device_input.facts_message(msg)
     return enrollment.Facts(
         hostname=msg.hostname, os=msg.os, os_version=msg.os_version, arch=msg.arch,
         cpu_count=msg.cpu_count, memory_bytes=msg.memory_bytes,

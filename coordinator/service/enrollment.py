@@ -29,6 +29,7 @@ from common.ids import new_id, parse_uuid
 from common.secrets import hash_secret, matches, mint
 from common.timefmt import iso, log_line
 from coordinator.auth import Principal
+from coordinator.domain import device_input as di
 from coordinator.service.devices import resolve_client
 from coordinator.store import models as m
 
@@ -39,8 +40,6 @@ log = logging.getLogger("convoy.enrollment")
 
 STATUSES = ("pending", "success", "error")
 TIMEOUT_MESSAGE = "Enrollment timed out: the agent never reported"
-MAX_LOG_LINES = 1000
-MAX_LOG_LINE = 2000
 
 
 # --- enrollment tokens (admin API) ---------------------------------------------------------
@@ -172,19 +171,20 @@ def _take_use(s: Session, row: m.EnrollmentToken, now: datetime) -> None:
 
 def _apply_facts(device: m.Device, facts: Facts, agent_version: str, tags: list[str], site: str,
                  now: datetime) -> None:
-    device.hostname = facts.hostname[:255]
-    device.os = facts.os[:32]
-    device.os_version = facts.os_version[:100]
-    device.arch = facts.arch[:32]
-    device.cpu_count = max(0, int(facts.cpu_count))
-    device.memory_bytes = max(0, int(facts.memory_bytes))
-    device.disks = list(facts.disks)
-    device.ip_addresses = list(facts.ip_addresses)
-    device.agent_version = agent_version[:50]
-    if tags:
-        device.tags = list(dict.fromkeys(t for t in tags if t))
-    if site:
-        device.site = site[:200]
+    """Store what the device sent, every field bounded and cleaned (coordinator/domain/device_input.py)."""
+    device.hostname = di.line(facts.hostname, di.HOSTNAME)
+    device.os = di.line(facts.os, di.OS)
+    device.os_version = di.line(facts.os_version, di.OS_VERSION)
+    device.arch = di.line(facts.arch, di.ARCH)
+    device.cpu_count = di.clamp(facts.cpu_count, di.INT32_MAX)
+    device.memory_bytes = di.clamp(facts.memory_bytes, di.INT64_MAX)
+    device.disks = [di.disk(d) for d in list(facts.disks)[: di.MAX_DISKS]]
+    device.ip_addresses = di.addresses(facts.ip_addresses)
+    device.agent_version = di.line(agent_version, di.AGENT_VERSION)
+    if di.tags(tags):
+        device.tags = di.tags(tags)
+    if di.site(site):
+        device.site = di.site(site)
     device.updated_at = now
 
 
@@ -293,9 +293,7 @@ def enroll(s: Session, token: str, machine_id: str, facts: Facts, tags: list[str
 # --- ReportEnrollment (agent API, authenticated by the device credential) --------------------
 
 def _clean_lines(lines: list[str]) -> list[str]:
-    if len(lines) > MAX_LOG_LINES:
-        lines = [*lines[: MAX_LOG_LINES // 2], "…", *lines[-(MAX_LOG_LINES // 2 - 1):]]
-    return [ln[:MAX_LOG_LINE] for ln in lines]
+    return di.log_lines(lines)
 
 
 def report_enrollment(s: Session, device: m.Device, enrollment_id: str, success: bool,

@@ -381,3 +381,33 @@ def test_openapi_documents_the_history_endpoints(coordinator: InProcessCoordinat
     assert [p["name"] for p in op["parameters"]] == ["client_id", "device_id", "status", "sort_by", "sort_order",
                                                      "page_size", "cursor"]
     assert "/v2/clients/{client_id}/devices/{device_id}/deployments/{deployment_id}" in spec["paths"]
+
+
+def test_device_sent_fields_are_bounded_and_one_bad_hello_spoils_nothing(coordinator_any: InProcessCoordinator) -> None:
+    """A 300-character hostname with terminal escapes (enrolled and in a hello), next to a
+    normal device: both come online, the hostname is stored bounded and without escapes."""
+    from tests.agents import ScriptedAgent, wait_for
+
+    c = coordinator_any
+    tok = c.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=c.client_id)).token
+    evil = ScriptedAgent(c.grpc_target, "\x1b[31m" + "e" * 300)
+    stub = _agent(c)
+    facts = tpb.DeviceFacts(hostname=evil.name, os="linux", cpu_count=2**31 - 1, ip_addresses=["x" * 1000])
+    resp = stub.Enroll(apb.EnrollRequest(token=tok, machine_id="evil-machine", facts=facts, tags=["\x1b[0m", "ok"],
+                                         agent_version="\x00" * 80), timeout=10)
+    evil.device_id, evil.credential = resp.device_id, resp.credential
+    good = ScriptedAgent(c.grpc_target, "good")
+    good.enroll(tok)
+    evil.connect()
+    good.connect()
+    try:
+        url = f"{c.http_url}/v2/clients/{c.client_id}/devices"
+        devices = wait_for(lambda: (d := httpx.get(url, headers=_headers(c.token)).json()["data"])
+                           and all(x["online"] for x in d) and len(d) == 2 and d, what="both devices online")
+        [bad] = [d for d in devices if d["id"] == evil.device_id]
+        hostname = bad["facts"]["hostname"]
+        assert len(hostname) == 255 and "\x1b" not in hostname and hostname.startswith("[31m")
+        assert bad["tags"] == ["[0m", "ok"] and bad["agent_version"] == "test"
+    finally:
+        evil.disconnect()
+        good.disconnect()
