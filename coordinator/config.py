@@ -38,6 +38,8 @@ class Settings:
     """REST request bodies larger than this are refused with 413 before they are read."""
     max_connections: int = 1000
     """REST connections held at once; more are closed at accept."""
+    enroll_failure_limit: int = 20
+    """Failed Enroll calls allowed per source address per minute; more are refused (429)."""
     header_timeout_s: float = 10.0
     """A REST connection that sends no complete request head within this is closed."""
 

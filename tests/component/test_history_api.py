@@ -411,3 +411,23 @@ def test_device_sent_fields_are_bounded_and_one_bad_hello_spoils_nothing(coordin
     finally:
         evil.disconnect()
         good.disconnect()
+
+
+def test_failed_enrollments_are_throttled_per_source(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    c = InProcessCoordinator(db_url=f"sqlite:///{tmp_path / 'convoy.db'}", data_dir=tmp_path, enroll_failure_limit=3)
+    c.start()
+    try:
+        tok = c.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=c.client_id)).token
+        with caplog.at_level("WARNING", logger="convoy.enrollment"):
+            for _ in range(3):
+                with pytest.raises(grpc.RpcError) as info:
+                    _enroll(c, "cvy_enr_guess", "m")
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.RpcError) as info:  # even a good token, from this address, for a minute
+                _enroll(c, tok, "m")
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "too many failed enrollments from 127.0.0.1" in (info.value.details() or "")
+        failures = [r.message for r in caplog.records if "Enroll from ipv4:127.0.0.1" in r.message]
+        assert len(failures) == 4 and "(3 in the last minute): unauthenticated" in failures[2]
+    finally:
+        c.stop()
