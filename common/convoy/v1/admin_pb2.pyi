@@ -24,14 +24,56 @@ class ListClientsResponse(_message.Message):
     def __init__(self, data: _Optional[_Iterable[_Union[_types_pb2.Client, _Mapping]]] = ...) -> None: ...
 
 class CreateApiTokenRequest(_message.Message):
-    __slots__ = ("client_ids", "role", "name")
+    __slots__ = ("client_ids", "role", "name", "expires_in_seconds")
     CLIENT_IDS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     client_ids: _containers.RepeatedScalarFieldContainer[str]
     role: str
     name: str
-    def __init__(self, client_ids: _Optional[_Iterable[str]] = ..., role: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    expires_in_seconds: float
+    def __init__(self, client_ids: _Optional[_Iterable[str]] = ..., role: _Optional[str] = ..., name: _Optional[str] = ..., expires_in_seconds: _Optional[float] = ...) -> None: ...
+
+class ApiToken(_message.Message):
+    __slots__ = ("id", "name", "role", "partner", "client_ids", "created_at", "expires_at", "revoked", "created_by")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PARTNER_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    role: str
+    partner: bool
+    client_ids: _containers.RepeatedScalarFieldContainer[str]
+    created_at: str
+    expires_at: str
+    revoked: bool
+    created_by: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., role: _Optional[str] = ..., partner: _Optional[bool] = ..., client_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[str] = ..., expires_at: _Optional[str] = ..., revoked: _Optional[bool] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class ListApiTokensRequest(_message.Message):
+    __slots__ = ("client_id",)
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    def __init__(self, client_id: _Optional[str] = ...) -> None: ...
+
+class ListApiTokensResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: _containers.RepeatedCompositeFieldContainer[ApiToken]
+    def __init__(self, data: _Optional[_Iterable[_Union[ApiToken, _Mapping]]] = ...) -> None: ...
+
+class RevokeApiTokenRequest(_message.Message):
+    __slots__ = ("token_id",)
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    token_id: str
+    def __init__(self, token_id: _Optional[str] = ...) -> None: ...
 
 class CreatedSecret(_message.Message):
     __slots__ = ("id", "token")
