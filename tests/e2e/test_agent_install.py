@@ -87,6 +87,9 @@ def test_install_success_and_reinstall(coordinator_proc: CoordinatorProcess, tmp
     table = c.cli("devices", "history", "--client", c.client_id, out["device_id"])
     assert out2["enrollment_id"] in table.stdout and "success" in table.stdout
 
+    # on the same coordinator (one start less): a reinstall from elsewhere needs proof
+    _reinstall_needs_proof_or_a_replacement_token(c, tmp_path)
+
 
 def _assert_refused(c: CoordinatorProcess, token: str, state: Path, expected: str) -> None:
     before = _json(c, "devices", "list", "--client", c.client_id)["total"]
@@ -149,10 +152,9 @@ def test_devices_commands_report_errors_as_one_line(coordinator_proc: Coordinato
     assert res.returncode == 2 and "--expires-in" in res.stderr
 
 
-def test_reinstall_needs_proof_or_a_replacement_token(coordinator_proc: CoordinatorProcess, tmp_path: Path) -> None:
+def _reinstall_needs_proof_or_a_replacement_token(c: CoordinatorProcess, tmp_path: Path) -> None:
     """A second install claiming an enrolled machine id from elsewhere (no state dir: no device
     credential) is refused; `convoy devices replace` issues the one token that re-enrolls it."""
-    c = coordinator_proc
     tok = _new_token(c)
     first = _install(c, tok["token"], tmp_path / "original", "rebuilt-host", "-o", "json")
     assert first.returncode == 0, first.stderr

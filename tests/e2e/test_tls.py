@@ -9,7 +9,6 @@ import json
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -55,19 +54,16 @@ class Impostor(agent_pb2_grpc.AgentServiceServicer):
         yield from ()
 
 
-@pytest.fixture(params=["own-ca", "copied-ca"])
-def impostor(request: pytest.FixtureRequest, tmp_path: Path, coordinator_proc: CoordinatorProcess) -> Iterator[Impostor]:
+def make_impostor(tmp_path: Path, real: CoordinatorProcess, kind: str) -> Impostor:
     """own-ca: the impostor's own CA and certificate for 127.0.0.1. copied-ca: the same leaf, but
     the real coordinator's CA certificate (public) sent in its chain, so the pin matches a
     certificate it presents; only the signature check can tell."""
-    mat = ensure_server_cert(tmp_path / "impostor", ["127.0.0.1", "localhost"])
+    mat = ensure_server_cert(tmp_path / f"impostor-{kind}", ["127.0.0.1", "localhost"])
     chain = mat.server.cert_chain_pem
-    if request.param == "copied-ca":
+    if kind == "copied-ca":
         leaf = chain.split(b"-----END CERTIFICATE-----")[0] + b"-----END CERTIFICATE-----\n"
-        chain = leaf + Path(coordinator_proc.ca_file).read_bytes()
-    fake = Impostor(chain, mat.server.key_pem)
-    yield fake
-    fake.server.stop(0)
+        chain = leaf + Path(real.ca_file).read_bytes()
+    return Impostor(chain, mat.server.key_pem)
 
 
 def test_insecure_is_refused_off_loopback(tmp_path: Path) -> None:
@@ -115,27 +111,32 @@ def test_cli_and_rest_trust_the_ca_by_file_or_fingerprint(coordinator_proc: Coor
         httpx.get(f"http://127.0.0.1:{c.http_port}/v2/deployments", headers=headers, timeout=10)
 
 
-def test_install_refuses_an_impostor_and_sends_it_nothing(coordinator_proc: CoordinatorProcess, impostor: Impostor,
+def test_install_refuses_an_impostor_and_sends_it_nothing(coordinator_proc: CoordinatorProcess,
                                                           tmp_path: Path) -> None:
     c = coordinator_proc
     token = c.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=c.client_id)).token
     state = tmp_path / "victim"
-    for trust in (["--ca-fingerprint", c.ca_fingerprint], ["--ca", c.ca_file]):
-        res = run_cli("agent", "install", "--server", impostor.target, "--token", token, "--state-dir", str(state),
-                      "--machine-id", "victim", "--no-service", *trust, check=False)
-        assert res.returncode == 7, res.stderr
-        assert res.stderr.count("\n") == 1 and "not trusted" in res.stderr, res.stderr
-        assert not state.exists()
-    assert impostor.calls == []
+    for kind in ("own-ca", "copied-ca"):
+        impostor = make_impostor(tmp_path, c, kind)
+        try:
+            for trust in (["--ca-fingerprint", c.ca_fingerprint], ["--ca", c.ca_file]):
+                res = run_cli("agent", "install", "--server", impostor.target, "--token", token, "--state-dir",
+                              str(state), "--machine-id", "victim", "--no-service", *trust, check=False)
+                assert res.returncode == 7, (kind, res.stderr)
+                assert res.stderr.count("\n") == 1 and "not trusted" in res.stderr, res.stderr
+                assert not state.exists()
+            assert impostor.calls == []
+        finally:
+            impostor.server.stop(0)
     # without any pin, install refuses to start at all
     res = run_cli("agent", "install", "--server", c.grpc_target, "--token", token, "--state-dir", str(state),
                   "--machine-id", "victim", "--no-service", check=False)
     assert res.returncode == 2 and "--ca-fingerprint" in res.stderr and not state.exists()
 
 
-def test_agent_run_refuses_an_impostor(coordinator_proc: CoordinatorProcess, impostor: Impostor,
-                                       tmp_path: Path) -> None:
+def test_agent_run_refuses_an_impostor(coordinator_proc: CoordinatorProcess, tmp_path: Path) -> None:
     c = coordinator_proc
+    impostor = make_impostor(tmp_path, c, "copied-ca")  # the harder case: the pinned CA is in its chain
     token = c.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=c.client_id)).token
     agent = RealAgent(c, tmp_path, "pinned")
     agent.install(token)
@@ -154,6 +155,7 @@ def test_agent_run_refuses_an_impostor(coordinator_proc: CoordinatorProcess, imp
         assert agent.proc is not None and agent.proc.poll() is None  # it keeps trying, refusing
     finally:
         terminate(agent.proc)
+        impostor.server.stop(0)
     assert impostor.calls == []
     credential = (agent.state_dir / "credential").read_text()
     assert credential not in "".join(impostor.calls)
