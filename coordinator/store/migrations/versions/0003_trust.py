@@ -1,7 +1,7 @@
 """trust: replacement enrollment tokens, API token expiry
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01 21:40:00
 
 - enrollment_tokens.device_id: a token made by `convoy devices replace` re-enrolls exactly that
@@ -14,7 +14,7 @@ from alembic import op
 import coordinator.store.models
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
