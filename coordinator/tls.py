@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from common import pins
 from common.transport import ServerTLS
 
 CA_LIFETIME = timedelta(days=3650)
+_DNS = re.compile(r"(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?")
 SERVER_LIFETIME = timedelta(days=365)
 RENEW_BEFORE = timedelta(days=30)
 
@@ -75,8 +77,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def tls_dir(data_dir: str | Path) -> Path:
-    secure_dir(Path(data_dir))
-    return secure_dir(Path(data_dir) / "tls")
+    root = Path(data_dir).expanduser().resolve()
+    secure_dir(root)
+    return secure_dir(root / "tls")
 
 
 def ensure_ca(data_dir: str | Path, now: datetime | None = None) -> Path:
@@ -131,9 +134,12 @@ def _general_names(sans: list[str]) -> list[x509.GeneralName]:
             out.append(x509.IPAddress(ipaddress.ip_address(san)))
         except ValueError:
             try:
-                out.append(x509.DNSName(san.encode("idna").decode("ascii")))
-            except UnicodeError as exc:
-                raise TlsConfigError(f"--tls-san {san!r} is neither an IP address nor a DNS name") from exc
+                name = san.encode("idna").decode("ascii")
+            except UnicodeError:
+                name = ""
+            if not _DNS.fullmatch(name):
+                raise TlsConfigError(f"--tls-san {san!r} is neither an IP address nor a DNS name") from None
+            out.append(x509.DNSName(name))
     return out
 
 

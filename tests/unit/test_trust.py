@@ -92,3 +92,14 @@ def test_insecure_only_on_loopback() -> None:
     refusal = check_insecure(Settings(insecure=True, http_listen="10.0.0.5:7080"))
     assert refusal and "--http-listen" in refusal
     assert check_insecure(Settings(insecure=True, tls_cert="c", tls_key="k"))
+
+
+def test_bad_names_are_refused(tmp_path: Path) -> None:
+    for bad in ("foo bar", "a..b", "-", "x/y"):
+        with pytest.raises(TlsConfigError, match="neither an IP address nor a DNS name"):
+            ensure_server_cert(tmp_path, [bad])
+    ok = ensure_server_cert(tmp_path, ["*.convoy.example", "büro.example", "fe80::1"])
+    leaf = x509.load_pem_x509_certificates(ok.cert_file.read_bytes())[0]
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "xn--bro-hoa.example" in names.get_values_for_type(x509.DNSName)
+    assert ok.cert_file.is_absolute()
