@@ -53,10 +53,11 @@ def create_app(app: App) -> FastAPI:
         log.exception("unhandled error in REST call", exc_info=exc)
         return _error(500, "internal", "internal error (logged on the coordinator)")
 
-    from coordinator.api import rest_deployments, rest_history
+    from coordinator.api import rest_credentials, rest_deployments, rest_history
 
     api.include_router(rest_history.router, prefix="/v2")
     api.include_router(rest_deployments.router, prefix="/v2")
+    api.include_router(rest_credentials.router, prefix="/v2")
     from coordinator.api.rest_limits import DoorGuard
 
     api.add_middleware(DoorGuard, convoy=app, max_body=app.settings.max_body_bytes)

@@ -69,3 +69,30 @@ def test_api_tokens_cli(coordinator: InProcessCoordinator) -> None:
     assert made["id"] in table and "yes" in table
     bad = c.cli("api-tokens", "create", "--client", c.client_id, "--expires-in", "soon", check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --expires-in")
+
+
+def test_rest_twins(coordinator: InProcessCoordinator) -> None:
+    c = coordinator
+    admin = c.admin()
+    viewer = admin.CreateApiToken(pb.CreateApiTokenRequest(client_ids=[c.client_id], role="viewer"))
+    h = {"Authorization": f"Bearer {c.token}"}
+    listed = httpx.get(f"{c.http_url}/v2/api-tokens", params={"clientId": c.client_id}, headers=h).json()
+    assert viewer.id in {t["id"] for t in listed["data"]} and listed["total"] == len(listed["data"])
+    r = httpx.get(f"{c.http_url}/v2/api-tokens", headers={"Authorization": f"Bearer {viewer.token}"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    r = httpx.post(f"{c.http_url}/v2/api-tokens/{viewer.id}/revoke", headers=h)
+    assert r.status_code == 200 and r.json()["revoked"] is True
+    assert _rest_status(c, viewer.token) == 401
+    r = httpx.post(f"{c.http_url}/v2/api-tokens/not-a-uuid/revoke", headers=h)
+    assert r.status_code == 400
+
+    from common import transport
+    from common.convoy.v1 import agent_pb2, agent_pb2_grpc
+
+    tok = admin.CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=c.client_id)).token
+    stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(c.grpc_target, transport.PLAINTEXT))
+    dev = stub.Enroll(agent_pb2.EnrollRequest(token=tok, machine_id="m-1"), timeout=10)
+    r = httpx.post(f"{c.http_url}/v2/clients/{c.client_id}/devices/{dev.device_id}/replace", headers=h)
+    assert r.status_code == 201 and r.json()["device_id"] == dev.device_id
+    again = stub.Enroll(agent_pb2.EnrollRequest(token=r.json()["token"], machine_id="m-2"), timeout=10)
+    assert again.device_id == dev.device_id
