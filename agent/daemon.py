@@ -143,7 +143,7 @@ class Daemon:
 
         self._policy_settings = effective_settings(self.state)
         metadata = (("authorization", f"Bearer {self.credential}"),)
-        channel = transport.aio_channel(self.identity.server)
+        channel = transport.aio_channel(self.identity.server, self.state.client_tls(self.identity))
         stub = agent_pb2_grpc.AgentServiceStub(channel)
         downloader = Downloader(stub, metadata, self.state.work_dir)
         self.runner = Runner(state=self.state, journal=self.journal, device_id=self.identity.device_id,
@@ -366,5 +366,10 @@ def cli_run(args: argparse.Namespace) -> int:
     state = StateDir(args.state_dir)
     if not state.is_enrolled():
         print(f"error: {state.root} holds no enrollment: run `convoy agent install` first", file=sys.stderr)
+        return 1
+    try:
+        state.client_tls(state.load()[0])  # a pinned CA or an explicit --insecure install
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return asyncio.run(Daemon(state).run())

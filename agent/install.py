@@ -6,6 +6,15 @@
 A rejected token (bad, expired, used up, revoked) fails `Enroll` before anything is written,
 here or on the coordinator. A local step that fails is reported as `error` with every log line
 so far, and the files this run wrote are removed again.
+
+Before anything is sent, the coordinator must prove itself: with `--ca-fingerprint` its CA is
+fetched and checked against the pin (common/transport.discover_ca), with `--ca` its chain must
+verify against the given file; only `--insecure` skips this (a plaintext loopback coordinator).
+The CA is stored in the state dir and `convoy agent run` trusts nothing else.
+
+A reinstall from a state dir that already holds this machine's enrollment sends the old device
+credential with `Enroll` (`authorization: Bearer` metadata): that is the proof that lets the
+coordinator hand the same device id back (see docs/enrollment.md, "Reinstalling").
 """
 
 from __future__ import annotations
@@ -25,8 +34,8 @@ import grpc
 
 from agent import facts as facts_mod
 from agent.state import AGENT_VERSION, AgentIdentity, StateDir, atomic_write
-from cli.common import EXIT_CODES, CliError
-from common import transport
+from cli.common import EXIT_CODES, EXIT_UNTRUSTED, CliError
+from common import pins, transport
 from common.clock import utcnow
 from common.convoy.v1 import agent_pb2 as pb
 from common.convoy.v1 import agent_pb2_grpc
@@ -127,16 +136,19 @@ class Installer:
             where = f": {exc.filename}" if exc.filename else ""
             raise StepFailed(f"{message.rstrip('.')} failed - {reason}{where}") from exc
 
-    def run(self, resp: pb.EnrollResponse, machine_id: str) -> None:
+    def run(self, resp: pb.EnrollResponse, machine_id: str, tls: transport.ClientTLS) -> None:
         identity = AgentIdentity(server=self.args.server, device_id=resp.device_id, client_id=resp.client_id,
                                  machine_id=machine_id, agent_version=AGENT_VERSION, tags=list(self.args.tag),
-                                 site=self.args.site)
+                                 site=self.args.site, insecure=not tls.secure)
 
         def save_state() -> None:
             self.written += [self.state.credential_path, self.state.identity_path]
-            self.state.save(identity, resp.credential)
+            if tls.ca_pem is not None:
+                self.written.append(self.state.ca_path)
+            self.state.save(identity, resp.credential, tls.ca_pem)
 
-        self.step(f"Writing agent state to {self.state.root} (credential mode 0600)...", save_state)
+        pinned = "" if tls.ca_pem is None else ", pinned CA in ca.pem"
+        self.step(f"Writing agent state to {self.state.root} (credential mode 0600{pinned})...", save_state)
 
         windows = [w.strip() for w in self.args.maintenance_window if w.strip()]
         if windows:
@@ -189,6 +201,52 @@ def _report(stub: Any, credential: str, enrollment_id: str, success: bool, lines
     raise AssertionError("unreachable")
 
 
+def install_trust(args: argparse.Namespace) -> transport.ClientTLS:
+    """The coordinator proved against `--ca-fingerprint` or `--ca`, or plaintext for `--insecure`.
+    Exit 7 (nothing sent, nothing written) when it cannot be trusted."""
+    fingerprint, ca_file, insecure = args.ca_fingerprint, args.ca, args.insecure
+    if insecure:
+        if fingerprint or ca_file:
+            raise CliError("--insecure cannot be combined with --ca-fingerprint or --ca", 2)
+        return transport.PLAINTEXT
+    if not fingerprint and not ca_file:
+        raise CliError("pin the coordinator: pass --ca-fingerprint sha256:... (printed by `convoy tokens create`), "
+                       "or --ca FILE, or --insecure for a plaintext coordinator on loopback", 2)
+    try:
+        want = pins.parse_fingerprint(fingerprint) if fingerprint else ""
+    except ValueError as exc:
+        raise CliError(f"--ca-fingerprint: {exc}", 2) from None
+    try:
+        if ca_file:
+            try:
+                pem = Path(ca_file).read_bytes()
+                have = pins.bundle_fingerprint(pem)
+            except OSError as exc:
+                raise CliError(f"cannot read --ca {ca_file}: {exc.strerror or exc}", 2) from None
+            except ValueError:
+                raise CliError(f"--ca {ca_file} holds no PEM certificate", 2) from None
+            if want and have != want:
+                raise CliError(f"--ca {ca_file} has fingerprint {have}, not {want}", EXIT_UNTRUSTED)
+            transport.verify_server(args.server, pem)
+            return transport.ClientTLS(ca_pem=pem)
+        return transport.ClientTLS(ca_pem=transport.discover_ca(args.server, want))
+    except transport.TrustError as exc:
+        if str(exc).startswith("cannot reach"):
+            raise CliError(str(exc), 6) from None
+        raise CliError(str(exc), EXIT_UNTRUSTED) from None
+
+
+def _proof(state: StateDir, machine_id: str) -> list[tuple[str, str]]:
+    """The previous device credential of this machine, if this state dir holds one."""
+    try:
+        identity, credential = state.load()
+    except (FileNotFoundError, ValueError, TypeError, OSError):
+        return []
+    if identity.machine_id != machine_id or not credential:
+        return []
+    return [("authorization", f"Bearer {credential}")]
+
+
 def cli_install(args: argparse.Namespace) -> int:
     """Enroll, install, report; print the result. Exit 0 only if the record ends `success`."""
     as_json = getattr(args, "output", "table") == "json"
@@ -197,12 +255,13 @@ def cli_install(args: argparse.Namespace) -> int:
         raise CliError("no machine id found (/etc/machine-id is missing): pass --machine-id", 2)
     facts = facts_mod.gather()
     state = StateDir(args.state_dir)
+    tls = install_trust(args)
 
-    stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(args.server))
+    stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(args.server, tls))
     request = pb.EnrollRequest(token=args.token, machine_id=machine_id, facts=facts_message(facts),
                                agent_version=AGENT_VERSION, tags=list(args.tag), site=args.site)
     try:
-        resp = stub.Enroll(request, timeout=RPC_TIMEOUT)
+        resp = stub.Enroll(request, metadata=_proof(state, machine_id), timeout=RPC_TIMEOUT)
     except grpc.RpcError as exc:
         raise _rpc_error(exc, args.server, "enrollment refused") from None
 
@@ -211,7 +270,7 @@ def cli_install(args: argparse.Namespace) -> int:
     log.add(f"Enrolled as device {resp.device_id} (client {resp.client_id}, machine id {machine_id})")
     installer = Installer(args, state, log)
     try:
-        installer.run(resp, machine_id)
+        installer.run(resp, machine_id, tls)
     except StepFailed as exc:
         log.add(str(exc))
         installer.undo()

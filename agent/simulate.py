@@ -10,10 +10,10 @@ journal's state machine, maintenance windows, cancels), with two parts swapped f
 
 Every agent enrolls with its own credential (Enroll + ReportEnrollment, a bounded number at a
 time) and holds its own Connect stream; the streams are spread over `channels` gRPC channels and
-opened in waves (grpc.aio fails most streams opened in one burst of thousands: see
-/work/shared/MEASURED.md). With `--state-dir`, credentials are kept in `simulated.json` and
-reused by the next run against the same coordinator (machine ids stay the same, so a re-enroll
-would re-identify the same devices anyway).
+opened in waves (grpc.aio fails most streams opened in one burst of thousands, measured on a
+2-core machine: 2,000 at once mostly end in `INTERNAL`). With `--state-dir`, credentials are kept
+in `simulated.json` and reused by the next run against the same coordinator (an enrollment of a
+machine id that is already a device would be refused without its credential).
 
 The process prints JSON lines on stdout: `enrolled`, `connected`, then `stats` every
 `--stats-interval` seconds, and `stopped` after SIGTERM/SIGINT.
@@ -174,10 +174,10 @@ async def enroll_one(stub: Any, token: str, machine_id: str) -> Enrolled:
     return Enrolled(resp.device_id, resp.client_id, machine_id, resp.credential)
 
 
-async def enroll_many(server: str, token: str, machine_ids: Sequence[str], *, concurrency: int = 32,
-                      channels: int = 4) -> list[Enrolled]:
+async def enroll_many(server: str, tls: transport.ClientTLS, token: str, machine_ids: Sequence[str], *,
+                      concurrency: int = 32, channels: int = 4) -> list[Enrolled]:
     """Enroll every machine id, `concurrency` at a time, over a few channels."""
-    chans = [transport.aio_channel(server) for _ in range(max(1, channels))]
+    chans = [transport.aio_channel(server, tls) for _ in range(max(1, channels))]
     stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in chans]
     gate = asyncio.Semaphore(concurrency)
 
@@ -223,6 +223,8 @@ class FleetConfig:
     """An enrollment token with at least `count` uses left (unless credentials are reused)."""
     count: int
     """How many agents to simulate."""
+    tls: transport.ClientTLS
+    """How the coordinator is trusted (a pinned CA, or plaintext for `--insecure`)."""
     channels: int = 8
     """gRPC channels (HTTP/2 connections) the streams are spread over."""
     install_time: float = 0.0
@@ -260,7 +262,7 @@ class Fleet:
         started = time.monotonic()
         if missing > 0:
             prefix = f"sim-{uuid.uuid4().hex[:8]}"
-            fresh = await enroll_many(cfg.server, cfg.token, [f"{prefix}-{i:06d}" for i in range(missing)],
+            fresh = await enroll_many(cfg.server, cfg.tls, cfg.token, [f"{prefix}-{i:06d}" for i in range(missing)],
                                       concurrency=cfg.enroll_concurrency)
             have = have + fresh
             if cfg.state_dir is not None:
@@ -277,7 +279,7 @@ class Fleet:
         clock = SystemClock()
         state = StateDir(cfg.state_dir or "/nonexistent-convoy-sim")
         windows = validate_windows(cfg.windows) if cfg.windows else []
-        self._channels = [transport.aio_channel(cfg.server) for _ in range(max(1, cfg.channels))]
+        self._channels = [transport.aio_channel(cfg.server, cfg.tls) for _ in range(max(1, cfg.channels))]
         stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in self._channels]
         started = time.monotonic()
         for start in range(0, len(enrolled), cfg.wave):
@@ -358,7 +360,15 @@ def cli_simulate(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir).expanduser().resolve() if args.state_dir else None
     if state_dir is not None:
         state_dir.mkdir(parents=True, exist_ok=True)
-    cfg = FleetConfig(server=args.server, token=args.token, count=args.count, channels=args.channels,
+    from agent.install import install_trust
+    from cli.common import CliError
+
+    try:
+        tls = install_trust(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    cfg = FleetConfig(server=args.server, token=args.token, count=args.count, tls=tls, channels=args.channels,
                       install_time=args.install_time, failure_rate=args.failure_rate, windows=windows,
                       state_dir=state_dir, wave=args.wave, wave_pause=args.wave_pause,
                       enroll_concurrency=args.enroll_concurrency, seed=args.seed)

@@ -1,8 +1,10 @@
 """The agent's state directory.
 
     <state-dir>/
-      agent.json          server, device_id, client_id, machine_id, tags, site, agent_version
+      agent.json          server, device_id, client_id, machine_id, tags, site, agent_version, insecure
       credential          the device credential, mode 0600 (the coordinator keeps only its hash)
+      ca.pem              the coordinator's CA, pinned at install; every connection must verify
+                          against it (absent only for an `--insecure` install)
       windows.conf        local maintenance windows, one per line (see docs/maintenance-windows.md)
       journal/            one JSON file per job (see agent/journal.py)
       policy/             the local policy store (see agent/installers/policy.py)
@@ -20,7 +22,10 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from common.transport import ClientTLS
 
 AGENT_VERSION = "0.1.0"
 DEFAULT_STATE_DIR = "/var/lib/convoy-agent"
@@ -56,6 +61,8 @@ class AgentIdentity:
     agent_version: str = AGENT_VERSION
     tags: list[str] = field(default_factory=list)
     site: str = ""
+    insecure: bool = False
+    """Installed with `--insecure` (plaintext to a loopback coordinator): no CA is pinned."""
 
 
 class StateDir:
@@ -69,6 +76,10 @@ class StateDir:
     @property
     def credential_path(self) -> Path:
         return self.root / "credential"
+
+    @property
+    def ca_path(self) -> Path:
+        return self.root / "ca.pem"
 
     @property
     def windows_path(self) -> Path:
@@ -93,9 +104,11 @@ class StateDir:
     def is_enrolled(self) -> bool:
         return self.identity_path.exists() and self.credential_path.exists()
 
-    def save(self, identity: AgentIdentity, credential: str) -> None:
+    def save(self, identity: AgentIdentity, credential: str, ca_pem: bytes | None = None) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
+        if ca_pem is not None:
+            atomic_write(self.ca_path, ca_pem, mode=0o644)
         atomic_write(self.credential_path, credential.encode(), mode=0o600)
         atomic_write(self.identity_path, json.dumps(asdict(identity), indent=2).encode(), mode=0o600)
 
@@ -104,6 +117,18 @@ class StateDir:
             raise FileNotFoundError(f"{self.root} holds no enrollment: run `convoy agent install` first")
         data: dict[str, Any] = json.loads(self.identity_path.read_text())
         return AgentIdentity(**data), self.credential_path.read_text().strip()
+
+    def client_tls(self, identity: AgentIdentity) -> ClientTLS:
+        """How the daemon trusts its coordinator: the pinned CA, or plaintext if installed so.
+        A state dir that is neither (its CA file was removed) is an error, never plaintext."""
+        from common import transport
+
+        if identity.insecure:
+            return transport.PLAINTEXT
+        if not self.ca_path.exists():
+            raise FileNotFoundError(f"{self.ca_path} is missing: the coordinator's CA is not pinned; "
+                                    "reinstall with `convoy agent install --ca-fingerprint sha256:…`")
+        return transport.ClientTLS(ca_pem=self.ca_path.read_bytes())
 
     def maintenance_windows(self) -> list[str]:
         """Local windows: non-empty, non-comment lines of windows.conf."""

@@ -79,7 +79,7 @@ async def serve() -> None:
         "Go": grpc.unary_unary_rpc_method_handler(go, request_deserializer=bytes,
                                                   response_serializer=bytes),
     })])
-    port = transport.bind(server, "127.0.0.1:0")
+    port = transport.bind(server, "127.0.0.1:0", None)
     await server.start()
     print(json.dumps({"event": "listening", "grpc_port": port}), flush=True)
     stop = asyncio.Event()
@@ -90,7 +90,7 @@ async def serve() -> None:
 
 
 async def client(target: str, count: int, channels: int, wave: int = 100, pause: float = 0.01) -> dict[str, Any]:
-    chans = [transport.aio_channel(target) for _ in range(channels)]
+    chans = [transport.aio_channel(target, transport.PLAINTEXT) for _ in range(channels)]
     connects = [c.stream_stream(f"/{SERVICE}/Connect", request_serializer=agent_pb2.AgentMessage.SerializeToString,
                                 response_deserializer=agent_pb2.CoordinatorMessage.FromString) for c in chans]
     acked = 0

@@ -154,7 +154,9 @@ class Coordinator:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "coordinator.log", "a")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([*CONVOY, "coordinator", "serve", *self.store_args(),
-                                      "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
+                                      "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                                      # Plaintext on loopback: these figures are the protocol's, as before TLS.
+                                      "--insecure"],
                                      stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
         reader = LineReader(self.proc.stdout)
@@ -185,7 +187,7 @@ class Simulator:
 
     def __init__(self, server: str, token: str, count: int, state_dir: Path, *extra: str) -> None:
         self.proc = subprocess.Popen([*CONVOY, "agent", "simulate", "--server", server, "--token", token,
-                                      "--count", str(count), "--state-dir", str(state_dir), "--log-level", "error",
+                                      "--count", str(count), "--state-dir", str(state_dir), "--log-level", "error", "--insecure",
                                       *extra], stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
         self.reader = LineReader(self.proc.stdout)
@@ -213,7 +215,7 @@ class Admin:
         from common import transport
         from common.convoy.v1 import admin_pb2_grpc
 
-        self.channel = transport.sync_channel(target)
+        self.channel = transport.sync_channel(target, transport.PLAINTEXT)
         self.stub = admin_pb2_grpc.AdminServiceStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")]
         self.client_id = client_id

@@ -56,7 +56,7 @@ def real_agent_idle(work: Path, seconds: float) -> tuple[float, float, float]:
         admin.close()
         state = work / "footprint-real" / "agent"
         subprocess.run([*CONVOY, "agent", "install", "--server", coord.target, "--token", token, "--state-dir",
-                        str(state), "--machine-id", "bench-footprint", "--no-service"], check=True, cwd=ROOT,
+                        str(state), "--machine-id", "bench-footprint", "--no-service", "--insecure"], check=True, cwd=ROOT,
                        capture_output=True)
         agent = subprocess.Popen([*CONVOY, "agent", "run", "--state-dir", str(state), "--log-level", "warning"],
                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -29,7 +29,7 @@ def run(work: Path, n: int, runs: int) -> Result:
 
         def install(i: int) -> None:
             subprocess.run([*CONVOY, "agent", "install", "--server", coord.target, "--token", token, "--state-dir",
-                            str(base / f"agent-{i:03d}"), "--machine-id", f"bench-real-{i:03d}", "--no-service"],
+                            str(base / f"agent-{i:03d}"), "--machine-id", f"bench-real-{i:03d}", "--no-service", "--insecure"],
                            check=True, cwd=ROOT, capture_output=True, timeout=120)
 
         with ThreadPoolExecutor(8) as pool:

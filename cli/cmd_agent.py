@@ -31,12 +31,18 @@ def register(sub: Any) -> None:
 
     agent = sub.add_parser("agent", help="the agent on a device").add_subparsers(dest="sub", required=True, metavar="COMMAND")
     p = command(agent, "install", "enroll this device with an enrollment token and install the agent",
-                "  convoy agent install --server coordinator.example:7443 --token cvy_enr_... \n"
-                "  convoy agent install --server 10.0.0.5:7443 --token $TOKEN --state-dir /tmp/agent1 --machine-id vm-clone-17\n"
+                "  convoy agent install --server coordinator.example:7443 --token cvy_enr_... --ca-fingerprint sha256:...\n"
+                "  convoy agent install --server 10.0.0.5:7443 --token $TOKEN --ca /etc/convoy/ca.pem \\\n"
+                "      --state-dir /tmp/agent1 --machine-id vm-clone-17\n"
                 "  (--machine-id: for cloned VM images whose /etc/machine-id collides, or several agents on one host)",
                 _install, connection=False)
     p.add_argument("--server", required=True, help="the coordinator's gRPC address, HOST:PORT")
     p.add_argument("--token", required=True, help="an enrollment token from `convoy tokens create`")
+    p.add_argument("--ca-fingerprint", metavar="SHA256",
+                   help="pin the coordinator's CA: sha256:... as printed by `convoy tokens create`")
+    p.add_argument("--ca", metavar="FILE", help="pin the coordinator's CA from this PEM file instead")
+    p.add_argument("--insecure", action="store_true",
+                   help="plaintext, no pinning: only for a coordinator started with --insecure on loopback")
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help=f"where the agent keeps its state (default {DEFAULT_STATE_DIR})")
     p.add_argument("--machine-id", help="override the machine id (default: /etc/machine-id)")
     p.add_argument("--tag", action="append", default=[], help="a device tag (repeatable), used by deployment filters")
@@ -57,6 +63,9 @@ def register(sub: Any) -> None:
                   _simulate, connection=False, output=False)
     sim.add_argument("--server", required=True, help="the coordinator's gRPC address, HOST:PORT")
     sim.add_argument("--token", required=True, help="an enrollment token with enough uses for --count agents")
+    sim.add_argument("--ca-fingerprint", metavar="SHA256", help="pin the coordinator's CA (as for install)")
+    sim.add_argument("--ca", metavar="FILE", help="pin the coordinator's CA from this PEM file")
+    sim.add_argument("--insecure", action="store_true", help="plaintext, for an --insecure loopback coordinator")
     sim.add_argument("--count", type=int, required=True, help="how many agents to simulate")
     sim.add_argument("--channels", type=int, default=8, help="gRPC channels the streams are spread over (default 8)")
     sim.add_argument("--install-time", type=float, default=0.0, help="seconds each install takes (default 0)")

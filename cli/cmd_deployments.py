@@ -18,6 +18,7 @@ from cli.common import (
     command,
     emit,
     print_table,
+    printable,
     to_dict,
 )
 from common.convoy.v1 import admin_pb2 as pb
@@ -260,7 +261,7 @@ def _show(d: dict[str, Any]) -> None:
     if d["rolledBackBy"]:
         rows.append(("rolled back by", d["rolledBackBy"]))
     for key, value in rows:
-        print(f"{key + ':':<16}{value}")
+        print(f"{key + ':':<16}{printable(value)}")
 
 
 def _reason(rec: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cli.common import CliError, call, command, emit, print_table, to_dict
+from cli.common import CliError, call, command, emit, print_table, printable, to_dict
 from common.convoy.v1 import admin_pb2 as pb
 
 
@@ -54,7 +54,7 @@ def _get(args: argparse.Namespace) -> int:
             ("groups", ", ".join(out["group_ids"])),
             ("last enrollment", f"{latest['status']} at {latest['enrollment_date']} ({latest['id']})" if latest else "none"),
         ]:
-            print(f"{key + ':':<17}{value}")
+            print(f"{key + ':':<17}{printable(value)}")
 
     emit(args, out, table)
     return 0
@@ -87,7 +87,7 @@ def _history(args: argparse.Namespace) -> int:
             if rec.has_error_logs:
                 print(f"\n{rec.id} ({rec.status}):")
                 for line in rec.error_logs:
-                    print(f"  {line}")
+                    print(f"  {printable(line)}")
     return 0
 
 
@@ -103,7 +103,7 @@ def _deployment(args: argparse.Namespace) -> int:
         for key in ("id", "status", "enrollment_date", "enrollment_token_id", "user_id", "created_at", "updated_at"):
             print(f"{key + ':':<21}{out[key] if out[key] is not None else '-'}")
         for line in out["error_logs"] or []:
-            print(f"  {line}")
+            print(f"  {printable(line)}")
 
     emit(args, out, table)
     return 0
@@ -116,7 +116,8 @@ def _tag(args: argparse.Namespace) -> int:
     req = pb.UpdateDeviceRequest(client_id=args.client or "", device_id=args.device_id, tags=tags or [],
                                  set_tags=tags is not None, site=args.site or "", set_site=args.site is not None)
     out = _device(call(args, "UpdateDevice", req))
-    emit(args, out, lambda: print(f"device {out['id']}: tags={','.join(out['tags']) or '-'} site={out['site'] or '-'}"))
+    emit(args, out, lambda: print(printable(f"device {out['id']}: tags={','.join(out['tags']) or '-'} "
+                                            f"site={out['site'] or '-'}")))
     return 0
 
 
@@ -132,6 +133,10 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--filter", help="only devices matching a target filter, e.g. 'os == \"linux\" and site == \"berlin\"'")
+
+    from cli.cmd_enrollment import register_replace
+
+    register_replace(devices)
 
     p = command(devices, "get", "show one device, with its latest enrollment",
                 "  convoy devices get --client CLIENT_ID DEVICE_ID -o json", _get)

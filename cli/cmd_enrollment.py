@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
-from cli.common import CliError, call, command, emit, print_table, to_dict
+from cli.common import (
+    CliError,
+    call,
+    client_trust,
+    command,
+    emit,
+    print_table,
+    server_address,
+    to_dict,
+)
 from common.convoy.v1 import admin_pb2 as pb
 
 
@@ -21,8 +31,55 @@ def _create(args: argparse.Namespace) -> int:
     req = pb.CreateEnrollmentTokenRequest(client_id=args.client or "", expires_in_seconds=expires,
                                           max_uses=args.max_uses or 0, group_ids=args.group, name=args.name or "")
     out = to_dict(call(args, "CreateEnrollmentToken", req), snake=True)
-    emit(args, out, lambda: print(f"enrollment token {out['id']}; shown once:\n{out['token']}"))
+    out.update(install_command(args, out["token"]))
+    emit(args, out, lambda: print(f"enrollment token {out['id']}; shown once:\n{out['token']}\n"
+                                  f"install a device with:\n  {out['install_command']}"))
     return 0
+
+
+def _replace(args: argparse.Namespace) -> int:
+    from common.durations import parse_duration
+
+    try:
+        expires = parse_duration(args.expires_in)
+    except ValueError as exc:
+        raise CliError(f"--expires-in: {exc}", 2) from None
+    if expires <= 0:
+        raise CliError("--expires-in: a replacement token must expire", 2)
+    req = pb.CreateEnrollmentTokenRequest(client_id=args.client or "", expires_in_seconds=expires, max_uses=1,
+                                          device_id=args.device_id, name=f"replace {args.device_id}")
+    out = to_dict(call(args, "CreateEnrollmentToken", req), snake=True)
+    out["device_id"] = args.device_id
+    out.update(install_command(args, out["token"]))
+    emit(args, out, lambda: print(
+        f"replacement token {out['id']} for device {args.device_id} (one use); shown once:\n{out['token']}\n"
+        f"on the replacement machine run:\n  {out['install_command']}"))
+    return 0
+
+
+def register_replace(devices: Any) -> None:
+    """`convoy devices replace`, registered under `convoy devices`."""
+    p = command(devices, "replace", "issue a single-use token that re-enrolls exactly this device (admin role)",
+                "  convoy devices replace DEVICE_ID --client CLIENT_ID\n"
+                "  (for a machine that was rebuilt and cannot prove it is the device: no state dir, or a new\n"
+                "   machine id; the device keeps its id and history, its old credential stops working)", _replace)
+    p.add_argument("--client", help="client id (default: the API token's only client)")
+    p.add_argument("--expires-in", default="24h", help="lifetime, e.g. 30m, 24h (default 24h)")
+    p.add_argument("device_id", metavar="DEVICE_ID")
+
+
+def install_command(args: argparse.Namespace, token: str) -> dict[str, str]:
+    """`{"ca_fingerprint", "install_command"}`: the whole `convoy agent install` line, pinning the
+    CA this command itself verified the coordinator with (kubeadm's join line, for Convoy)."""
+    tls, fingerprint = client_trust(args)
+    if not tls.secure:
+        trust = ["--insecure"]
+    elif fingerprint:
+        trust = ["--ca-fingerprint", fingerprint]
+    else:  # verified by the system roots: the agent needs the CA file the operator trusts
+        trust = ["--ca", "CA_FILE"]
+    cmd = ["convoy", "agent", "install", "--server", server_address(args), "--token", token, *trust]
+    return {"ca_fingerprint": fingerprint, "install_command": shlex.join(cmd)}
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cli.common import call, command, emit, print_table, to_dict
+from cli.common import CliError, call, command, emit, print_table, to_dict
 from common.convoy.v1 import admin_pb2 as pb
 
 
@@ -22,9 +22,33 @@ def _clients_list(args: argparse.Namespace) -> int:
 
 
 def _api_tokens_create(args: argparse.Namespace) -> int:
-    req = pb.CreateApiTokenRequest(client_ids=args.client, role=args.role, name=args.name or "")
+    from common.durations import parse_duration
+
+    try:
+        expires = parse_duration(args.expires_in) if args.expires_in else 0.0
+    except ValueError as exc:
+        raise CliError(f"--expires-in: {exc}", 2) from None
+    req = pb.CreateApiTokenRequest(client_ids=args.client, role=args.role, name=args.name or "",
+                                   expires_in_seconds=expires)
     out = to_dict(call(args, "CreateApiToken", req), snake=True)
     emit(args, out, lambda: print(f"api token {out['id']} ({args.role}); shown once:\n{out['token']}"))
+    return 0
+
+
+def _api_tokens_list(args: argparse.Namespace) -> int:
+    resp = call(args, "ListApiTokens", pb.ListApiTokensRequest(client_id=args.client or ""))
+    rows = [to_dict(t, snake=True) for t in resp.data]
+    emit(args, rows, lambda: print_table(
+        ["id", "name", "role", "clients", "expires_at", "revoked", "created_at"],
+        [[r["id"], r["name"], "partner admin" if r["partner"] else r["role"],
+          "all" if r["partner"] else ",".join(r["client_ids"]), r["expires_at"] or "never",
+          "yes" if r["revoked"] else "no", r["created_at"]] for r in rows]))
+    return 0
+
+
+def _api_tokens_revoke(args: argparse.Namespace) -> int:
+    out = to_dict(call(args, "RevokeApiToken", pb.RevokeApiTokenRequest(token_id=args.token_id)), snake=True)
+    emit(args, out, lambda: print(f"revoked API token {out['id']}; it is refused from its next call"))
     return 0
 
 
@@ -38,7 +62,16 @@ def register(sub: Any) -> None:
     tokens = sub.add_parser("api-tokens", help="API tokens for operators and scripts").add_subparsers(dest="sub", required=True, metavar="COMMAND")
     p = command(tokens, "create", "create an API token scoped to one or more clients",
                 "  convoy api-tokens create --client CLIENT_ID --role operator -o json\n"
-                "  convoy api-tokens create --client A --client B --role viewer", _api_tokens_create)
+                "  convoy api-tokens create --client A --client B --role viewer --expires-in 30d", _api_tokens_create)
     p.add_argument("--client", action="append", required=True, help="client id (repeat for several)")
     p.add_argument("--role", choices=("admin", "operator", "viewer"), default="viewer")
     p.add_argument("--name", help="a label for the token")
+    p.add_argument("--expires-in", default="", help="lifetime, e.g. 30m, 24h, 90d (default: never expires)")
+
+    p = command(tokens, "list", "list the API tokens you administer (never the secrets)",
+                "  convoy api-tokens list\n  convoy api-tokens list --client CLIENT_ID -o json", _api_tokens_list)
+    p.add_argument("--client", help="only tokens serving this client")
+
+    p = command(tokens, "revoke", "revoke an API token; it is refused from its next call",
+                "  convoy api-tokens revoke TOKEN_ID", _api_tokens_revoke)
+    p.add_argument("token_id", metavar="TOKEN_ID")

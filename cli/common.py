@@ -2,7 +2,17 @@
 
 Errors leave as one line on stderr (`error: <the server's message>`) and a non-zero exit:
 2 bad usage / invalid argument, 3 authentication or permission, 4 not found, 5 conflict,
-6 coordinator unreachable, 1 anything else.
+6 coordinator unreachable, 7 the coordinator's certificate is not trusted, 1 anything else.
+
+Trust in the coordinator, strongest first (flags override the environment): `--ca FILE` /
+`CONVOY_CA` (a PEM CA file), `--ca-fingerprint` / `CONVOY_CA_FINGERPRINT` (`sha256:…` of the CA
+certificate, which is fetched from the server and checked, see common/transport.discover_ca), the
+system's trusted roots when neither is given, and plaintext only with `--insecure` /
+`CONVOY_INSECURE=1` (for a coordinator started with `--insecure` on loopback).
+
+Every table is printed through `print_table`, which strips control characters from each cell:
+device-sent text (hostnames, output, error text, log lines) never reaches a terminal as escape
+sequences. JSON output (`-o json`) is printed exactly as received.
 """
 
 from __future__ import annotations
@@ -10,14 +20,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from common.transport import ClientTLS
 
 EXIT_CODES = {
     "invalid_argument": 2, "retries_exhausted": 2, "unauthenticated": 3, "forbidden": 3,
     "not_found": 4, "conflict": 5, "unavailable": 6,
 }
+EXIT_UNTRUSTED = 7
+_TRUE = ("1", "true", "yes", "on")
+# gRPC core logs a failed TLS handshake to stderr on its own; the CLI reports it as one line.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 class CliError(Exception):
@@ -34,6 +52,12 @@ def fail(message: str, code: int = 1) -> int:
 def add_connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=None, help="coordinator gRPC address (default: $CONVOY_SERVER or 127.0.0.1:7443)")
     p.add_argument("--token", default=None, help="API token (default: $CONVOY_TOKEN)")
+    p.add_argument("--ca", default=None, metavar="FILE",
+                   help="trust the coordinator's certificate if it chains to this CA file (default: $CONVOY_CA)")
+    p.add_argument("--ca-fingerprint", default=None, metavar="SHA256",
+                   help="trust the CA with this fingerprint, sha256:… (default: $CONVOY_CA_FINGERPRINT)")
+    p.add_argument("--insecure", action="store_true", default=None,
+                   help="plaintext, for a coordinator started with --insecure (default: $CONVOY_INSECURE)")
 
 
 def add_output_arg(p: argparse.ArgumentParser) -> None:
@@ -52,12 +76,60 @@ def api_token(args: argparse.Namespace) -> str:
     return token
 
 
+def client_trust(args: argparse.Namespace) -> tuple[ClientTLS, str]:
+    """How this command trusts the coordinator, and the CA fingerprint when one is known."""
+    cached = getattr(args, "_trust", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    result = _resolve_trust(args)
+    args._trust = result
+    return result
+
+
+def _resolve_trust(args: argparse.Namespace) -> tuple[ClientTLS, str]:
+    from common import pins, transport
+
+    flags = (getattr(args, "insecure", None), getattr(args, "ca", None), getattr(args, "ca_fingerprint", None))
+    if not any(flags):  # nothing on the command line: the environment decides
+        flags = (os.environ.get("CONVOY_INSECURE", "").lower() in _TRUE, os.environ.get("CONVOY_CA") or None,
+                 os.environ.get("CONVOY_CA_FINGERPRINT") or None)
+    insecure, ca_file, fingerprint = flags
+    if insecure:
+        if ca_file or fingerprint:
+            raise CliError("--insecure cannot be combined with --ca or --ca-fingerprint", 2)
+        return transport.PLAINTEXT, ""
+    want = ""
+    if fingerprint:
+        try:
+            want = pins.parse_fingerprint(fingerprint)
+        except ValueError as exc:
+            raise CliError(str(exc), 2) from None
+    if ca_file:
+        try:
+            pem = open(ca_file, "rb").read()  # noqa: SIM115 - small file, read once
+            have = pins.bundle_fingerprint(pem)
+        except OSError as exc:
+            raise CliError(f"cannot read the CA file {ca_file}: {exc.strerror or exc}", 2) from None
+        except ValueError:
+            raise CliError(f"{ca_file} holds no PEM certificate", 2) from None
+        if want and want != have:
+            raise CliError(f"the CA file {ca_file} has fingerprint {have}, not {want}", EXIT_UNTRUSTED)
+        return transport.ClientTLS(ca_pem=pem), have
+    if want:
+        try:
+            return transport.ClientTLS(ca_pem=transport.discover_ca(server_address(args), want)), want
+        except transport.TrustError as exc:
+            raise CliError(str(exc), EXIT_UNTRUSTED) from None
+    return transport.SYSTEM_ROOTS, ""
+
+
 def admin_stub(args: argparse.Namespace) -> tuple[Any, list[tuple[str, str]]]:
     """A sync AdminService stub and the metadata to send with each call."""
     from common import transport
     from common.convoy.v1 import admin_pb2_grpc
 
-    channel = transport.sync_channel(server_address(args))
+    tls, _ = client_trust(args)
+    channel = transport.sync_channel(server_address(args), tls)
     return admin_pb2_grpc.AdminServiceStub(channel), [("authorization", f"Bearer {api_token(args)}")]
 
 
@@ -69,15 +141,22 @@ def call(args: argparse.Namespace, method: str, request: Any, timeout: float = 6
     try:
         return getattr(stub, method)(request, metadata=metadata, timeout=timeout)
     except grpc.RpcError as exc:
-        raise rpc_failure(exc, server_address(args)) from None
+        raise rpc_failure(exc, server_address(args), client_trust(args)[0].secure) from None
 
 
-def rpc_failure(exc: Any, server: str) -> CliError:
+_HANDSHAKE = re.compile(r"handshake|CERTIFICATE_VERIFY_FAILED|certificate verify failed", re.IGNORECASE)
+
+
+def rpc_failure(exc: Any, server: str, secure: bool = True) -> CliError:
     from common.errors import from_rpc_error
 
     err = from_rpc_error(exc)
     if err.code == "unavailable":
-        return CliError(f"cannot reach the coordinator at {server}: {err.message}", 6)
+        if secure and _HANDSHAKE.search(err.message):
+            return CliError(f"the coordinator at {server} is not trusted (TLS handshake failed: check --ca / "
+                            f"CONVOY_CA or --ca-fingerprint): {err.message}", EXIT_UNTRUSTED)
+        hint = "" if secure else " (plaintext: if the coordinator serves TLS, pass --ca or set CONVOY_CA)"
+        return CliError(f"cannot reach the coordinator at {server}: {err.message}{hint}", 6)
     return CliError(err.message, EXIT_CODES.get(err.code, 1))
 
 
@@ -95,8 +174,20 @@ def emit(args: argparse.Namespace, data: Any, table: Callable[[], None] | None =
         table()
 
 
+# C0 and C1 control characters and DEL (ESC starts every terminal escape sequence), plus the
+# Unicode line and paragraph separators and bidi overrides that reorder what a reader sees.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: Any) -> str:
+    """`value` as one line of text safe for a terminal: control characters become `?`
+    (tabs and newlines a space), so device-sent text cannot move the cursor or recolour output."""
+    text = "" if value is None else str(value)
+    return _CONTROL.sub(lambda m: " " if m.group() in "\t\n\r" else "?", text)
+
+
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    rows = [["" if v is None else str(v) for v in row] for row in rows]
+    rows = [[printable(v) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(v)) for w, v in zip(widths, row, strict=False)]

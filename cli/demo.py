@@ -104,18 +104,25 @@ class Demo:
         boot = self.json("admin", "bootstrap", "--data-dir", str(data), "--client-name", "Demo MSP")
         client = boot["client_id"]
         self.env["CONVOY_TOKEN"] = boot["token"]
+        self.env["CONVOY_CA"] = boot["ca_file"]
         detail(f"client {client}; a partner admin token was printed once and is kept only as a hash")
+        detail(f"the coordinator made its own CA {boot['ca_fingerprint']}; the CLI trusts it via CONVOY_CA")
 
-        say("Starting the coordinator: gRPC for agents and the CLI, REST under /v2")
+        say("Starting the coordinator over TLS: gRPC for agents and the CLI, REST under /v2")
         coord = self.spawn(["coordinator", "serve", "--data-dir", str(data), "--grpc-listen", "127.0.0.1:0",
                             "--http-listen", "127.0.0.1:0"], self.dir / "coordinator.log")
         ports = self._listening(coord)
         server = f"127.0.0.1:{ports['grpc_port']}"
         self.env["CONVOY_SERVER"] = server
-        detail(f"gRPC {server}, REST http://127.0.0.1:{ports['http_port']}/v2 (OpenAPI at /openapi.json)")
+        expect(ports.get("tls") is True and ports.get("ca_fingerprint") == boot["ca_fingerprint"],
+               f"the coordinator should serve TLS with the CA bootstrap printed: {ports}")
+        detail(f"gRPC {server}, REST https://127.0.0.1:{ports['http_port']}/v2 (OpenAPI at /openapi.json), "
+               "both TLS")
 
-        say("Creating an enrollment token (single-use per device, expires in 1h)")
-        token = self.json("tokens", "create", "--client", client, "--expires-in", "1h")["token"]
+        say("Creating an enrollment token (expires in 1h); it comes with the whole install command")
+        created = self.json("tokens", "create", "--client", client, "--expires-in", "1h")
+        token = created["token"]
+        detail(created["install_command"].replace(token, "cvy_enr_…"))
 
         say(f"Installing {N_AGENTS} agents, each a separate `convoy agent install` process")
         now = datetime.now(UTC)
@@ -124,7 +131,7 @@ class Demo:
         for i in range(N_AGENTS):
             args = ["agent", "install", "--server", server, "--token", token, "--state-dir",
                     str(self.dir / "agents" / f"agent-{i:02d}"), "--machine-id", f"demo-machine-{i:02d}",
-                    "--no-service", "-o", "json", "--tag", "demo"]
+                    "--no-service", "-o", "json", "--tag", "demo", "--ca-fingerprint", created["ca_fingerprint"]]
             installs.append(subprocess.Popen([*self.convoy, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                              env=self.env, cwd=self.cwd, text=True))
         devices = []
@@ -137,7 +144,8 @@ class Demo:
         failing = [order[0], order[1], order[len(order) // 2]]
         windowed = order[-1 - CLOSED_WINDOW:-1]
         offline = order[-1]
-        detail(f"{len(devices)} devices enrolled; each enrollment is a `success` record in its history")
+        detail(f"{len(devices)} devices enrolled, each pinning the coordinator's CA; each enrollment is a "
+               "`success` record in its history")
 
         say(f"Giving {CLOSED_WINDOW} agents a maintenance window that is closed now ({closed})")
         for i, dev in enumerate(devices):

@@ -22,7 +22,7 @@ from cli.cmd_deployments import (
     _progress_text,
     _record,
 )
-from cli.common import CliError, admin_stub, rpc_failure, server_address, to_dict
+from cli.common import CliError, admin_stub, printable, rpc_failure, server_address, to_dict
 from common.convoy.v1 import admin_pb2 as pb
 
 
@@ -49,7 +49,7 @@ def _events(args: argparse.Namespace) -> tuple[Any, Iterator[dict[str, Any]]]:
 def _plain_line(ev: dict[str, Any]) -> str:
     d, p = ev["deployment"], ev["deployment"]["progress"]
     batch = f" batch {p['currentBatch']}/{p['totalBatches']}" if p["totalBatches"] else ""
-    reason = f" reason={d['statusReason']!r}" if d["statusReason"] else ""
+    reason = f" reason={printable(d['statusReason'])!r}" if d["statusReason"] else ""
     return (f"{time.strftime('%H:%M:%S')} {d['status']}{batch} completed={p['completed']} failed={p['failed']} "
             f"skipped={p['skipped']} running={p['running']} pending={p['pending']} total={p['total']} "
             f"{p['percentComplete']}%{reason}")
@@ -118,12 +118,13 @@ def _render(ev: dict[str, Any]) -> Any:
             table.add_column(col, overflow="fold" if col == "output (tail)" else "ellipsis")
         for r in ev["recentFailures"]:
             tail = (r.get("output") or "").strip().splitlines()[-1:] or [""]
-            table.add_row(r["hostname"] or r["deviceId"], str(r["batchNumber"]),
+            # Device-sent text: control characters stripped, and Text() so rich reads no markup in it.
+            table.add_row(Text(printable(r["hostname"] or r["deviceId"])), str(r["batchNumber"]),
                           "" if r["exitCode"] is None else str(r["exitCode"]),
-                          r.get("error") or "", tail[0][-80:])
+                          Text(printable(r.get("error") or "")), Text(printable(tail[0][-80:])))
         parts.append(table)
     if d["status"] == "paused":
-        parts.append(Text(f"⏸ paused: {d['statusReason'] or 'by an operator'}", style="bold yellow"))
+        parts.append(Text(f"⏸ paused: {printable(d['statusReason']) or 'by an operator'}", style="bold yellow"))
     return Group(*parts)
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.errors import NotFound, PermissionDenied, Unauthenticated
 from common.secrets import hash_secret
+from common.timefmt import iso
 from coordinator.store import models as m
 
 ROLES = ("viewer", "operator", "admin")
@@ -77,10 +79,14 @@ def bearer(header_value: str | None) -> str:
     return token.strip()
 
 
-def authenticate_api(session: Session, token: str) -> Principal:
+def authenticate_api(session: Session, token: str, now: datetime | None = None) -> Principal:
+    """The token's principal; Unauthenticated for an unknown, revoked or expired token. Checked
+    on every call, so a revocation takes effect with the next call."""
     row = session.scalar(select(m.ApiToken).where(m.ApiToken.token_hash == hash_secret(token)))
     if row is None or row.revoked_at is not None:
         raise Unauthenticated("invalid or revoked API token")
+    if row.expires_at is not None and row.expires_at <= (now or datetime.now(UTC)):
+        raise Unauthenticated(f"API token expired at {iso(row.expires_at)}", token_id=row.id)
     clients: Iterable[str] = session.scalars(
         select(m.ApiTokenClient.client_id).where(m.ApiTokenClient.token_id == row.id))
     return Principal(token_id=row.id, role=row.role, partner=row.partner, client_ids=frozenset(clients))

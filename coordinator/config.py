@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -25,3 +26,43 @@ class Settings:
     """A dispatched device that never reports is failed after this (per deployment override)."""
     report_flush_interval_s: float = 0.05
     """How often queued agent reports are written, all in one transaction."""
+    insecure: bool = False
+    """Serve plaintext gRPC and REST. Refused unless both listen addresses are loopback."""
+    tls_cert: str | None = None
+    """The operator's certificate chain (PEM, leaf first); None = the coordinator-made one."""
+    tls_key: str | None = None
+    """The private key (PEM) of `tls_cert`."""
+    tls_sans: tuple[str, ...] = field(default_factory=tuple)
+    """Names and addresses the coordinator-made certificate covers; empty = this host's own."""
+    max_body_bytes: int = 1024 * 1024
+    """REST request bodies larger than this are refused with 413 before they are read."""
+    max_connections: int = 1000
+    """REST connections held at once; more are closed at accept."""
+    enroll_failure_limit: int = 20
+    """Failed Enroll calls allowed per source address per minute; more are refused (429)."""
+    header_timeout_s: float = 10.0
+    """A REST connection that sends no complete request head within this is closed."""
+
+
+def is_loopback(listen: str) -> bool:
+    """True for `127.x.x.x:P`, `[::1]:P` and `localhost:P`; an empty host means every interface."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_insecure(settings: Settings) -> str | None:
+    """Why `settings` may not run plaintext, or None when it may (or does not ask to)."""
+    if not settings.insecure:
+        return None
+    for flag, listen in (("--grpc-listen", settings.grpc_listen), ("--http-listen", settings.http_listen)):
+        if listen and not is_loopback(listen):
+            return (f"--insecure is refused on {flag} {listen}: plaintext would expose API tokens and device "
+                    "credentials on the network; listen on 127.0.0.1 or drop --insecure")
+    if settings.tls_cert or settings.tls_key:
+        return "--insecure cannot be combined with --tls-cert/--tls-key"
+    return None

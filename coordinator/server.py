@@ -25,6 +25,7 @@ from common.convoy.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grp
 from coordinator.app import App
 from coordinator.config import Settings
 from coordinator.store.db import Store
+from coordinator.tls import TlsConfigError, TlsMaterial
 
 log = logging.getLogger("convoy.coordinator")
 
@@ -51,8 +52,27 @@ class Coordinator:
         self._http: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = False
+        self.tls: TlsMaterial | None = None
+
+    def _tls_material(self) -> TlsMaterial | None:
+        """TLS unless `--insecure` (loopback only): the operator's files or the coordinator's own."""
+        from coordinator.config import check_insecure
+        from coordinator.tls import default_sans, ensure_server_cert, operator_material
+
+        refusal = check_insecure(self.settings)
+        if refusal:
+            raise TlsConfigError(refusal)
+        if self.settings.insecure:
+            return None
+        if bool(self.settings.tls_cert) != bool(self.settings.tls_key):
+            raise TlsConfigError("--tls-cert and --tls-key go together")
+        if self.settings.tls_cert and self.settings.tls_key:
+            return operator_material(self.settings.tls_cert, self.settings.tls_key)
+        sans = list(self.settings.tls_sans) or default_sans()
+        return ensure_server_cert(self.settings.data_dir, sans)
 
     async def start(self) -> None:
+        self.tls = await asyncio.to_thread(self._tls_material)
         store = self._store
         if store is None:
             store = await asyncio.to_thread(Store.open, self.settings.db, self.settings.data_dir)
@@ -75,7 +95,7 @@ class Coordinator:
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(names, server)
-        self.grpc_port = transport.bind(server, self.settings.grpc_listen)
+        self.grpc_port = transport.bind(server, self.settings.grpc_listen, self.tls.server if self.tls else None)
         await server.start()
         for name in ("", *names[:2]):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -84,7 +104,8 @@ class Coordinator:
             await self._start_http(app)
         for factory in _background_tasks():
             self._tasks.append(asyncio.create_task(factory(app), name=getattr(factory, "__name__", "task")))
-        log.info("coordinator listening grpc=%s http=%s", self.grpc_port, self.http_port)
+        log.info("coordinator listening grpc=%s http=%s tls=%s", self.grpc_port, self.http_port,
+                 f"on, CA {self.tls.ca_fingerprint}" if self.tls else "OFF (--insecure, loopback only)")
 
     def _wire(self, app: App) -> None:
         """Attach the agent connection hub and start the rollout engine."""
@@ -101,6 +122,7 @@ class Coordinator:
 
         import uvicorn
 
+        from coordinator.api.http_protocol import guarded_protocol
         from coordinator.api.rest import create_app
 
         host, _, port = self.settings.http_listen.rpartition(":")
@@ -108,7 +130,15 @@ class Coordinator:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host.strip("[]"), int(port)))
         self.http_port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(app), log_level="warning", access_log=False, lifespan="off")
+        tls: dict[str, Any] = {}
+        if self.tls is not None:
+            tls = {"ssl_certfile": str(self.tls.cert_file), "ssl_keyfile": str(self.tls.key_file)}
+        # Limits at the door: a header deadline and a connection cap (guarded_protocol), a short
+        # keep-alive, a bound on an incomplete request head, and a cap on requests in flight.
+        config = uvicorn.Config(create_app(app), log_level="warning", access_log=False, lifespan="off",
+                                http=guarded_protocol(self.settings.max_connections, self.settings.header_timeout_s), timeout_keep_alive=5,
+                                h11_max_incomplete_event_size=64 * 1024,
+                                limit_concurrency=self.settings.max_connections, **tls)
         self._http = uvicorn.Server(config)
         self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
         while not self._http.started:
@@ -135,8 +165,11 @@ async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT. Prints one JSON line with the bound ports (for scripts/tests)."""
     coordinator = Coordinator(settings)
     await coordinator.start()
+    tls = coordinator.tls
     print(json.dumps({"event": "listening", "grpc_port": coordinator.grpc_port,
-                      "http_port": coordinator.http_port}), flush=True)
+                      "http_port": coordinator.http_port, "tls": tls is not None,
+                      "ca_file": str(tls.ca_file) if tls and tls.ca_file else "",
+                      "ca_fingerprint": tls.ca_fingerprint if tls else ""}), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -49,9 +49,11 @@ class ScriptedAgent:
     welcomed: threading.Event = field(default_factory=threading.Event)
     hold: threading.Event = field(default_factory=threading.Event)
     last_status: dict[str, agent_pb2.JobStatus] = field(default_factory=dict)
+    # The in-process coordinators these agents talk to are plaintext on loopback (tests/harness.py).
+    tls: transport.ClientTLS = transport.PLAINTEXT
 
     def enroll(self, token: str) -> None:
-        stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(self.target))
+        stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(self.target, self.tls))
         facts = types_pb2.DeviceFacts(hostname=self.name, os="linux", os_version="12", arch="x86_64", cpu_count=2)
         resp = stub.Enroll(agent_pb2.EnrollRequest(token=token, machine_id=f"machine-{self.name}", facts=facts,
                                                    agent_version="test", tags=self.tags), timeout=10)
@@ -85,7 +87,7 @@ class ScriptedAgent:
     def connect(self) -> None:
         self._out = queue.Queue()
         self.welcomed.clear()
-        stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(self.target))
+        stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(self.target, self.tls))
         self._call = stub.Connect(self._requests(), metadata=[("authorization", f"Bearer {self.credential}")])
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()

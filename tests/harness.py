@@ -1,5 +1,17 @@
 """Test harness: real coordinators (in a thread or a subprocess), stores on both backends,
-and small helpers to call the APIs the way a user would."""
+and small helpers to call the APIs the way a user would.
+
+Transport security, decided here for the whole suite:
+
+- `InProcessCoordinator` (most tests: API rules, the engine, the store) runs with an explicit
+  `insecure=True` on 127.0.0.1 — the same `--insecure` an operator would have to ask for, and
+  refused by the coordinator on any other address. What those tests prove is independent of
+  the transport, and the CLI calls they make get `CONVOY_INSECURE=1`.
+- `CoordinatorProcess` (the e2e tier: `convoy coordinator serve` as a subprocess) serves TLS by
+  default, exactly as shipped: it makes its CA in its data dir, the CLI calls made through it
+  trust that CA by file (`CONVOY_CA`), REST clients get `verify=coord.verify`, and real agents
+  install with `--ca-fingerprint`. `CoordinatorProcess(..., insecure=True)` is the opt-out.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +19,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -81,6 +94,7 @@ class InProcessCoordinator:
         self.db_url = db_url
         self.data_dir = data_dir
         self.clock = clock
+        settings.setdefault("insecure", True)  # loopback only; see the module docstring
         self.settings = Settings(db=db_url, data_dir=str(data_dir), grpc_listen="127.0.0.1:0",
                                  http_listen="127.0.0.1:0", **settings)
         self.loop = asyncio.new_event_loop()
@@ -132,25 +146,43 @@ class InProcessCoordinator:
         return f"127.0.0.1:{self.coordinator.grpc_port}"
 
     @property
+    def tls(self) -> Any:
+        from common import transport
+
+        tls = self.coordinator.tls
+        return transport.PLAINTEXT if tls is None else transport.ClientTLS(ca_pem=tls.ca_file.read_bytes())
+
+    @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.coordinator.http_port}"
+        scheme = "http" if self.coordinator.tls is None else "https"
+        return f"{scheme}://127.0.0.1:{self.coordinator.http_port}"
+
+    @property
+    def verify(self) -> Any:
+        """httpx's `verify=` for this coordinator's REST listener."""
+        tls = self.coordinator.tls
+        return True if tls is None else ssl.create_default_context(cafile=str(tls.ca_file))
+
+    def trust_env(self) -> dict[str, str]:
+        tls = self.coordinator.tls
+        return {"CONVOY_INSECURE": "1"} if tls is None else {"CONVOY_CA": str(tls.ca_file)}
 
     def admin(self, token: str | None = None) -> AdminClient:
-        return AdminClient(self.grpc_target, token if token is not None else self.token)
+        return AdminClient(self.grpc_target, token if token is not None else self.token, self.tls)
 
     def cli(self, *args: str, token: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, server=self.grpc_target, token=token if token is not None else self.token,
-                       check=check, timeout=timeout)
+                       check=check, timeout=timeout, env=self.trust_env())
 
 
 class AdminClient:
     """AdminService over a real channel: `client.CreateClient(request)` with the bearer attached."""
 
-    def __init__(self, target: str, token: str) -> None:
+    def __init__(self, target: str, token: str, tls: Any) -> None:
         from common import transport
         from common.convoy.v1 import admin_pb2_grpc
 
-        self.channel = transport.sync_channel(target)
+        self.channel = transport.sync_channel(target, tls)
         self.stub = admin_pb2_grpc.AdminServiceStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")] if token else []
 
@@ -173,9 +205,10 @@ def rpc_code(fn: Any, *args: Any) -> grpc.StatusCode:
 
 def run_cli(*args: str, server: str | None = None, token: str | None = None, check: bool = True,
             timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("CONVOY_SERVER", None)
-    full_env.pop("CONVOY_TOKEN", None)
+    full_env = dict(os.environ)
+    for name in ("CONVOY_SERVER", "CONVOY_TOKEN", "CONVOY_CA", "CONVOY_CA_FINGERPRINT", "CONVOY_INSECURE"):
+        full_env.pop(name, None)
+    full_env.update(env or {})
     if server:
         full_env["CONVOY_SERVER"] = server
     if token:
@@ -205,10 +238,14 @@ def cli_json(*args: str, **kw: Any) -> Any:
 class CoordinatorProcess:
     """`convoy coordinator serve` as a real subprocess on free ports."""
 
-    def __init__(self, data_dir: Path, db: str | None = None, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, data_dir: Path, db: str | None = None, extra: tuple[str, ...] = (),
+                 insecure: bool = False) -> None:
         self.data_dir = data_dir
         self.db = db
-        self.extra = extra
+        self.extra = (*extra, "--insecure") if insecure else extra
+        self.insecure = insecure
+        self.ca_file = ""
+        self.ca_fingerprint = ""
         self.proc: subprocess.Popen[str] | None = None
         self.grpc_port = 0
         self.http_port = 0
@@ -217,12 +254,14 @@ class CoordinatorProcess:
         self.log_path = data_dir / "coordinator.log"
 
     def _store_args(self) -> list[str]:
-        return ["--db", self.db] if self.db else ["--data-dir", str(self.data_dir)]
+        # The data dir always: with --db it still holds the coordinator's CA and certificate.
+        return [*(["--db", self.db] if self.db else []), "--data-dir", str(self.data_dir)]
 
     def bootstrap(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         out = cli_json("admin", "bootstrap", *self._store_args(), "--client-name", "Test Client", "--force")
         self.token, self.client_id = out["token"], out["client_id"]
+        self.ca_file, self.ca_fingerprint = out["ca_file"], out["ca_fingerprint"]
 
     def start(self, grpc_port: int = 0, http_port: int = 0) -> None:
         cmd = [*CONVOY, "coordinator", "serve", *self._store_args(), "--grpc-listen", f"127.0.0.1:{grpc_port}",
@@ -241,6 +280,9 @@ class CoordinatorProcess:
                 continue
             if event.get("event") == "listening":
                 self.grpc_port, self.http_port = event["grpc_port"], event["http_port"]
+                assert event["tls"] == (not self.insecure), event
+                if event["tls"]:
+                    self.ca_file, self.ca_fingerprint = event["ca_file"], event["ca_fingerprint"]
                 return
         raise AssertionError(f"coordinator did not start; log:\n{self.log_path.read_text()}")
 
@@ -258,11 +300,29 @@ class CoordinatorProcess:
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'http' if self.insecure else 'https'}://127.0.0.1:{self.http_port}"
+
+    @property
+    def tls(self) -> Any:
+        from common import transport
+
+        return transport.PLAINTEXT if self.insecure else transport.ClientTLS(ca_pem=Path(self.ca_file).read_bytes())
+
+    @property
+    def verify(self) -> Any:
+        """httpx's `verify=` for this coordinator's REST listener."""
+        return True if self.insecure else ssl.create_default_context(cafile=self.ca_file)
+
+    def trust_env(self) -> dict[str, str]:
+        return {"CONVOY_INSECURE": "1"} if self.insecure else {"CONVOY_CA": self.ca_file}
+
+    def install_trust(self) -> list[str]:
+        """What `convoy agent install` is given to trust this coordinator."""
+        return ["--insecure"] if self.insecure else ["--ca-fingerprint", self.ca_fingerprint]
 
     def admin(self, token: str | None = None) -> AdminClient:
-        return AdminClient(self.grpc_target, token if token is not None else self.token)
+        return AdminClient(self.grpc_target, token if token is not None else self.token, self.tls)
 
     def cli(self, *args: str, token: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, server=self.grpc_target, token=token if token is not None else self.token,
-                       check=check, timeout=timeout)
+                       check=check, timeout=timeout, env=self.trust_env())

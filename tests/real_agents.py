@@ -26,7 +26,8 @@ class RealAgent:
 
     def install(self, token: str, *extra: str) -> None:
         out = run_cli("agent", "install", "--server", self.coord.grpc_target, "--token", token, "--state-dir",
-                      str(self.state_dir), "--machine-id", f"it-{self.name}", "--no-service", "-o", "json", *extra)
+                      str(self.state_dir), "--machine-id", f"it-{self.name}", "--no-service", "-o", "json",
+                      *self.coord.install_trust(), *extra)
         self.device_id = json.loads(out.stdout)["device_id"]
 
     def start(self) -> None:
@@ -51,7 +52,7 @@ class RealFleet:
         self.coord = coord
         self.root = root
         self.agents: list[RealAgent] = []
-        self.http = httpx.Client(base_url=coord.http_url + "/v2", timeout=30,
+        self.http = httpx.Client(base_url=coord.http_url + "/v2", timeout=30, verify=coord.verify,
                                  headers={"Authorization": f"Bearer {coord.token}"})
 
     def add(self, n: int, *extra: str) -> list[RealAgent]:

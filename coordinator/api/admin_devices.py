@@ -49,7 +49,7 @@ class DeviceRpcs(Api):
                                     context: grpc.aio.ServicerContext) -> pb.CreatedSecret:
         out = await self.call(metadata_bearer(context), enrollment.create_token, request.client_id,
                               request.expires_in_seconds, request.max_uses, list(request.group_ids),
-                              request.name, self.app.clock.now())
+                              request.name, self.app.clock.now(), device_id=request.device_id)
         return pb.CreatedSecret(**out)
 
     @unary

@@ -25,5 +25,19 @@ class TenancyRpcs(Api):
     @unary
     async def CreateApiToken(self, request: pb.CreateApiTokenRequest, context: grpc.aio.ServicerContext) -> pb.CreatedSecret:
         out = await self.call(metadata_bearer(context), tenancy.create_api_token, list(request.client_ids),
-                              request.role or "viewer", request.name, self.app.clock.now())
+                              request.role or "viewer", request.name, self.app.clock.now(),
+                              expires_in_s=request.expires_in_seconds)
         return pb.CreatedSecret(**out)
+
+    @unary
+    async def ListApiTokens(self, request: pb.ListApiTokensRequest,
+                            context: grpc.aio.ServicerContext) -> pb.ListApiTokensResponse:
+        rows = await self.read(metadata_bearer(context), tenancy.list_api_tokens, request.client_id)
+        return pb.ListApiTokensResponse(data=[pb.ApiToken(**r) for r in rows])  # type: ignore[arg-type]
+
+    @unary
+    async def RevokeApiToken(self, request: pb.RevokeApiTokenRequest,
+                             context: grpc.aio.ServicerContext) -> pb.ApiToken:
+        out = await self.call(metadata_bearer(context), tenancy.revoke_api_token, request.token_id,
+                              self.app.clock.now())
+        return pb.ApiToken(**out)  # type: ignore[arg-type]

@@ -1,19 +1,40 @@
 """AgentService: Enroll (authenticated by the enrollment token) and ReportEnrollment (by the
-device credential in `authorization: Bearer` metadata)."""
+device credential in `authorization: Bearer` metadata).
+
+Every refused Enroll is logged with its source address and counted against that address; a
+source with too many failures in a minute (`Settings.enroll_failure_limit`) is refused with
+RESOURCE_EXHAUSTED until they age out (coordinator/domain/throttle.py).
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+
+import grpc
 import grpc.aio
 
 from common.convoy.v1 import agent_pb2 as pb
 from common.convoy.v1 import types_pb2 as tpb
+from common.errors import ConvoyError
 from coordinator.api.base import Api
 from coordinator.api.grpc_util import metadata_bearer, unary
 from coordinator.auth import authenticate_device
+from coordinator.domain import device_input
+from coordinator.domain.throttle import FailureThrottle, source_host
 from coordinator.service import enrollment
+
+log = logging.getLogger("convoy.enrollment")
+
+
+class Throttled(ConvoyError):
+    code = "too_many_requests"
+    http_status = 429
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def facts_from(msg: tpb.DeviceFacts) -> enrollment.Facts:
+    msg = device_input.facts_message(msg)
     return enrollment.Facts(
         hostname=msg.hostname, os=msg.os, os_version=msg.os_version, arch=msg.arch,
         cpu_count=msg.cpu_count, memory_bytes=msg.memory_bytes,
@@ -22,12 +43,27 @@ def facts_from(msg: tpb.DeviceFacts) -> enrollment.Facts:
         ip_addresses=list(msg.ip_addresses))
 
 
+def optional_bearer(context: grpc.aio.ServicerContext) -> str:
+    """The bearer credential in the call's metadata, or "" when none is sent."""
+    if not any(key == "authorization" for key, _ in context.invocation_metadata() or ()):
+        return ""
+    return metadata_bearer(context)
+
+
 class EnrollmentRpcs(Api):
-    def _enroll(self, request: pb.EnrollRequest) -> dict[str, str]:
+    _throttle: FailureThrottle | None = None
+
+    @property
+    def throttle(self) -> FailureThrottle:
+        if self._throttle is None:
+            self._throttle = FailureThrottle(limit=self.app.settings.enroll_failure_limit)
+        return self._throttle
+    def _enroll(self, request: pb.EnrollRequest, proof: str, source: str) -> dict[str, str]:
         with self.app.store.tx() as s:
             return enrollment.enroll(s, request.token, request.machine_id, facts_from(request.facts),
                                      list(request.tags), request.site, request.agent_version,
-                                     self.app.clock.now(), self.app.settings.enrollment_timeout_s)
+                                     self.app.clock.now(), self.app.settings.enrollment_timeout_s,
+                                     proof=proof, source=source)
 
     def _report(self, credential: str, request: pb.ReportEnrollmentRequest) -> str:
         with self.app.store.tx() as s:
@@ -37,7 +73,23 @@ class EnrollmentRpcs(Api):
 
     @unary
     async def Enroll(self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext) -> pb.EnrollResponse:
-        out = await self.app.run(self._enroll, request)
+        peer = context.peer()
+        source = source_host(peer)
+        wait = self.throttle.retry_after(source, time.monotonic())
+        if wait > 0:
+            log.warning("Enroll from %s refused: too many failed enrollments (retry in %.0f s)", peer, wait)
+            raise Throttled(f"too many failed enrollments from {source}; try again in {wait:.0f} s",
+                            retry_after_seconds=round(wait))
+        try:
+            # A reinstall proves it is the same device with its current credential, sent as on
+            # every other agent call (`authorization: Bearer`); a first install sends none.
+            proof = optional_bearer(context)
+            out = await self.app.run(self._enroll, request, proof, peer)
+        except ConvoyError as exc:
+            if exc.http_status < 500:
+                n = self.throttle.failed(source, time.monotonic())
+                log.warning("Enroll from %s failed (%d in the last minute): %s: %s", peer, n, exc.code, exc.message)
+            raise
         return pb.EnrollResponse(heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s, **out)
 
     @unary

@@ -23,6 +23,8 @@ log = logging.getLogger("convoy.agent-stream")
 
 
 def _report(device_id: str, st: agent_pb2.JobStatus) -> Report:
+    from coordinator.domain import device_input  # every field a device sends is bounded first
+    st = device_input.job_status(st)
     # Output is arbitrary program text; NUL bytes cannot be stored in PostgreSQL text columns.
     return Report(device_id=device_id, job_id=st.job_id, state=st.state,
                   exit_code=st.exit_code if st.HasField("exit_code") else None,

@@ -110,6 +110,8 @@ class Hub:
     # --- connections ---------------------------------------------------------------------
 
     def register(self, device_id: str, hello: agent_pb2.Hello) -> Connection:
+        from coordinator.domain import device_input  # every field a device sends is bounded first
+        hello = device_input.hello(hello)
         old = self.connections.get(device_id)
         if old is not None:
             old.close()  # a newer stream from the same device wins

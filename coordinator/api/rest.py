@@ -53,10 +53,14 @@ def create_app(app: App) -> FastAPI:
         log.exception("unhandled error in REST call", exc_info=exc)
         return _error(500, "internal", "internal error (logged on the coordinator)")
 
-    from coordinator.api import rest_deployments, rest_history
+    from coordinator.api import rest_credentials, rest_deployments, rest_history
 
     api.include_router(rest_history.router, prefix="/v2")
     api.include_router(rest_deployments.router, prefix="/v2")
+    api.include_router(rest_credentials.router, prefix="/v2")
+    from coordinator.api.rest_limits import DoorGuard
+
+    api.add_middleware(DoorGuard, convoy=app, max_body=app.settings.max_body_bytes)
     _document_errors(api)
     return api
 
@@ -72,6 +76,7 @@ _ERRORS = {
     "403": "Insufficient permissions for this client (`forbidden`)",
     "404": "Not found (`not_found`)",
     "409": "Not allowed in the current status (`conflict`; details carry the status)",
+    "413": "Request body larger than the coordinator's limit (`payload_too_large`)",
     "503": "The store is unavailable; try again (`unavailable`)",
 }
 

@@ -3,6 +3,12 @@
 An enrollment creates (or re-identifies) a device and one `pending` device_deployments record
 (seed 000). The record leaves `pending` exactly once, by a guarded update: the agent's report
 (`success`, or `error` with its log lines) or the timeout loop (`error`), whichever comes first.
+
+Re-identifying is guarded: an enrollment token admits new devices, it does not confer any
+existing device's identity. A machine id that already has a device in the client is handed that
+device only with proof: the device's current credential (a reinstall from its state dir), or a
+replacement token an operator issued for exactly that device (`convoy devices replace`).
+Anything else is refused (PermissionDenied) and logged, and takes no use of the token.
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from sqlalchemy import CursorResult, and_, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from common.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
+from common.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from common.ids import new_id, parse_uuid
 from common.secrets import hash_secret, matches, mint
 from common.timefmt import iso, log_line
 from coordinator.auth import Principal
+from coordinator.domain import device_input as di
 from coordinator.service.devices import resolve_client
 from coordinator.store import models as m
 
@@ -33,8 +40,6 @@ log = logging.getLogger("convoy.enrollment")
 
 STATUSES = ("pending", "success", "error")
 TIMEOUT_MESSAGE = "Enrollment timed out: the agent never reported"
-MAX_LOG_LINES = 1000
-MAX_LOG_LINE = 2000
 
 
 # --- enrollment tokens (admin API) ---------------------------------------------------------
@@ -47,19 +52,31 @@ def token_dict(t: m.EnrollmentToken) -> dict[str, Any]:
         "id": t.id, "client_id": t.client_id, "name": t.name, "expires_at": iso(t.expires_at) or "",
         "max_uses": t.max_uses or 0, "uses": t.uses, "revoked": t.revoked_at is not None,
         "group_ids": list(t.group_ids or []), "created_at": iso(t.created_at) or "",
-        "created_by": t.created_by or "",
+        "created_by": t.created_by or "", "device_id": t.device_id or "",
     }
 
 
 def create_token(s: Session, who: Principal, client_id: str, expires_in_s: float, max_uses: int,
-                 group_ids: list[str], name: str, now: datetime) -> dict[str, str]:
-    """Mint an enrollment token; only its hash is stored. `expires_in_s`/`max_uses` 0 = no limit."""
+                 group_ids: list[str], name: str, now: datetime, device_id: str = "") -> dict[str, str]:
+    """Mint an enrollment token; only its hash is stored. `expires_in_s`/`max_uses` 0 = no limit.
+    With `device_id` it is a replacement token: one use, re-enrolling exactly that device."""
     if expires_in_s < 0:
         raise InvalidArgument("expires_in must not be negative", parameter="expires_in")
     if max_uses < 0:
         raise InvalidArgument("max_uses must not be negative", parameter="max_uses")
     who.require_role("admin", "create enrollment tokens")
     client = resolve_client(s, who, client_id)
+    replaces: str | None = None
+    if device_id:
+        replaces = parse_uuid(device_id, "device_id")
+        target = s.get(m.Device, replaces)
+        if target is None or target.client_id != client:
+            raise NotFound("Device not found", device_id=replaces)
+        if max_uses not in (0, 1):
+            raise InvalidArgument("a replacement token has exactly one use", parameter="max_uses")
+        max_uses = 1
+        if not expires_in_s:
+            raise InvalidArgument("a replacement token must expire", parameter="expires_in")
     groups = [parse_uuid(g, "group_id") for g in dict.fromkeys(group_ids)]
     if groups:
         found = set(s.scalars(select(m.Group.id).where(m.Group.client_id == client, m.Group.id.in_(groups))))
@@ -74,8 +91,10 @@ def create_token(s: Session, who: Principal, client_id: str, expires_in_s: float
         id=new_id(), client_id=client, token_hash=hash_secret(token), name=name, uses=0,
         expires_at=now + timedelta(seconds=expires_in_s) if expires_in_s else None,
         max_uses=max_uses or None, group_ids=groups, created_by=who.token_id, created_at=now,
-        revoked_at=None)
+        revoked_at=None, device_id=replaces)
     s.add(row)
+    if replaces:
+        log.info("replacement token %s issued for device %s by API token %s", row.id, replaces, who.token_id)
     return {"id": row.id, "token": token}
 
 
@@ -152,26 +171,61 @@ def _take_use(s: Session, row: m.EnrollmentToken, now: datetime) -> None:
 
 def _apply_facts(device: m.Device, facts: Facts, agent_version: str, tags: list[str], site: str,
                  now: datetime) -> None:
-    device.hostname = facts.hostname[:255]
-    device.os = facts.os[:32]
-    device.os_version = facts.os_version[:100]
-    device.arch = facts.arch[:32]
-    device.cpu_count = max(0, int(facts.cpu_count))
-    device.memory_bytes = max(0, int(facts.memory_bytes))
-    device.disks = list(facts.disks)
-    device.ip_addresses = list(facts.ip_addresses)
-    device.agent_version = agent_version[:50]
-    if tags:
-        device.tags = list(dict.fromkeys(t for t in tags if t))
-    if site:
-        device.site = site[:200]
+    """Store what the device sent, every field bounded and cleaned (coordinator/domain/device_input.py)."""
+    device.hostname = di.line(facts.hostname, di.HOSTNAME)
+    device.os = di.line(facts.os, di.OS)
+    device.os_version = di.line(facts.os_version, di.OS_VERSION)
+    device.arch = di.line(facts.arch, di.ARCH)
+    device.cpu_count = di.clamp(facts.cpu_count, di.INT32_MAX)
+    device.memory_bytes = di.clamp(facts.memory_bytes, di.INT64_MAX)
+    device.disks = [di.disk(d) for d in list(facts.disks)[: di.MAX_DISKS]]
+    device.ip_addresses = di.addresses(facts.ip_addresses)
+    device.agent_version = di.line(agent_version, di.AGENT_VERSION)
+    if di.tags(tags):
+        device.tags = di.tags(tags)
+    if di.site(site):
+        device.site = di.site(site)
     device.updated_at = now
 
 
-def _device_for(s: Session, client_id: str, machine_id: str, credential_hash: str, now: datetime) -> m.Device:
-    """The device enrolled as (client, machine id), or a new one. Its credential is (re)set."""
-    q = select(m.Device).where(m.Device.client_id == client_id, m.Device.machine_id == machine_id)
-    device = s.scalar(q)
+def _refuse_takeover(row: m.EnrollmentToken, machine_id: str, device: m.Device, why: str, source: str) -> None:
+    log.warning("enrollment refused: machine id %r is already device %s of client %s and the request "
+                "does not prove it is that device (%s); token %s, from %s",
+                machine_id, device.id, row.client_id, why, row.id, source or "unknown")
+    raise PermissionDenied(
+        f"machine id {machine_id!r} is already enrolled as device {device.id} and this request does not prove "
+        "it is that device: reinstall from the device's own state dir (its credential is the proof), or have "
+        f"an operator run `convoy devices replace {device.id}` and install with that token",
+        device_id=device.id, machine_id=machine_id)
+
+
+def _claim(s: Session, row: m.EnrollmentToken, machine_id: str, proof: str, source: str) -> m.Device | None:
+    """The existing device this enrollment may re-identify, None for a new one, or refused."""
+    existing = s.scalar(select(m.Device).where(m.Device.client_id == row.client_id,
+                                               m.Device.machine_id == machine_id))
+    if row.device_id is not None:
+        target = s.get(m.Device, row.device_id)
+        if target is None or target.client_id != row.client_id:
+            raise Unauthenticated("the device this replacement token was issued for no longer exists",
+                                  token_id=row.id)
+        if existing is not None and existing.id != target.id:
+            raise Conflict(f"machine id {machine_id!r} is already enrolled as another device {existing.id}; "
+                           f"this replacement token is for device {target.id}",
+                           device_id=existing.id, machine_id=machine_id)
+        target.machine_id = machine_id  # the replacement may be new hardware with a new id
+        return target
+    if existing is None:
+        return None
+    if not proof:
+        _refuse_takeover(row, machine_id, existing, "no device credential sent", source)
+    if not matches(proof, existing.credential_hash):
+        _refuse_takeover(row, machine_id, existing, "wrong device credential", source)
+    return existing
+
+
+def _device_for(s: Session, client_id: str, machine_id: str, credential_hash: str, now: datetime,
+                device: m.Device | None) -> m.Device:
+    """`device` (already proven, see `_claim`) or a new one. Its credential is (re)set."""
     if device is None:
         device = m.Device(id=new_id(), client_id=client_id, machine_id=machine_id,
                           credential_hash=credential_hash, tags=[], site="", disks=[], ip_addresses=[],
@@ -186,20 +240,22 @@ def _device_for(s: Session, client_id: str, machine_id: str, credential_hash: st
             with s.begin_nested():
                 s.add(device)
         except IntegrityError:
-            # The same machine enrolled concurrently through another transaction: use its row.
-            device = s.scalar(q)
-            if device is None:
-                raise
+            # The same machine enrolled concurrently through another transaction. Its row is that
+            # install's device, not ours to take over (this request proved nothing about it).
+            raise Conflict(f"machine id {machine_id!r} was enrolled by another install at the same moment; "
+                           "retry from that device's state dir", machine_id=machine_id) from None
     device.credential_hash = credential_hash
     return device
 
 
 def enroll(s: Session, token: str, machine_id: str, facts: Facts, tags: list[str], site: str,
-           agent_version: str, now: datetime, timeout_s: float) -> dict[str, str]:
+           agent_version: str, now: datetime, timeout_s: float, proof: str = "", source: str = "") -> dict[str, str]:
     """Take one use of `token`; create or re-identify the device; open a `pending` record.
 
-    Everything happens in the caller's one transaction, so a rejected token leaves nothing behind.
-    Returns device_id, client_id, the new device credential (shown once) and enrollment_id.
+    `proof` is the device credential the request carries (a reinstall), `source` where it came
+    from (for the log). Everything happens in the caller's one transaction, so a rejected token
+    or a refused takeover leaves nothing behind. Returns device_id, client_id, the new device
+    credential (shown once) and enrollment_id.
     """
     machine_id = machine_id.strip()
     row = _usable_token(s, token, now)
@@ -207,10 +263,11 @@ def enroll(s: Session, token: str, machine_id: str, facts: Facts, tags: list[str
         raise InvalidArgument("machine_id must not be empty", parameter="machine_id")
     if len(machine_id) > 200:
         raise InvalidArgument("machine_id must be at most 200 characters", parameter="machine_id")
+    claimed = _claim(s, row, machine_id, proof, source)
     _take_use(s, row, now)
 
     credential = mint("device")
-    device = _device_for(s, row.client_id, machine_id, hash_secret(credential), now)
+    device = _device_for(s, row.client_id, machine_id, hash_secret(credential), now, claimed)
     _apply_facts(device, facts, agent_version, tags, site, now)
 
     groups = list(row.group_ids or [])
@@ -236,9 +293,7 @@ def enroll(s: Session, token: str, machine_id: str, facts: Facts, tags: list[str
 # --- ReportEnrollment (agent API, authenticated by the device credential) --------------------
 
 def _clean_lines(lines: list[str]) -> list[str]:
-    if len(lines) > MAX_LOG_LINES:
-        lines = [*lines[: MAX_LOG_LINES // 2], "…", *lines[-(MAX_LOG_LINES // 2 - 1):]]
-    return [ln[:MAX_LOG_LINE] for ln in lines]
+    return di.log_lines(lines)
 
 
 def report_enrollment(s: Session, device: m.Device, enrollment_id: str, success: bool,

@@ -66,6 +66,8 @@ class ApiToken(Base):
     partner: Mapped[bool] = mapped_column(Boolean, default=False)  # every client, present and future
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_by: Mapped[str | None] = mapped_column(ID, default=None)  # the API token that made it
 
 
 class ApiTokenClient(Base):
@@ -87,6 +89,8 @@ class EnrollmentToken(Base):
     created_by: Mapped[str | None] = mapped_column(ID)  # the API token that minted it: the seed's user_id
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # A replacement token (`convoy devices replace`) re-enrolls exactly this device, once.
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), default=None)
 
 
 class Device(Base):

@@ -67,7 +67,7 @@ class FakeCoordinator(agent_pb2_grpc.AgentServiceServicer):
     async def _start(self) -> None:
         self.server = transport.aio_server()
         agent_pb2_grpc.add_AgentServiceServicer_to_server(self, self.server)
-        self.port = transport.bind(self.server, "127.0.0.1:0")
+        self.port = transport.bind(self.server, "127.0.0.1:0", None)
         await self.server.start()
 
     def stop(self) -> None:
@@ -228,7 +228,8 @@ def make_agent(tmp_path: Path, coordinator: FakeCoordinator) -> Iterator[Callabl
     def make(windows: list[str] | None = None, credential: str = CREDENTIAL) -> AgentProcess:
         state = StateDir(tmp_path / "agent")
         if not state.is_enrolled():
-            state.save(AgentIdentity(server=coordinator.target, device_id="dev-1", client_id="c-1", machine_id="m-1"),
+            state.save(AgentIdentity(server=coordinator.target, device_id="dev-1", client_id="c-1", machine_id="m-1",
+                                    insecure=True),
                        credential)
         if windows is not None:
             state.windows_path.write_text("# test windows\n" + "\n".join(windows) + "\n")

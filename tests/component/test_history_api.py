@@ -35,15 +35,16 @@ SEED_LINES = [
 
 
 def _agent(c: InProcessCoordinator) -> Any:
-    return agent_pb2_grpc.AgentServiceStub(transport.sync_channel(c.grpc_target))
+    return agent_pb2_grpc.AgentServiceStub(transport.sync_channel(c.grpc_target, transport.PLAINTEXT))
 
 
-def _enroll(c: InProcessCoordinator, token: str, machine_id: str) -> apb.EnrollResponse:
+def _enroll(c: InProcessCoordinator, token: str, machine_id: str, proof: str = "") -> apb.EnrollResponse:
     facts = tpb.DeviceFacts(hostname=f"host-{machine_id}", os="linux", os_version="Debian 12", arch="x86_64",
                             cpu_count=2, memory_bytes=4 << 30, ip_addresses=["10.0.0.7"],
                             disks=[tpb.Disk(mountpoint="/", fstype="ext4", total_bytes=100, free_bytes=40)])
+    metadata = [("authorization", f"Bearer {proof}")] if proof else []
     return _agent(c).Enroll(apb.EnrollRequest(token=token, machine_id=machine_id, facts=facts, agent_version="0.1.0"),
-                            timeout=10)
+                            metadata=metadata, timeout=10)
 
 
 def _report(c: InProcessCoordinator, resp: apb.EnrollResponse, success: bool, lines: list[str]) -> str:
@@ -71,8 +72,8 @@ def test_seed_examples_over_rest_and_grpc(coordinator_any: InProcessCoordinator)
     failed = _enroll(c, tok.token, "machine-a")
     assert _report(c, failed, False, SEED_LINES) == "error"
     time.sleep(0.01)  # distinct enrollment dates, so "newest first" is observable
-    ok = _enroll(c, tok.token, "machine-a")
-    assert ok.device_id == failed.device_id  # same machine: same device, new record
+    ok = _enroll(c, tok.token, "machine-a", proof=failed.credential)
+    assert ok.device_id == failed.device_id  # same machine, proven by its credential: same device, new record
     assert _report(c, ok, True, ["2026-01-30T14:30:01Z: Starting deployment..."]) == "success"
 
     base = f"{c.http_url}/v2/clients/{c.client_id}/devices/{ok.device_id}/deployments"
@@ -257,6 +258,25 @@ def test_enrollment_token_lifecycle(coordinator_any: InProcessCoordinator) -> No
     assert rpc_code(_agent(c).ReportEnrollment, req) == grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_takeover_by_machine_id_is_refused_over_grpc(coordinator: InProcessCoordinator) -> None:
+    """A token holder who knows a device's machine id gets a clear PERMISSION_DENIED, not the
+    device; the device's own credential (a reinstall) is let through."""
+    c = coordinator
+    tok = c.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=c.client_id))
+    victim = _enroll(c, tok.token, "victim")
+    for proof in ("", "cvy_dev_forged"):
+        with pytest.raises(grpc.RpcError) as info:
+            _enroll(c, tok.token, "victim", proof=proof)
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert f"already enrolled as device {victim.device_id}" in (info.value.details() or "")
+        assert dict(info.value.trailing_metadata() or ())["convoy-error-code"] == "forbidden"
+    history = f"{c.http_url}/v2/clients/{c.client_id}/devices/{victim.device_id}/deployments"
+    assert httpx.get(history, headers=_headers(c.token)).json()["total_count"] == 1
+    assert _report(c, victim, True, []) == "success"  # the victim's credential still works
+    again = _enroll(c, tok.token, "victim", proof=victim.credential)
+    assert again.device_id == victim.device_id
+
+
 def test_pending_record_times_out(db_url: str, tmp_path: Path) -> None:
     c = InProcessCoordinator(db_url=db_url, data_dir=tmp_path, enrollment_timeout_s=0.3)
     c.start()
@@ -361,3 +381,53 @@ def test_openapi_documents_the_history_endpoints(coordinator: InProcessCoordinat
     assert [p["name"] for p in op["parameters"]] == ["client_id", "device_id", "status", "sort_by", "sort_order",
                                                      "page_size", "cursor"]
     assert "/v2/clients/{client_id}/devices/{device_id}/deployments/{deployment_id}" in spec["paths"]
+
+
+def test_device_sent_fields_are_bounded_and_one_bad_hello_spoils_nothing(coordinator_any: InProcessCoordinator) -> None:
+    """A 300-character hostname with terminal escapes (enrolled and in a hello), next to a
+    normal device: both come online, the hostname is stored bounded and without escapes."""
+    from tests.agents import ScriptedAgent, wait_for
+
+    c = coordinator_any
+    tok = c.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=c.client_id)).token
+    evil = ScriptedAgent(c.grpc_target, "\x1b[31m" + "e" * 300)
+    stub = _agent(c)
+    facts = tpb.DeviceFacts(hostname=evil.name, os="linux", cpu_count=2**31 - 1, ip_addresses=["x" * 1000])
+    resp = stub.Enroll(apb.EnrollRequest(token=tok, machine_id="evil-machine", facts=facts, tags=["\x1b[0m", "ok"],
+                                         agent_version="\x00" * 80), timeout=10)
+    evil.device_id, evil.credential = resp.device_id, resp.credential
+    good = ScriptedAgent(c.grpc_target, "good")
+    good.enroll(tok)
+    evil.connect()
+    good.connect()
+    try:
+        url = f"{c.http_url}/v2/clients/{c.client_id}/devices"
+        devices = wait_for(lambda: (d := httpx.get(url, headers=_headers(c.token)).json()["data"])
+                           and all(x["online"] for x in d) and len(d) == 2 and d, what="both devices online")
+        [bad] = [d for d in devices if d["id"] == evil.device_id]
+        hostname = bad["facts"]["hostname"]
+        assert len(hostname) == 255 and "\x1b" not in hostname and hostname.startswith("[31m")
+        assert bad["tags"] == ["[0m", "ok"] and bad["agent_version"] == "test"
+    finally:
+        evil.disconnect()
+        good.disconnect()
+
+
+def test_failed_enrollments_are_throttled_per_source(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    c = InProcessCoordinator(db_url=f"sqlite:///{tmp_path / 'convoy.db'}", data_dir=tmp_path, enroll_failure_limit=3)
+    c.start()
+    try:
+        tok = c.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=c.client_id)).token
+        with caplog.at_level("WARNING", logger="convoy.enrollment"):
+            for _ in range(3):
+                with pytest.raises(grpc.RpcError) as info:
+                    _enroll(c, "cvy_enr_guess", "m")
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.RpcError) as info:  # even a good token, from this address, for a minute
+                _enroll(c, tok, "m")
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "too many failed enrollments from 127.0.0.1" in (info.value.details() or "")
+        failures = [r.message for r in caplog.records if "Enroll from ipv4:127.0.0.1" in r.message]
+        assert len(failures) == 4 and "(3 in the last minute): unauthenticated" in failures[2]
+    finally:
+        c.stop()

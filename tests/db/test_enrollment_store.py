@@ -35,12 +35,13 @@ def _token(store: Store, who: Principal, client_id: str, **kw: Any) -> dict[str,
         return enrollment.create_token(s, who, client_id, **args)
 
 
-def _enroll(store: Store, token: str, machine_id: str = "machine-1", now: datetime = T0) -> dict[str, str]:
+def _enroll(store: Store, token: str, machine_id: str = "machine-1", now: datetime = T0,
+            proof: str = "") -> dict[str, str]:
     with store.tx() as s:
         return enrollment.enroll(s, token, machine_id, Facts(hostname="h1", os="linux", cpu_count=4,
                                                              disks=[{"mountpoint": "/", "fstype": "ext4",
                                                                      "total_bytes": 10, "free_bytes": 5}]),
-                                 ["lab"], "berlin", "0.1.0", now, 600.0)
+                                 ["lab"], "berlin", "0.1.0", now, 600.0, proof=proof, source="ipv4:10.9.9.9:1234")
 
 
 def _count(store: Store, model: Any) -> int:
@@ -75,7 +76,8 @@ def test_reenroll_same_machine_keeps_device_and_rotates_credential(store: Store)
     client_id, who = _setup(store)
     tok = _token(store, who, client_id)
     first = _enroll(store, tok["token"], "machine-1")
-    second = _enroll(store, tok["token"], "machine-1", now=T0 + timedelta(minutes=5))
+    # a reinstall proves it is the device with the credential it holds
+    second = _enroll(store, tok["token"], "machine-1", now=T0 + timedelta(minutes=5), proof=first["credential"])
     other = _enroll(store, tok["token"], "machine-2")
     assert first["device_id"] == second["device_id"] != other["device_id"]
     assert first["enrollment_id"] != second["enrollment_id"]
@@ -210,7 +212,7 @@ def test_token_groups_scope_and_roles(store: Store) -> None:
         _token(store, who, client_id, group_ids=["not-a-uuid"])
     tok = _token(store, who, client_id, group_ids=[g.id])
     out = _enroll(store, tok["token"])
-    _enroll(store, tok["token"])  # re-enrolling does not add the membership twice
+    _enroll(store, tok["token"], proof=out["credential"])  # re-enrolling does not add the membership twice
     with store.read() as s:
         members = list(s.scalars(select(m.GroupMember.group_id).where(m.GroupMember.device_id == out["device_id"])))
         assert members == [g.id]
@@ -227,3 +229,60 @@ def test_token_groups_scope_and_roles(store: Store) -> None:
         assert "token" not in listed[0] and "token_hash" not in listed[0]
         with pytest.raises(NotFound):
             enrollment.revoke_token(s, scoped, client_id, new_id(), T0)
+
+
+def _uses(store: Store, token_id: str) -> int:
+    with store.read() as s:
+        row = s.get(m.EnrollmentToken, token_id)
+        assert row is not None
+        return row.uses
+
+
+def test_takeover_by_machine_id_is_refused_and_logged(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """Any holder of a client's enrollment token, knowing a victim's machine id, must not get
+    the victim's device (its id, jobs, credential): without the device's own credential the
+    enrollment is refused, takes no use of the token, creates no record and is logged."""
+    client_id, who = _setup(store)
+    tok = _token(store, who, client_id)
+    victim = _enroll(store, tok["token"], "victim-machine")
+    records, uses = _count(store, m.DeviceEnrollment), _uses(store, tok["id"])
+    other = _enroll(store, tok["token"], "attacker-machine")
+    for proof in ("", "cvy_dev_guessed", other["credential"]):
+        with caplog.at_level("WARNING", logger="convoy.enrollment"), pytest.raises(PermissionDenied) as info:
+            _enroll(store, tok["token"], "victim-machine", proof=proof)
+        assert victim["device_id"] in info.value.message and "convoy devices replace" in info.value.message
+    assert sum("enrollment refused" in r.message and "10.9.9.9" in r.message for r in caplog.records) == 3
+    assert _count(store, m.DeviceEnrollment) == records + 1 and _uses(store, tok["id"]) == uses + 1
+    with store.read() as s:  # the victim keeps working
+        assert authenticate_device(s, victim["credential"]).id == victim["device_id"]
+
+
+def test_replacement_token_reenrolls_exactly_one_device_once(store: Store) -> None:
+    client_id, who = _setup(store)
+    tok = _token(store, who, client_id)
+    old = _enroll(store, tok["token"], "old-disk")
+    bystander = _enroll(store, tok["token"], "bystander")
+    with pytest.raises(InvalidArgument):
+        _token(store, who, client_id, device_id=old["device_id"], max_uses=2)
+    with pytest.raises(InvalidArgument):
+        _token(store, who, client_id, device_id=old["device_id"], expires_in_s=0.0)
+    with pytest.raises(NotFound):
+        _token(store, who, client_id, device_id=new_id())
+    repl = _token(store, who, client_id, device_id=old["device_id"])
+    # it cannot be used to take over another device
+    with pytest.raises(Conflict):
+        _enroll(store, repl["token"], "bystander")
+    # the machine was rebuilt (new disk, new machine id): the same device, its history kept
+    new = _enroll(store, repl["token"], "new-disk")
+    assert new["device_id"] == old["device_id"]
+    with store.read() as s:
+        device = s.get(m.Device, old["device_id"])
+        assert device is not None and device.machine_id == "new-disk"
+        with pytest.raises(Unauthenticated):
+            authenticate_device(s, old["credential"])
+        assert authenticate_device(s, bystander["credential"]).id == bystander["device_id"]
+        n = s.scalar(select(func.count()).select_from(m.DeviceEnrollment)
+                     .where(m.DeviceEnrollment.device_id == old["device_id"]))
+        assert n == 2
+    with pytest.raises(Unauthenticated, match="used up"):
+        _enroll(store, repl["token"], "new-disk", proof=new["credential"])

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def _install(c: CoordinatorProcess, token: str, state_dir: Path, machine_id: str, *extra: str) -> Any:
     return run_cli("agent", "install", "--server", c.grpc_target, "--token", token, "--state-dir", str(state_dir),
-                   "--machine-id", machine_id, "--no-service", *extra, check=False)
+                   "--machine-id", machine_id, "--no-service", *c.install_trust(), *extra, check=False)
 
 
 def _json(c: CoordinatorProcess, *args: str) -> Any:
@@ -32,7 +32,10 @@ def _new_token(c: CoordinatorProcess, *extra: str) -> dict[str, str]:
 def test_install_success_and_reinstall(coordinator_proc: CoordinatorProcess, tmp_path: Path) -> None:
     c = coordinator_proc
     tok = _new_token(c, "--expires-in", "1h", "--max-uses", "5")
-    assert set(tok) == {"id", "token"} and tok["token"].startswith("cvy_enr_")
+    assert set(tok) == {"id", "token", "ca_fingerprint", "install_command"} and tok["token"].startswith("cvy_enr_")
+    assert tok["ca_fingerprint"] == c.ca_fingerprint
+    assert tok["install_command"] == (f"convoy agent install --server {c.grpc_target} --token {tok['token']} "
+                                      f"--ca-fingerprint {c.ca_fingerprint}")
 
     state = tmp_path / "agent1"
     res = _install(c, tok["token"], state, "vm-clone-17", "--tag", "lab", "--site", "berlin",
@@ -83,6 +86,9 @@ def test_install_success_and_reinstall(coordinator_proc: CoordinatorProcess, tmp
 
     table = c.cli("devices", "history", "--client", c.client_id, out["device_id"])
     assert out2["enrollment_id"] in table.stdout and "success" in table.stdout
+
+    # on the same coordinator (one start less): a reinstall from elsewhere needs proof
+    _reinstall_needs_proof_or_a_replacement_token(c, tmp_path)
 
 
 def _assert_refused(c: CoordinatorProcess, token: str, state: Path, expected: str) -> None:
@@ -144,3 +150,29 @@ def test_devices_commands_report_errors_as_one_line(coordinator_proc: Coordinato
     assert res.returncode == 2 and "device_id" in res.stderr and res.stderr.count("\n") == 1
     res = c.cli("tokens", "create", "--client", c.client_id, "--expires-in", "soon", check=False)
     assert res.returncode == 2 and "--expires-in" in res.stderr
+
+
+def _reinstall_needs_proof_or_a_replacement_token(c: CoordinatorProcess, tmp_path: Path) -> None:
+    """A second install claiming an enrolled machine id from elsewhere (no state dir: no device
+    credential) is refused; `convoy devices replace` issues the one token that re-enrolls it."""
+    tok = _new_token(c)
+    first = _install(c, tok["token"], tmp_path / "original", "rebuilt-host", "-o", "json")
+    assert first.returncode == 0, first.stderr
+    device_id = json.loads(first.stdout)["device_id"]
+
+    stranger = _install(c, tok["token"], tmp_path / "elsewhere", "rebuilt-host", "-o", "json")
+    assert stranger.returncode == 3 and stranger.stdout == "" and stranger.stderr.count("\n") == 1
+    assert f"already enrolled as device {device_id}" in stranger.stderr
+    assert f"convoy devices replace {device_id}" in stranger.stderr
+    assert not (tmp_path / "elsewhere").exists()
+    assert _json(c, "devices", "history", device_id)["total_count"] == 1
+
+    repl = _json(c, "devices", "replace", device_id)
+    assert repl["device_id"] == device_id and repl["token"] in repl["install_command"]
+    assert f"--ca-fingerprint {c.ca_fingerprint}" in repl["install_command"]
+    again = _install(c, repl["token"], tmp_path / "elsewhere", "rebuilt-host", "-o", "json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["device_id"] == device_id
+    assert _json(c, "devices", "history", device_id)["total_count"] == 2
+    used = _install(c, repl["token"], tmp_path / "third", "third-host")
+    assert used.returncode == 3 and "used up" in used.stderr

@@ -20,13 +20,13 @@ def test_sigkill_mid_rollout_then_restart(tmp_path: Path) -> None:
     try:
         admin = coord.admin()
         token = admin.CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=coord.client_id)).token
-        agents = [ScriptedAgent(coord.grpc_target, f"node-{i:02d}", always("completed")) for i in range(12)]
+        agents = [ScriptedAgent(coord.grpc_target, f"node-{i:02d}", always("completed"), tls=coord.tls) for i in range(12)]
         for a in agents:
             a.enroll(token)
             a.connect()
         script_id = admin.CreateScript(pb.CreateScriptRequest(client_id=coord.client_id, name="s", interpreter="sh",
                                                               body="echo ok")).id
-        http = httpx.Client(base_url=coord.http_url + "/v2", headers={"Authorization": f"Bearer {coord.token}"})
+        http = httpx.Client(base_url=coord.http_url + "/v2", verify=coord.verify, headers={"Authorization": f"Bearer {coord.token}"})
         wait_for(lambda: all(d["online"] for d in http.get(f"/clients/{coord.client_id}/devices").json()["data"]),
                  what="devices online")
         spec = {"name": "restart test", "type": "script", "payload": {"scriptId": script_id},
@@ -47,7 +47,7 @@ def test_sigkill_mid_rollout_then_restart(tmp_path: Path) -> None:
         for a in agents:
             a.reconnect()
 
-        http = httpx.Client(base_url=coord.http_url + "/v2", headers={"Authorization": f"Bearer {coord.token}"})
+        http = httpx.Client(base_url=coord.http_url + "/v2", verify=coord.verify, headers={"Authorization": f"Bearer {coord.token}"})
         final = wait_for(lambda: (d := http.get(f"/deployments/{dep['id']}").json())["status"] == "completed" and d,
                          timeout=60, what="completed after restart")
         assert final["progress"]["completed"] == 12 and final["progress"]["totalBatches"] == 4

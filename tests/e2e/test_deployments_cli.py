@@ -30,7 +30,7 @@ def _fleet(proc: CoordinatorProcess, n: int, outcome: Outcome = always("complete
     token = proc.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=proc.client_id)).token
     agents = []
     for i in range(n):
-        a = ScriptedAgent(proc.grpc_target, f"{prefix}-{i:03d}", outcome)
+        a = ScriptedAgent(proc.grpc_target, f"{prefix}-{i:03d}", outcome, tls=proc.tls)
         a.enroll(token)
         a.connect()
         agents.append(a)
@@ -82,7 +82,7 @@ def _status(proc: CoordinatorProcess, dep_id: str) -> str:
 
 
 def _env(proc: CoordinatorProcess) -> dict[str, str]:
-    env = {**os.environ, "CONVOY_SERVER": proc.grpc_target, "CONVOY_TOKEN": proc.token}
+    env = {**os.environ, "CONVOY_SERVER": proc.grpc_target, "CONVOY_TOKEN": proc.token, **proc.trust_env()}
     return env
 
 

@@ -44,7 +44,8 @@ def script(coord: CoordinatorProcess, body: str, rollback: str = "", schema: str
 
 
 def upload(coord: CoordinatorProcess, path: Path) -> dict[str, Any]:
-    return dict(cli_json("artifacts", "upload", str(path), server=coord.grpc_target, token=coord.token))
+    return dict(cli_json("artifacts", "upload", str(path), server=coord.grpc_target, token=coord.token,
+                         env=coord.trust_env()))
 
 
 def spec(type_: str, payload: dict[str, Any], device_ids: list[str], **rollout: Any) -> dict[str, Any]:

@@ -67,7 +67,8 @@ def dpkg_install(deb: Path) -> None:
 
 
 def upload(coord: CoordinatorProcess, deb: Path) -> str:
-    return str(cli_json("artifacts", "upload", str(deb), server=coord.grpc_target, token=coord.token)["id"])
+    return str(cli_json("artifacts", "upload", str(deb), server=coord.grpc_target, token=coord.token,
+                        env=coord.trust_env())["id"])
 
 
 def deploy(fleet: RealFleet, agent: RealAgent, artifact_id: str) -> str:

@@ -24,14 +24,56 @@ class ListClientsResponse(_message.Message):
     def __init__(self, data: _Optional[_Iterable[_Union[_types_pb2.Client, _Mapping]]] = ...) -> None: ...
 
 class CreateApiTokenRequest(_message.Message):
-    __slots__ = ("client_ids", "role", "name")
+    __slots__ = ("client_ids", "role", "name", "expires_in_seconds")
     CLIENT_IDS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     client_ids: _containers.RepeatedScalarFieldContainer[str]
     role: str
     name: str
-    def __init__(self, client_ids: _Optional[_Iterable[str]] = ..., role: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    expires_in_seconds: float
+    def __init__(self, client_ids: _Optional[_Iterable[str]] = ..., role: _Optional[str] = ..., name: _Optional[str] = ..., expires_in_seconds: _Optional[float] = ...) -> None: ...
+
+class ApiToken(_message.Message):
+    __slots__ = ("id", "name", "role", "partner", "client_ids", "created_at", "expires_at", "revoked", "created_by")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PARTNER_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    role: str
+    partner: bool
+    client_ids: _containers.RepeatedScalarFieldContainer[str]
+    created_at: str
+    expires_at: str
+    revoked: bool
+    created_by: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., role: _Optional[str] = ..., partner: _Optional[bool] = ..., client_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[str] = ..., expires_at: _Optional[str] = ..., revoked: _Optional[bool] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class ListApiTokensRequest(_message.Message):
+    __slots__ = ("client_id",)
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    def __init__(self, client_id: _Optional[str] = ...) -> None: ...
+
+class ListApiTokensResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: _containers.RepeatedCompositeFieldContainer[ApiToken]
+    def __init__(self, data: _Optional[_Iterable[_Union[ApiToken, _Mapping]]] = ...) -> None: ...
+
+class RevokeApiTokenRequest(_message.Message):
+    __slots__ = ("token_id",)
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    token_id: str
+    def __init__(self, token_id: _Optional[str] = ...) -> None: ...
 
 class CreatedSecret(_message.Message):
     __slots__ = ("id", "token")
@@ -42,21 +84,23 @@ class CreatedSecret(_message.Message):
     def __init__(self, id: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
 
 class CreateEnrollmentTokenRequest(_message.Message):
-    __slots__ = ("client_id", "expires_in_seconds", "max_uses", "group_ids", "name")
+    __slots__ = ("client_id", "expires_in_seconds", "max_uses", "group_ids", "name", "device_id")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_USES_FIELD_NUMBER: _ClassVar[int]
     GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     expires_in_seconds: float
     max_uses: int
     group_ids: _containers.RepeatedScalarFieldContainer[str]
     name: str
-    def __init__(self, client_id: _Optional[str] = ..., expires_in_seconds: _Optional[float] = ..., max_uses: _Optional[int] = ..., group_ids: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ...) -> None: ...
+    device_id: str
+    def __init__(self, client_id: _Optional[str] = ..., expires_in_seconds: _Optional[float] = ..., max_uses: _Optional[int] = ..., group_ids: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., device_id: _Optional[str] = ...) -> None: ...
 
 class EnrollmentToken(_message.Message):
-    __slots__ = ("id", "client_id", "name", "expires_at", "max_uses", "uses", "revoked", "group_ids", "created_at", "created_by")
+    __slots__ = ("id", "client_id", "name", "expires_at", "max_uses", "uses", "revoked", "group_ids", "created_at", "created_by", "device_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +111,7 @@ class EnrollmentToken(_message.Message):
     GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     client_id: str
     name: str
@@ -77,7 +122,8 @@ class EnrollmentToken(_message.Message):
     group_ids: _containers.RepeatedScalarFieldContainer[str]
     created_at: str
     created_by: str
-    def __init__(self, id: _Optional[str] = ..., client_id: _Optional[str] = ..., name: _Optional[str] = ..., expires_at: _Optional[str] = ..., max_uses: _Optional[int] = ..., uses: _Optional[int] = ..., revoked: _Optional[bool] = ..., group_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[str] = ..., created_by: _Optional[str] = ...) -> None: ...
+    device_id: str
+    def __init__(self, id: _Optional[str] = ..., client_id: _Optional[str] = ..., name: _Optional[str] = ..., expires_at: _Optional[str] = ..., max_uses: _Optional[int] = ..., uses: _Optional[int] = ..., revoked: _Optional[bool] = ..., group_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[str] = ..., created_by: _Optional[str] = ..., device_id: _Optional[str] = ...) -> None: ...
 
 class ListEnrollmentTokensRequest(_message.Message):
     __slots__ = ("client_id",)

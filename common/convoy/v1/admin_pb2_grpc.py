@@ -50,6 +50,16 @@ class AdminServiceStub:
                 request_serializer=convoy_dot_v1_dot_admin__pb2.CreateApiTokenRequest.SerializeToString,
                 response_deserializer=convoy_dot_v1_dot_admin__pb2.CreatedSecret.FromString,
                 _registered_method=True)
+        self.ListApiTokens = channel.unary_unary(
+                '/convoy.v1.AdminService/ListApiTokens',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.ListApiTokensRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.ListApiTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeApiToken = channel.unary_unary(
+                '/convoy.v1.AdminService/RevokeApiToken',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.RevokeApiTokenRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.ApiToken.FromString,
+                _registered_method=True)
         self.CreateEnrollmentToken = channel.unary_unary(
                 '/convoy.v1.AdminService/CreateEnrollmentToken',
                 request_serializer=convoy_dot_v1_dot_admin__pb2.CreateEnrollmentTokenRequest.SerializeToString,
@@ -219,6 +229,18 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateApiToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApiTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeApiToken(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -425,6 +447,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.CreateApiToken,
                     request_deserializer=convoy_dot_v1_dot_admin__pb2.CreateApiTokenRequest.FromString,
                     response_serializer=convoy_dot_v1_dot_admin__pb2.CreatedSecret.SerializeToString,
+            ),
+            'ListApiTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiTokens,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.ListApiTokensRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.ListApiTokensResponse.SerializeToString,
+            ),
+            'RevokeApiToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeApiToken,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.RevokeApiTokenRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.ApiToken.SerializeToString,
             ),
             'CreateEnrollmentToken': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateEnrollmentToken,
@@ -658,6 +690,60 @@ class AdminService:
             '/convoy.v1.AdminService/CreateApiToken',
             convoy_dot_v1_dot_admin__pb2.CreateApiTokenRequest.SerializeToString,
             convoy_dot_v1_dot_admin__pb2.CreatedSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/ListApiTokens',
+            convoy_dot_v1_dot_admin__pb2.ListApiTokensRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.ListApiTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeApiToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/RevokeApiToken',
+            convoy_dot_v1_dot_admin__pb2.RevokeApiTokenRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.ApiToken.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,48 @@
+"""REST: API tokens (list, revoke) and device replacement tokens, the twins of `convoy api-tokens
+list|revoke` and `convoy devices replace`. The same service functions as gRPC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from coordinator.api.base import Api
+from coordinator.auth import bearer
+from coordinator.service import enrollment, tenancy
+
+router = APIRouter(tags=["credentials"])
+
+
+def _api(request: Request) -> Api:
+    return Api(request.app.state.convoy)
+
+
+def _token(request: Request) -> str:
+    return bearer(request.headers.get("authorization"))
+
+
+@router.get("/api-tokens", summary="List API Tokens", openapi_extra={"parameters": [
+    {"name": "clientId", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Only tokens serving this client"}]})
+async def list_api_tokens(request: Request) -> dict[str, Any]:
+    """The API tokens the caller administers (admin role), never their secrets."""
+    rows = await _api(request).read(_token(request), tenancy.list_api_tokens,
+                                    request.query_params.get("clientId") or "")
+    return {"data": rows, "total": len(rows)}
+
+
+@router.post("/api-tokens/{token_id}/revoke", summary="Revoke API Token")
+async def revoke_api_token(token_id: str, request: Request) -> dict[str, Any]:
+    """Revoke an API token (idempotent); it is refused from its next call on."""
+    api = _api(request)
+    return await api.call(_token(request), tenancy.revoke_api_token, token_id, api.app.clock.now())
+
+
+@router.post("/clients/{client_id}/devices/{device_id}/replace", summary="Replace Device", status_code=201)
+async def replace_device(client_id: str, device_id: str, request: Request) -> dict[str, Any]:
+    """A single-use enrollment token, valid 24 h, that re-enrolls exactly this device (admin role)."""
+    api = _api(request)
+    out = await api.call(_token(request), enrollment.create_token, client_id, 86400.0, 1, [],
+                         f"replace {device_id}", api.app.clock.now(), device_id=device_id)
+    return {**out, "device_id": device_id}
