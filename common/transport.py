@@ -7,6 +7,8 @@ with GOAWAY "too_many_pings".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 import grpc.aio
 
@@ -41,8 +43,8 @@ def sync_channel(target: str) -> grpc.Channel:
     return grpc.insecure_channel(target, options=CLIENT_OPTIONS)
 
 
-def aio_server() -> grpc.aio.Server:
-    return grpc.aio.server(options=SERVER_OPTIONS)
+def aio_server(interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
+    return grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
 
 
 def bind(server: grpc.aio.Server, address: str) -> int:

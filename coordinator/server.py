@@ -24,6 +24,8 @@ from common.clock import Clock, SystemClock
 from common.convoy.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc
 from coordinator.app import App
 from coordinator.config import Settings
+from coordinator.health import Readiness
+from coordinator.metrics import GrpcMetricsInterceptor, Metrics
 from coordinator.store.db import Store
 
 log = logging.getLogger("convoy.coordinator")
@@ -51,6 +53,8 @@ class Coordinator:
         self._http: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = False
+        self.metrics = Metrics()
+        self.readiness: Readiness | None = None
 
     async def start(self) -> None:
         store = self._store
@@ -58,8 +62,9 @@ class Coordinator:
             store = await asyncio.to_thread(Store.open, self.settings.db, self.settings.data_dir)
         app = self.app = App(store=store, settings=self.settings, clock=self.clock)
         self._wire(app)
+        self.metrics.attach(app)
 
-        server = self._server = transport.aio_server()
+        server = self._server = transport.aio_server(interceptors=[GrpcMetricsInterceptor(self.metrics)])
         from coordinator.api.admin_grpc import AdminServicer
 
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(app), server)
@@ -77,8 +82,15 @@ class Coordinator:
         reflection.enable_server_reflection(names, server)
         self.grpc_port = transport.bind(server, self.settings.grpc_listen)
         await server.start()
-        for name in ("", *names[:2]):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        async def set_health(serving: bool) -> None:
+            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in ("", *names[:2]):
+                await health_servicer.set(name, status)
+
+        self.readiness = Readiness(app, set_health)
+        await self.readiness.check()
+        self._tasks.append(asyncio.create_task(self.readiness.loop(), name="readiness"))
 
         if self.settings.http_listen:
             await self._start_http(app)
@@ -108,7 +120,7 @@ class Coordinator:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host.strip("[]"), int(port)))
         self.http_port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(app), log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(create_app(app, self.metrics, self.readiness), log_level="warning", access_log=False, lifespan="off")
         self._http = uvicorn.Server(config)
         self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
         while not self._http.started:
