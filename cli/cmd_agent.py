@@ -49,6 +49,8 @@ def register(sub: Any) -> None:
                 "  convoy agent run --state-dir /var/lib/convoy-agent", _run, connection=False, output=False)
     r.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
     r.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    r.add_argument("--log-format", default="text", choices=("text", "json"),
+                   help="text for people, json for log collectors: one object per line (default text)")
 
     sim = command(agent, "simulate", "simulate N agents in one process over the real agent protocol (for benchmarks)",
                   "  convoy agent simulate --server 127.0.0.1:7443 --token cvy_enr_... --count 1000\n"
