@@ -106,7 +106,7 @@ def register(sub: Any) -> None:
     admin = sub.add_parser("admin", help="store administration").add_subparsers(dest="sub", required=True, metavar="COMMAND")
     b = command(admin, "bootstrap", "create the first client and a partner-level admin token, on the store directly",
                 "  convoy admin bootstrap --data-dir ./convoy-data --client-name 'Acme IT' -o json",
-                _bootstrap, connection=False)
+                _bootstrap, connection=False, quiet="token")
     b.add_argument("--db", help="SQLAlchemy URL (default: SQLite in --data-dir; env CONVOY_DB)")
     b.add_argument("--data-dir", help="default: $CONVOY_DATA_DIR or ./convoy-data")
     b.add_argument("--client-name", required=True)
