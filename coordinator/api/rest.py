@@ -71,12 +71,22 @@ def create_app(app: App, metrics: Metrics | None = None, readiness: Readiness | 
         log.exception("unhandled error in REST call", exc_info=exc)
         return _error(500, "internal", "internal error (logged on the coordinator)")
 
-    from coordinator.api import rest_deployments, rest_history, rest_ops
+    from coordinator.api import (
+        rest_clients,
+        rest_deployments,
+        rest_events,
+        rest_history,
+        rest_ops,
+        web,
+    )
 
     api.include_router(rest_ops.router)
+    api.include_router(rest_clients.router, prefix="/v2")
     api.include_router(rest_history.router, prefix="/v2")
     api.include_router(rest_deployments.router, prefix="/v2")
+    api.include_router(rest_events.router, prefix="/v2")
     _document_errors(api)
+    web.mount_dashboard(api)  # last: the API's routes come first
     return api
 
 
