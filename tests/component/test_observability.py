@@ -92,6 +92,18 @@ def test_metrics_follow_a_rollout(coordinator: InProcessCoordinator) -> None:
     assert value(s, "convoy_grpc_request_duration_seconds_count", method="/convoy.v1.AgentService/Enroll") == 5
 
 
+def test_grafana_sample_uses_only_metrics_we_serve(coordinator: InProcessCoordinator) -> None:
+    import re
+    from pathlib import Path
+
+    r = httpx.get(f"{coordinator.http_url}/metrics")
+    served = {f.name for f in text_string_to_metric_families(r.text)}
+    served |= {name + "_total" for name in served}  # counters are declared without the suffix
+    dashboard = (Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text()
+    used = {re.sub(r"_(bucket|count|sum)$", "", m) for m in re.findall(r"convoy_[a-z_]+", dashboard)}
+    assert used and used <= served, used - served
+
+
 def test_grpc_error_codes_are_counted(coordinator: InProcessCoordinator) -> None:
     assert rpc_code(coordinator.admin("cvy_api_wrong").ListClients, pb.ListClientsRequest()) == grpc.StatusCode.UNAUTHENTICATED
     rpc_code(coordinator.admin().GetDeployment, pb.DeploymentRef(id="00000000-0000-0000-0000-000000000000"))
