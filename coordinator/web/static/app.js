@@ -261,8 +261,11 @@ async function deploymentPage(depId) {
   const failures = h("div", { id: "failures" });
   const live = h("span", { class: "live", id: "live" }, "connecting…");
 
+  let paintedStatus = dep.status;
   function paint() {
     const p = dep.progress;
+    if (dep.status !== paintedStatus && $("banner").className === "info") hideBanner(); // "resumed" is old news once it moves on
+    paintedStatus = dep.status;
     head.replaceChildren(
       h("h1", {}, dep.name, " ", badge(dep.status)),
       h("dl", { class: "kv" },
