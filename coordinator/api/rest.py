@@ -74,6 +74,7 @@ def create_app(app: App, metrics: Metrics | None = None, readiness: Readiness | 
     from coordinator.api import (
         rest_clients,
         rest_deployments,
+        rest_devices,
         rest_events,
         rest_history,
         rest_ops,
@@ -83,6 +84,7 @@ def create_app(app: App, metrics: Metrics | None = None, readiness: Readiness | 
     api.include_router(rest_ops.router)
     api.include_router(rest_clients.router, prefix="/v2")
     api.include_router(rest_history.router, prefix="/v2")
+    api.include_router(rest_devices.router, prefix="/v2")
     api.include_router(rest_deployments.router, prefix="/v2")
     api.include_router(rest_events.router, prefix="/v2")
     _document_errors(api)

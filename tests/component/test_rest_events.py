@@ -64,3 +64,22 @@ def test_me_and_clients_are_scoped_to_the_token(coordinator: InProcessCoordinato
     assert as_operator("GET", "/clients") == {"data": [{"id": other, "name": "Other",
                                                         "created_at": me["clients"][0]["created_at"]}], "total": 1}
     assert as_operator("GET", f"/clients/{coordinator.client_id}/devices", 403)["error"]["code"] == "forbidden"
+
+
+def test_device_records_across_deployments(coordinator: InProcessCoordinator) -> None:
+    agents = fleet(coordinator, 2)
+    rest = Rest(coordinator)
+    sid = script(coordinator)
+    first = rest.launch(body(sid, [a.device_id for a in agents]))
+    rest.wait_status(first, "completed")
+    second = rest.launch(body(sid, [agents[0].device_id]))
+    rest.wait_status(second, "completed")
+    base = f"/clients/{coordinator.client_id}/devices"
+    out = rest("GET", f"{base}/{agents[0].device_id}/records")
+    assert out["total"] == 2 and [r["deploymentId"] for r in out["data"]] == [second, first]
+    assert all(r["status"] == "completed" and r["hostname"] == agents[0].name and r["deploymentName"] for r in out["data"])
+    assert rest("GET", f"{base}/{agents[1].device_id}/records", params={"limit": 1})["total"] == 1
+    assert rest("GET", f"{base}/{agents[1].device_id}/records", 400, params={"limit": 0})["error"]["details"] == {
+        "parameter": "limit", "value": 0}
+    assert rest("GET", f"{base}/00000000-0000-0000-0000-000000000000/records", 404)["error"]["code"] == "not_found"
+    assert Rest(coordinator, "cvy_api_wrong")("GET", f"{base}/{agents[0].device_id}/records", 401)

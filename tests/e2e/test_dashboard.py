@@ -198,6 +198,10 @@ def test_dashboard_follows_a_rollout_live(browser: Any, fleet: tuple[Coordinator
     page.wait_for_selector("#device-hostname")
     assert page.inner_text("#device-hostname").startswith(HOSTILE)
     assert page.locator("main img").count() == 0
+    record = page.locator(f"#records tr[data-record='{dep['id']}']")
+    assert "Hello fleet" in record.inner_text() and "failed" in record.inner_text()
+    page.click(f"button[data-record-output='{dep['id']}']")
+    assert page.locator("#records pre.output:visible").inner_text().startswith("<b>disk full</b>")
     assert page.locator("#history tbody tr").first.inner_text().find("success") >= 0
     assert not [d for d in dialogs if d.startswith("alert")]
     wait_for(lambda: devices.api("GET", f"/deployments/{dep['id']}")["status"] == "completed", what="completed")

@@ -416,6 +416,17 @@ async function devicePage(clientId, deviceId) {
   const d = await api("GET", `/clients/${enc(clientId)}/devices/${enc(deviceId)}`);
   const f = d.facts;
   const history = await api("GET", `/clients/${enc(clientId)}/devices/${enc(deviceId)}/deployments?page_size=50`);
+  const records = await api("GET", `/clients/${enc(clientId)}/devices/${enc(deviceId)}/records?limit=100`);
+  const recordRows = records.data.map((r) => {
+    const out = h("pre", { class: "output" }, r.output || "(no output)");
+    const outRow = h("tr", { class: "output-row", hidden: true }, h("td", { colspan: 6 }, out));
+    return [h("tr", { "data-record": r.deploymentId },
+      h("td", {}, h("a", { href: `#/deployments/${enc(r.deploymentId)}` }, r.deploymentName)),
+      h("td", {}, badge(r.status)), h("td", {}, r.batchNumber), h("td", {}, r.exitCode === null ? "—" : r.exitCode),
+      h("td", {}, r.error || r.skipReason || ""),
+      h("td", {}, h("button", { type: "button", "data-record-output": r.deploymentId, onclick: () => { outRow.hidden = !outRow.hidden; } }, "Output"))),
+    outRow];
+  });
   const rows = history.data.map((r) => {
     const logs = h("pre", { class: "output" });
     const logsRow = h("tr", { class: "output-row", hidden: true }, h("td", { colspan: 4 }, logs));
@@ -440,6 +451,9 @@ async function devicePage(clientId, deviceId) {
         ["site", d.site || "—"], ["tags", d.tags.join(", ") || "—"], ["maintenance windows", d.maintenance_windows.join("; ") || "—"],
         ["agent", d.agent_version || "—"], ["last seen", `${when(d.last_seen_at)} (${ago(d.last_seen_at)})`]]
         .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+    h("h2", {}, `Deployments (${records.total})`),
+    records.total ? h("table", { id: "records" }, h("thead", {}, h("tr", {}, ["deployment", "status", "batch", "exit", "error / skip reason", ""].map((c) => h("th", {}, c)))), h("tbody", {}, recordRows))
+      : h("p", { class: "muted" }, "no deployment has targeted this device"),
     h("h2", {}, `Enrollment history (${history.total_count})`),
     h("table", { id: "history" }, h("thead", {}, h("tr", {}, ["enrolled", "status", "record", ""].map((c) => h("th", {}, c)))), h("tbody", {}, rows)));
 }
