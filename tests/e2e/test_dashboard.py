@@ -129,7 +129,6 @@ def test_dashboard_follows_a_rollout_live(browser: Any, fleet: tuple[Coordinator
         "name": "Hello fleet", "type": "script", "payload": {"scriptId": script_id, "parameters": {"dir": str(marks)}},
         "targetType": "devices", "targetConfig": {"type": "devices", "deviceIds": ids},
         "rolloutConfig": {"type": "staggered", "staggered": {"batchSize": 1, "batchDelayMinutes": 0.03}}})
-    devices.api("POST", f"/deployments/{dep['id']}/initialize")
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     dialogs: list[str] = []
@@ -163,6 +162,9 @@ def test_dashboard_follows_a_rollout_live(browser: Any, fleet: tuple[Coordinator
     # the deployment, started from the page and followed live (no reload from here on)
     page.click("nav a[data-page=deployments]")
     page.click(f"#deployments tr[data-deployment='{dep['id']}'] a")
+    page.click("#actions button[data-action=initialize]")  # a draft: initialize shows its preview
+    page.wait_for_selector("#preview p")
+    assert page.inner_text("#preview p").startswith("3 device(s) in 3 batch(es)")
     page.wait_for_selector("#actions button[data-action=start]")
     page.click("#actions button[data-action=start]")
     page.wait_for_selector("#live.on")
@@ -176,7 +178,7 @@ def test_dashboard_follows_a_rollout_live(browser: Any, fleet: tuple[Coordinator
     page.click("#actions button[data-action=resume]")
     page.wait_for_selector("#dep-head [data-status=completed]", timeout=60_000)
     assert "100%" in page.inner_text("#progress-text") and "1 failed" in page.inner_text("#progress-text")
-    assert [d.split(":")[0] for d in dialogs] == ["confirm", "confirm", "confirm"]  # start, pause, resume
+    assert [d.split(":")[0] for d in dialogs] == ["confirm"] * 4  # initialize, start, pause, resume
 
     # the failed device: its hostname as text, its output on demand, markup kept as text
     failed = page.locator(f"#failed tr[data-failed='{hostile.device_id}']")
