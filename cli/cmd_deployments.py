@@ -39,21 +39,44 @@ PENDING_STYLE = "grey50"
 
 # --- proto -> the seed's JSON -----------------------------------------------------------------
 
+# Fields the REST API shows as null when unset; proto3 strings print them as "".
+NULLABLE_DEPLOYMENT = ("statusReason", "startedAt", "completedAt", "nextBatchAt", "rollbackOf", "rolledBackBy")
+NULLABLE_RECORD = ("jobId", "error", "skipReason", "nextAttemptAt", "startedAt", "finishedAt")
+
+
+def _integral(value: Any) -> Any:
+    """Struct/Value numbers are doubles: whole numbers are written as the REST API writes them
+    (`"backoffMinutes": [5]`, not `[5.0]`)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+def _nulls(out: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    for key in keys:
+        if out.get(key) == "":
+            out[key] = None
+    return out
+
+
 def _deployment(msg: tpb.Deployment) -> dict[str, Any]:
     out = to_dict(msg)
     # only the list its target type uses, as in the seed's body ({"type": "groups", "groupIds": […]})
     out["targetConfig"] = {k: v for k, v in out["targetConfig"].items() if k == "type" or v}
-    staggered = out.get("rolloutConfig", {}).get("staggered", {})
-    size = staggered.get("batchSize")
-    if isinstance(size, float) and size.is_integer():  # a protobuf Value number is a double
-        staggered["batchSize"] = int(size)
-    return out
+    for key in ("rolloutConfig", "payload"):
+        if key in out:
+            out[key] = _integral(out[key])
+    return _nulls(out, NULLABLE_DEPLOYMENT)
 
 
 def _record(msg: tpb.DeploymentDevice) -> dict[str, Any]:
     out = to_dict(msg)
     out["exitCode"] = msg.exit_code if msg.HasField("exit_code") else None
-    return out
+    return _nulls(out, NULLABLE_RECORD)
 
 
 # --- the create/update body -------------------------------------------------------------------

@@ -99,6 +99,14 @@ def test_durations_take_units_and_refuse_ambiguous_numbers(shared_proc: Coordina
     assert rollout["staggered"]["batchDelayMinutes"] == 5
     assert rollout["installTimeoutMinutes"] == 90
     assert rollout["retryConfig"]["backoffMinutes"] == [0.5, 5, 60]
+    # the CLI's JSON says what the REST API says: null for unset, whole numbers as integers
+    import httpx
+
+    rest = httpx.get(f"{proc.http_url}/v2/deployments/{dep['id']}", headers={"Authorization": f"Bearer {proc.token}"}).json()
+    for key in ("statusReason", "startedAt", "completedAt", "nextBatchAt", "rollbackOf", "rolledBackBy"):
+        assert dep[key] is None and rest[key] is None, key
+    assert json.dumps(rollout["retryConfig"], sort_keys=True) == json.dumps(rest["rolloutConfig"]["retryConfig"], sort_keys=True)
+    assert rollout["staggered"]["batchSize"] == rest["rolloutConfig"]["staggered"]["batchSize"] == 1
     bad = proc.cli("tokens", "create", "--client", proc.client_id, "--expires-in", "90", check=False)
     assert bad.returncode == 2 and "no unit" in bad.stderr
     assert proc.cli("tokens", "create", "--client", proc.client_id, "--expires-in", "1h30m", "-o", "json").returncode == 0
