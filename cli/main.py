@@ -30,6 +30,13 @@ COMMAND_MODULES = (
     "cli.cmd_version",
 )
 
+# `pip install convoy` is the agent; these modules come with an extra (pyproject.toml).
+EXTRA_OF = {
+    "sqlalchemy": "coordinator", "alembic": "coordinator", "psycopg": "coordinator", "fastapi": "coordinator",
+    "starlette": "coordinator", "uvicorn": "coordinator", "prometheus_client": "coordinator",
+    "grpc_health": "coordinator", "grpc_reflection": "coordinator", "rich": "cli", "yaml": "cli",
+}
+
 # SIGPIPE's conventional status (128 + 13): what `yes | head` leaves for `set -o pipefail`.
 EXIT_BROKEN_PIPE = 141
 
@@ -101,6 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        return fail(f"this command needs convoy[{extra}] (no module {exc.name!r}): "
+                    f"pip install 'convoy[{extra}]' (or 'convoy[all]')", 1)
     except BrokenPipeError:
         # The reader went away (`convoy … | head`): stop quietly. Python would otherwise print a
         # traceback, and then complain again when it flushes stdout at exit.
