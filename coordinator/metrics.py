@@ -25,7 +25,7 @@ import grpc.aio
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from coordinator.app import App
 from coordinator.store import models as m
@@ -79,7 +79,9 @@ def _store_counts(app: App) -> dict[str, list[tuple[tuple[str, ...], float]]]:
             rows = s.execute(select(*cols, func.count()).group_by(*cols)).all()
             return [(tuple(str(v) for v in row[:-1]), float(row[-1])) for row in rows]
 
-        timeouts = s.scalar(select(func.count()).select_from(m.Job).where(m.Job.reason.like("install timeout%")))
+        # A timed-out attempt's job is withdrawn with the reason (older rows: failed with it).
+        timed_out = or_(m.Job.withdraw_reason.like("install timeout%"), m.Job.reason.like("install timeout%"))
+        timeouts = s.scalar(select(func.count()).select_from(m.Job).where(timed_out))
         return {
             "deployments": grouped(m.Deployment.status),
             "records": grouped(m.DeploymentDevice.status),

@@ -104,6 +104,18 @@ def test_grafana_sample_uses_only_metrics_we_serve(coordinator: InProcessCoordin
     assert used and used <= served, used - served
 
 
+def test_install_timeouts_are_counted(fake_clock_coordinator: InProcessCoordinator) -> None:
+    c = fake_clock_coordinator
+    [agent] = fleet(c, 1, always("hang"))
+    rest = Rest(c)
+    dep_id = rest.launch(body(script(c), [agent.device_id], timeout=10))
+    wait_for(lambda: len(agent.jobs) == 1, what="dispatch")
+    c.advance(10 * 60 + 1)
+    rest.wait_status(dep_id, "failed")
+    s = scrape(c)
+    assert value(s, "convoy_install_timeouts_total") == 1 and value(s, "convoy_dispatches_total") == 1
+
+
 def test_grpc_error_codes_are_counted(coordinator: InProcessCoordinator) -> None:
     assert rpc_code(coordinator.admin("cvy_api_wrong").ListClients, pb.ListClientsRequest()) == grpc.StatusCode.UNAUTHENTICATED
     rpc_code(coordinator.admin().GetDeployment, pb.DeploymentRef(id="00000000-0000-0000-0000-000000000000"))
