@@ -361,8 +361,9 @@ class Daemon:
 
 
 def cli_run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=getattr(logging, str(getattr(args, "log_level", "info")).upper()),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from common import logs
+
+    logs.configure(str(getattr(args, "log_level", "info")), str(getattr(args, "log_format", "text")))
     state = StateDir(args.state_dir)
     if not state.is_enrolled():
         print(f"error: {state.root} holds no enrollment: run `convoy agent install` first", file=sys.stderr)

@@ -8,6 +8,16 @@ from typing import Any
 from cli.common import command
 
 
+def _seconds(text: str) -> float:
+    """Seconds for the simulator's knobs: a bare number is seconds (as their help says), or 2s, 1m."""
+    from common.durations import parse_duration
+
+    try:
+        return parse_duration(text, bare_unit="s")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _install(args: argparse.Namespace) -> int:
     from agent.install import cli_install
 
@@ -55,6 +65,8 @@ def register(sub: Any) -> None:
                 "  convoy agent run --state-dir /var/lib/convoy-agent", _run, connection=False, output=False)
     r.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
     r.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    r.add_argument("--log-format", default="text", choices=("text", "json"),
+                   help="text for people, json for log collectors: one object per line (default text)")
 
     sim = command(agent, "simulate", "simulate N agents in one process over the real agent protocol (for benchmarks)",
                   "  convoy agent simulate --server 127.0.0.1:7443 --token cvy_enr_... --count 1000\n"
@@ -68,14 +80,14 @@ def register(sub: Any) -> None:
     sim.add_argument("--insecure", action="store_true", help="plaintext, for an --insecure loopback coordinator")
     sim.add_argument("--count", type=int, required=True, help="how many agents to simulate")
     sim.add_argument("--channels", type=int, default=8, help="gRPC channels the streams are spread over (default 8)")
-    sim.add_argument("--install-time", type=float, default=0.0, help="seconds each install takes (default 0)")
+    sim.add_argument("--install-time", type=_seconds, default=0.0, help="seconds each install takes (default 0)")
     sim.add_argument("--failure-rate", type=float, default=0.0, help="probability an install fails, 0..1 (default 0)")
     sim.add_argument("--window", action="append", default=[],
                      help="a maintenance window every agent reports, e.g. 'Sat 01:00-05:00 UTC' (repeatable)")
     sim.add_argument("--state-dir", help="keep credentials here and reuse them on the next run")
     sim.add_argument("--wave", type=int, default=100, help="streams opened per wave (default 100)")
-    sim.add_argument("--wave-pause", type=float, default=0.01, help="seconds between waves (default 0.01)")
+    sim.add_argument("--wave-pause", type=_seconds, default=0.01, help="seconds between waves (default 0.01)")
     sim.add_argument("--enroll-concurrency", type=int, default=32, help="enrollments in flight at once (default 32)")
-    sim.add_argument("--stats-interval", type=float, default=1.0, help="seconds between stats lines (default 1)")
+    sim.add_argument("--stats-interval", type=_seconds, default=1.0, help="seconds between stats lines (default 1)")
     sim.add_argument("--seed", type=int, help="random seed (failures, reconnect jitter)")
     sim.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))

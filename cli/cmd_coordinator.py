@@ -4,29 +4,67 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 from typing import Any
 
 from cli.common import CliError, command, emit
 
+# Every `serve` setting can come from the environment (flags override), so a database password
+# need not appear on a command line where `ps` shows it.
+ENV = {
+    "db": "CONVOY_DB", "data_dir": "CONVOY_DATA_DIR", "grpc_listen": "CONVOY_GRPC_LISTEN",
+    "http_listen": "CONVOY_HTTP_LISTEN", "enrollment_timeout": "CONVOY_ENROLLMENT_TIMEOUT",
+    "heartbeat_interval": "CONVOY_HEARTBEAT_INTERVAL", "install_timeout": "CONVOY_INSTALL_TIMEOUT",
+    "log_level": "CONVOY_LOG_LEVEL", "log_format": "CONVOY_LOG_FORMAT",
+}
+DEFAULTS = {"data_dir": "./convoy-data", "grpc_listen": "127.0.0.1:7443", "http_listen": "127.0.0.1:7080",
+            "enrollment_timeout": "10m", "heartbeat_interval": "15s", "install_timeout": "30m",
+            "log_level": "info", "log_format": "text"}
+DURATIONS = ("enrollment_timeout", "heartbeat_interval", "install_timeout")
+CHOICES = {"log_level": ("debug", "info", "warning", "error"), "log_format": ("text", "json")}
+
+
+def _setting(args: argparse.Namespace, key: str) -> Any:
+    """A flag if given, else its environment variable, else the default; checked like the flag."""
+    value = getattr(args, key, None)
+    origin = "--" + key.replace("_", "-")
+    if value is None and os.environ.get(ENV[key]) is not None:
+        value, origin = os.environ[ENV[key]], ENV[key]
+    if value is None:
+        value = DEFAULTS.get(key)
+    if key in DURATIONS:
+        from common.durations import parse_duration
+
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            raise CliError(f"{origin}: {exc}", 2) from None
+    if key in CHOICES and value not in CHOICES[key]:
+        raise CliError(f"{origin}: {value!r} is not one of {', '.join(CHOICES[key])}", 2)
+    return value
+
 
 def _serve(args: argparse.Namespace) -> int:
+    from common import logs
     from coordinator.config import Settings, check_insecure
     from coordinator.server import serve
     from coordinator.tls import TlsConfigError
 
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(db=args.db, data_dir=args.data_dir, grpc_listen=args.grpc_listen, http_listen=args.http_listen,
-                        enrollment_timeout_s=args.enrollment_timeout, heartbeat_interval_s=args.heartbeat_interval,
-                        default_install_timeout_minutes=args.install_timeout / 60.0, insecure=args.insecure,
-                        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_sans=tuple(args.tls_san))
+    logs.configure(_setting(args, "log_level"), _setting(args, "log_format"))
+    settings = Settings(db=_setting(args, "db"), data_dir=_setting(args, "data_dir"),
+                        grpc_listen=_setting(args, "grpc_listen"), http_listen=_setting(args, "http_listen"),
+                        enrollment_timeout_s=_setting(args, "enrollment_timeout"),
+                        heartbeat_interval_s=_setting(args, "heartbeat_interval"),
+                        default_install_timeout_minutes=_setting(args, "install_timeout") / 60.0,
+                        insecure=args.insecure, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                        tls_sans=tuple(args.tls_san))
     refusal = check_insecure(settings)  # before the store is opened or anything is written
     if refusal:
         raise CliError(refusal, 2)
     from coordinator.file_modes import private_process, secure_data_dir
 
     private_process()
-    secure_data_dir(args.data_dir)
+    secure_data_dir(settings.data_dir)
     try:
         asyncio.run(serve(settings))
     except TlsConfigError as exc:
@@ -42,16 +80,17 @@ def _bootstrap(args: argparse.Namespace) -> int:
     from coordinator.store.db import Store
     from coordinator.tls import ca_info
 
+    data_dir = args.data_dir or os.environ.get("CONVOY_DATA_DIR") or DEFAULTS["data_dir"]
     private_process()
-    secure_data_dir(args.data_dir)
-    store = Store.open(args.db, args.data_dir)
+    secure_data_dir(data_dir)
+    store = Store.open(args.db or os.environ.get("CONVOY_DB"), data_dir)
     try:
         out = bootstrap(store, args.client_name, utcnow(), force=args.force)
     except ConvoyError as exc:
         raise CliError(exc.message, 5) from None
     finally:
         store.close()
-    out = {**out, **ca_info(args.data_dir)}
+    out = {**out, **ca_info(data_dir)}
     emit(args, out, lambda: print(
         f"client id: {out['client_id']}\nadmin token (shown once, keep it safe): {out['token']}\n"
         f"CA certificate: {out['ca_file']}\nCA fingerprint: {out['ca_fingerprint']}\n"
@@ -60,8 +99,6 @@ def _bootstrap(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from common.durations import parse_duration
-
     coord = sub.add_parser("coordinator", help="run the coordinator").add_subparsers(dest="sub", required=True, metavar="COMMAND")
     p = command(coord, "serve", "run the coordinator (gRPC + REST); migrates the store on start",
                 "  convoy coordinator serve --data-dir /var/lib/convoy\n"
@@ -70,15 +107,21 @@ def register(sub: Any) -> None:
                 "  convoy coordinator serve --tls-cert /etc/convoy/chain.pem --tls-key /etc/convoy/key.pem\n"
                 "  convoy coordinator serve --insecure   (plaintext, loopback only: tests and demos)",
                 _serve, connection=False, output=False)
-    p.add_argument("--db", help="SQLAlchemy URL (default: SQLite in --data-dir)")
-    p.add_argument("--data-dir", default="./convoy-data", help="data directory for the SQLite store")
-    p.add_argument("--grpc-listen", default="127.0.0.1:7443", help="gRPC listen address (port 0: any free port)")
-    p.add_argument("--http-listen", default="127.0.0.1:7080", help="REST listen address; '' disables REST")
-    p.add_argument("--enrollment-timeout", type=parse_duration, default=600.0,
+    p.epilog = (p.epilog or "") + (
+        "\n\nenvironment (a flag overrides its variable):\n" +
+        "".join(f"  {var:<27} --{key.replace('_', '-')}\n" for key, var in ENV.items()))
+    p.add_argument("--db", help="SQLAlchemy URL (default: SQLite in --data-dir; env CONVOY_DB)")
+    p.add_argument("--data-dir", help="data directory for the SQLite store (default ./convoy-data)")
+    p.add_argument("--grpc-listen", metavar="HOST:PORT",
+                   help="gRPC listen address for agents and the CLI (default 127.0.0.1:7443; port 0: any free port)")
+    p.add_argument("--http-listen", metavar="HOST:PORT",
+                   help="HTTP listen address: dashboard at /, REST at /v2, /metrics, /healthz, /readyz "
+                        "(default 127.0.0.1:7080; '' disables it)")
+    p.add_argument("--enrollment-timeout", metavar="DURATION",
                    help="pending enrollments that never report become error after this (default 10m)")
-    p.add_argument("--heartbeat-interval", type=parse_duration, default=15.0,
+    p.add_argument("--heartbeat-interval", metavar="DURATION",
                    help="how often agents send heartbeats; offline after 3 missed (default 15s)")
-    p.add_argument("--install-timeout", type=parse_duration, default=1800.0,
+    p.add_argument("--install-timeout", metavar="DURATION",
                    help="default install timeout for deployments that set none (default 30m)")
     p.add_argument("--insecure", action="store_true",
                    help="serve plaintext gRPC and REST; refused unless both listen addresses are loopback")
@@ -87,13 +130,15 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-san", action="append", default=[],
                    help="a DNS name or IP address the coordinator-made certificate covers (repeatable; "
                         "default: this host's names and addresses, localhost, 127.0.0.1, ::1)")
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-level", choices=CHOICES["log_level"], help="default info")
+    p.add_argument("--log-format", choices=CHOICES["log_format"],
+                   help="text for people, json for log collectors: one object per line (default text)")
 
     admin = sub.add_parser("admin", help="store administration").add_subparsers(dest="sub", required=True, metavar="COMMAND")
     b = command(admin, "bootstrap", "create the first client and a partner-level admin token, on the store directly",
                 "  convoy admin bootstrap --data-dir ./convoy-data --client-name 'Acme IT' -o json",
-                _bootstrap, connection=False)
-    b.add_argument("--db", help="SQLAlchemy URL (default: SQLite in --data-dir)")
-    b.add_argument("--data-dir", default="./convoy-data")
+                _bootstrap, connection=False, quiet="token")
+    b.add_argument("--db", help="SQLAlchemy URL (default: SQLite in --data-dir; env CONVOY_DB)")
+    b.add_argument("--data-dir", help="default: $CONVOY_DATA_DIR or ./convoy-data")
     b.add_argument("--client-name", required=True)
     b.add_argument("--force", action="store_true", help="mint another partner admin even if one exists")

@@ -23,6 +23,7 @@ from cli.common import (
 )
 from common.convoy.v1 import admin_pb2 as pb
 from common.convoy.v1 import types_pb2 as tpb
+from common.durations import minutes_arg
 
 STATUSES = ("draft", "pending", "downloading", "installing", "running", "paused", "completed", "failed",
             "cancelled", "rollback")
@@ -30,28 +31,53 @@ RECORD_STATUSES = ("pending", "downloading", "installing", "completed", "failed"
 TYPES = ("script", "patch", "software", "policy")
 
 # `watch` exit statuses (documented in docs/cli.md): scripts branch on them.
-WATCH_EXIT = {"completed": 0, "failed": 1, "cancelled": 2, "rollback": 2, "paused": 3}
+# They sit apart from the error codes (1-6, 130), so a bad token or an unreachable coordinator
+# can never be read as "paused" or "failed".
+WATCH_EXIT = {"completed": 0, "failed": 10, "cancelled": 11, "rollback": 12, "paused": 13}
 FINISHED = frozenset({"completed", "failed", "cancelled", "rollback"})
 PENDING_STYLE = "grey50"
 
 
 # --- proto -> the seed's JSON -----------------------------------------------------------------
 
+# Fields the REST API shows as null when unset; proto3 strings print them as "".
+NULLABLE_DEPLOYMENT = ("statusReason", "startedAt", "completedAt", "nextBatchAt", "rollbackOf", "rolledBackBy")
+NULLABLE_RECORD = ("jobId", "error", "skipReason", "nextAttemptAt", "startedAt", "finishedAt")
+
+
+def _integral(value: Any) -> Any:
+    """Struct/Value numbers are doubles: whole numbers are written as the REST API writes them
+    (`"backoffMinutes": [5]`, not `[5.0]`)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+def _nulls(out: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    for key in keys:
+        if out.get(key) == "":
+            out[key] = None
+    return out
+
+
 def _deployment(msg: tpb.Deployment) -> dict[str, Any]:
     out = to_dict(msg)
     # only the list its target type uses, as in the seed's body ({"type": "groups", "groupIds": […]})
     out["targetConfig"] = {k: v for k, v in out["targetConfig"].items() if k == "type" or v}
-    staggered = out.get("rolloutConfig", {}).get("staggered", {})
-    size = staggered.get("batchSize")
-    if isinstance(size, float) and size.is_integer():  # a protobuf Value number is a double
-        staggered["batchSize"] = int(size)
-    return out
+    for key in ("rolloutConfig", "payload"):
+        if key in out:
+            out[key] = _integral(out[key])
+    return _nulls(out, NULLABLE_DEPLOYMENT)
 
 
 def _record(msg: tpb.DeploymentDevice) -> dict[str, Any]:
     out = to_dict(msg)
     out["exitCode"] = msg.exit_code if msg.HasField("exit_code") else None
-    return out
+    return _nulls(out, NULLABLE_RECORD)
 
 
 # --- the create/update body -------------------------------------------------------------------
@@ -125,14 +151,22 @@ def _params(args: argparse.Namespace, script_id: str) -> dict[str, Any]:
     return {k: _param_value(v, types.get(k)) for k, v in pairs}
 
 
-def _backoff(text: str) -> list[float]:
+def _whole(value: float) -> int | float:
+    """5.0 minutes is written 5, as the seed's bodies write it."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _backoff(text: str) -> list[int | float]:
+    from common.durations import parse_minutes
+
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = [parse_minutes(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise CliError(f"--backoff {text!r}: expected minutes separated by commas, e.g. 5,15,60", 2) from None
+        raise CliError(f"--backoff {text!r}: expected waits separated by commas, minutes or durations, "
+                       "e.g. 5,15,60 or 30s,5m,1h", 2) from None
     if not values:
-        raise CliError("--backoff: give at least one number of minutes", 2)
-    return [int(v) if v.is_integer() else v for v in values]
+        raise CliError("--backoff: give at least one wait", 2)
+    return [_whole(v) for v in values]
 
 
 def _batch_size(text: str) -> int | str:
@@ -201,7 +235,7 @@ def _apply_flags(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, An
             continue
         if args.immediate:
             raise CliError(f"{flag} is for a staggered rollout; it cannot go with --immediate", 2)
-        staggered[key] = _batch_size(value) if key == "batchSize" else value
+        staggered[key] = _batch_size(value) if key == "batchSize" else _whole(value)
         touched = staggered_touched = True
     if staggered_touched:
         if "batchSize" not in staggered:
@@ -217,7 +251,7 @@ def _apply_flags(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, An
     if retry != (rollout.get("retryConfig") or {}):
         rollout["retryConfig"], touched = retry, True
     if args.install_timeout is not None:
-        rollout["installTimeoutMinutes"], touched = args.install_timeout, True
+        rollout["installTimeoutMinutes"], touched = _whole(args.install_timeout), True
     if touched:
         out["rolloutConfig"] = rollout
     return out
@@ -438,14 +472,16 @@ def _spec_flags(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("rollout")
     r.add_argument("--immediate", action="store_true", help="one batch: every device at once")
     r.add_argument("--batch-size", metavar="N|N%", help="staggered: devices per batch, a number or a percentage")
-    r.add_argument("--batch-delay", type=float, metavar="MIN", help="staggered: minutes between batches")
+    r.add_argument("--batch-delay", type=minutes_arg, metavar="DURATION",
+                   help="staggered: wait between batches, e.g. 30s, 5m, 1h30m (a bare number is minutes)")
     r.add_argument("--pause-on-failure-count", type=int, metavar="N", help="auto-pause once N devices have failed")
     r.add_argument("--pause-on-failure-percent", type=float, metavar="P", help="auto-pause once P%% of devices have failed")
     r.add_argument("--respect-maintenance-windows", action=argparse.BooleanOptionalAction, default=None,
                    help="only install inside each device's maintenance window")
     r.add_argument("--max-retries", type=int, metavar="N", help="automatic retries per device, 0..10")
-    r.add_argument("--backoff", metavar="5,15,60", help="minutes before each retry; the last is reused")
-    r.add_argument("--install-timeout", type=float, metavar="MIN", help="fail a device silent for this long (default 30)")
+    r.add_argument("--backoff", metavar="5m,15m,1h", help="wait before each retry (bare numbers are minutes); the last is reused")
+    r.add_argument("--install-timeout", type=minutes_arg, metavar="DURATION",
+                   help="fail a device silent for this long, e.g. 45m, 2h (a bare number is minutes; default 30m)")
     p.add_argument("--client", metavar="ID", help="client id (needed when the API token spans several clients)")
 
 
@@ -468,8 +504,8 @@ def register(sub: Any) -> None:
     p = command(cmds, "create", "create a deployment in draft status, from a JSON body or from flags",
                 SEED_BODY_EXAMPLE +
                 "  convoy deployments create --name 'motd' --script SCRIPT_ID --param message=hello \\\n"
-                "      --target-groups GROUP_ID --batch-size 10% --batch-delay 30 --pause-on-failure-percent 20 \\\n"
-                "      --respect-maintenance-windows --max-retries 3 --backoff 5,15,60\n"
+                "      --target-groups GROUP_ID --batch-size 10% --batch-delay 30m --pause-on-failure-percent 20 \\\n"
+                "      --respect-maintenance-windows --max-retries 3 --backoff 5m,15m,1h\n"
                 "  convoy deployments create --name 'openssl' --package openssl=3.0.13 --target-filter \"os == 'linux'\" --immediate\n"
                 "  convoy deployments create --name 'agent tool' --artifact ARTIFACT_ID --target-all --batch-size 50",
                 _create)
@@ -532,9 +568,10 @@ def register(sub: Any) -> None:
                 "  convoy deployments watch ID | cat      # one plain line per progress event\n"
                 "  convoy deployments watch ID -o json    # one JSON object per event (JSON lines)\n"
                 "  convoy deployments watch ID --no-exit-on-pause\n"
-                "exit status: 0 completed, 1 failed, 2 cancelled or rolled back, 3 paused (the operator\n"
-                "must act: inspect failures, then resume or cancel); errors use the usual codes (4 unknown\n"
-                "id, 3 authentication, 6 coordinator unreachable); 130 on Ctrl-C.", _watch)
+                "exit status: 0 completed, 10 failed, 11 cancelled, 12 rolled back, 13 paused (the\n"
+                "operator must act: inspect failures, then resume or cancel); errors keep the usual codes,\n"
+                "which never overlap these: 2 bad usage, 3 authentication or permission, 4 unknown id,\n"
+                "6 coordinator unreachable or the stream cut, 1 anything else; 130 on Ctrl-C.", _watch)
     _id_arg(p)
     p.add_argument("--no-exit-on-pause", action="store_true",
                    help="keep watching through pauses (until completed, failed, cancelled or rolled back)")

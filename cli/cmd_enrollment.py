@@ -23,7 +23,8 @@ def _create(args: argparse.Namespace) -> int:
     from common.durations import parse_duration
 
     try:
-        expires = parse_duration(args.expires_in) if args.expires_in else 0.0
+        # "0" means never; any other lifetime needs its unit (a bare 90 is not 90 seconds)
+        expires = 0.0 if args.expires_in.strip() in ("0", "") else parse_duration(args.expires_in)
     except ValueError as exc:
         raise CliError(f"--expires-in: {exc}", 2) from None
     if args.max_uses is not None and args.max_uses < 1:
@@ -105,9 +106,10 @@ def register(sub: Any) -> None:
     p = command(tokens, "create", "create an enrollment token (admin role); the token is shown once",
                 "  convoy tokens create --client CLIENT_ID --expires-in 24h --max-uses 50 -o json\n"
                 "  convoy tokens create --client CLIENT_ID --group GROUP_ID --name 'berlin office'\n"
-                "  (--client may be omitted when the API token has exactly one client)", _create)
+                "  ENROLL=$(convoy tokens create --client CLIENT_ID -q)   # just the token, for agent install\n"
+                "  (--client may be omitted when the API token has exactly one client)", _create, quiet="token")
     p.add_argument("--client", help="client id (default: the API token's only client)")
-    p.add_argument("--expires-in", default="24h", help="lifetime, e.g. 30m, 24h, 7d; 0 = never (default 24h)")
+    p.add_argument("--expires-in", default="24h", help="lifetime with a unit, e.g. 30m, 24h, 7d, 1h30m; 0 = never (default 24h)")
     p.add_argument("--max-uses", type=int, default=None, help="how many devices may enroll with it (default unlimited)")
     p.add_argument("--group", action="append", default=[], help="add enrolled devices to this group (repeatable)")
     p.add_argument("--name", help="a label for the token")

@@ -62,7 +62,9 @@ def register(sub: Any) -> None:
     tokens = sub.add_parser("api-tokens", help="API tokens for operators and scripts").add_subparsers(dest="sub", required=True, metavar="COMMAND")
     p = command(tokens, "create", "create an API token scoped to one or more clients",
                 "  convoy api-tokens create --client CLIENT_ID --role operator -o json\n"
-                "  convoy api-tokens create --client A --client B --role viewer --expires-in 30d", _api_tokens_create)
+                "  convoy api-tokens create --client A --client B --role viewer --expires-in 30d\n"
+                "  export CONVOY_TOKEN=$(convoy api-tokens create --client CLIENT_ID --role operator -q)",
+                _api_tokens_create, quiet="token")
     p.add_argument("--client", action="append", required=True, help="client id (repeat for several)")
     p.add_argument("--role", choices=("admin", "operator", "viewer"), default="viewer")
     p.add_argument("--name", help="a label for the token")

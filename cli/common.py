@@ -4,6 +4,9 @@ Errors leave as one line on stderr (`error: <the server's message>`) and a non-z
 2 bad usage / invalid argument, 3 authentication or permission, 4 not found, 5 conflict,
 6 coordinator unreachable, 7 the coordinator's certificate is not trusted, 1 anything else.
 
+Output (`-o`): `table` for people, `json` and `yaml` for scripts (a list is always
+`{"data": [...], "total": N}`), and `-q/--quiet` prints only ids, one a line, for `$(…)`.
+
 Trust in the coordinator, strongest first (flags override the environment): `--ca FILE` /
 `CONVOY_CA` (a PEM CA file), `--ca-fingerprint` / `CONVOY_CA_FINGERPRINT` (`sha256:…` of the CA
 certificate, which is fetched from the server and checked, see common/transport.discover_ca), the
@@ -60,13 +63,26 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
                    help="plaintext, for a coordinator started with --insecure (default: $CONVOY_INSECURE)")
 
 
-def add_output_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", choices=("table", "json"), default="table",
-                   help="output format: table for people, json for scripts")
+OUTPUTS = ("table", "json", "yaml")
+
+
+def add_output_arg(p: argparse.ArgumentParser, quiet: str = "id") -> None:
+    p.add_argument("-o", "--output", choices=OUTPUTS, default="table",
+                   help="output format: table for people, json or yaml for scripts")
+    what = "the secret token" if quiet == "token" else "ids"
+    p.add_argument("-q", "--quiet", action="store_true", help=f"print only {what}, one a line (for $(...))")
+    p.set_defaults(quiet_field=quiet)
 
 
 def server_address(args: argparse.Namespace) -> str:
-    return getattr(args, "server", None) or os.environ.get("CONVOY_SERVER") or "127.0.0.1:7443"
+    address = getattr(args, "server", None) or os.environ.get("CONVOY_SERVER") or "127.0.0.1:7443"
+    if "://" in address:
+        source = "--server" if getattr(args, "server", None) else "CONVOY_SERVER"
+        bare = address.split("://", 1)[1].split("/", 1)[0]
+        raise CliError(f"{source} is {address!r}, a URL: the CLI speaks gRPC to HOST:PORT, e.g. "
+                       f"{bare if ':' in bare else bare + ':7443'} (the gRPC port, 7443 by default; "
+                       f"http://… is the dashboard and REST port)", 2)
+    return address
 
 
 def api_token(args: argparse.Namespace) -> str:
@@ -156,8 +172,20 @@ def rpc_failure(exc: Any, server: str, secure: bool = True) -> CliError:
             return CliError(f"the coordinator at {server} is not trusted (TLS handshake failed: check --ca / "
                             f"CONVOY_CA or --ca-fingerprint): {err.message}", EXIT_UNTRUSTED)
         hint = "" if secure else " (plaintext: if the coordinator serves TLS, pass --ca or set CONVOY_CA)"
-        return CliError(f"cannot reach the coordinator at {server}: {err.message}{hint}", 6)
+        return CliError(f"cannot reach the coordinator at {server}: {err.message}{hint}{_port_hint(err.message)}", 6)
     return CliError(err.message, EXIT_CODES.get(err.code, 1))
+
+
+def _port_hint(message: str) -> str:
+    """gRPC's own words when the address answers HTTP/1 (the coordinator's REST port, or a web
+    server) or TLS: say what the operator most likely meant."""
+    low = message.lower()
+    if "http1.x server" in low or "http/1" in low:
+        return ("; this address answers HTTP/1, probably the coordinator's REST/dashboard port (7080 by "
+                "default): point CONVOY_SERVER or --server at the gRPC port (7443 by default)")
+    if "ssl" in low or "tls" in low or "handshake" in low:
+        return "; this address speaks TLS: check that the CLI and the coordinator agree on TLS"
+    return ""
 
 
 def to_dict(message: Any, snake: bool = False) -> dict[str, Any]:
@@ -167,8 +195,19 @@ def to_dict(message: Any, snake: bool = False) -> dict[str, Any]:
 
 
 def emit(args: argparse.Namespace, data: Any, table: Callable[[], None] | None = None) -> None:
-    """Print `data` as JSON for `-o json`, else call `table` (or pretty-print the JSON)."""
-    if getattr(args, "output", "table") == "json" or table is None:
+    """Print `data` as `-o json|yaml`, ids for `--quiet`, else call `table` (or print the JSON).
+    A bare list is printed as `{"data": [...], "total": N}`, the shape of every list."""
+    if isinstance(data, list):
+        data = {"data": data, "total": len(data)}
+    output = getattr(args, "output", "table")
+    if getattr(args, "quiet", False):
+        for value in quiet_values(data, getattr(args, "quiet_field", "id")):
+            print(value)
+    elif output == "yaml":
+        import yaml
+
+        print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False), end="")
+    elif output == "json" or table is None:
         print(json.dumps(data, indent=2, sort_keys=False))
     else:
         table()
@@ -184,6 +223,21 @@ def printable(value: Any) -> str:
     (tabs and newlines a space), so device-sent text cannot move the cursor or recolour output."""
     text = "" if value is None else str(value)
     return _CONTROL.sub(lambda m: " " if m.group() in "\t\n\r" else "?", text)
+def quiet_values(data: Any, field: str = "id") -> list[str]:
+    """What `--quiet` prints: `field` of each row of a list, or of the object (or of the object it
+    wraps, e.g. initialize's `deployment`); a device record's id is its `deviceId`."""
+    rows = data["data"] if isinstance(data, dict) and isinstance(data.get("data"), list) else [data]
+    out = []
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        value = row.get(field) or row.get("deviceId") or row.get("client_id")
+        if value is None:
+            nested = next((v for v in row.values() if isinstance(v, dict) and v.get(field)), None)
+            value = nested.get(field) if nested else None
+        if value:
+            out.append(str(value))
+    return out
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -200,13 +254,13 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
 
 
 def command(sub: Any, name: str, help_text: str, examples: str, handler: Callable[[argparse.Namespace], int | None],
-            *, connection: bool = True, output: bool = True) -> argparse.ArgumentParser:
+            *, connection: bool = True, output: bool = True, quiet: str = "id") -> argparse.ArgumentParser:
     """Add a subcommand with a help text, examples, and the usual flags."""
     p = sub.add_parser(name, help=help_text, description=help_text,
                        epilog="examples:\n" + examples, formatter_class=argparse.RawDescriptionHelpFormatter)
     if connection:
         add_connection_args(p)
     if output:
-        add_output_arg(p)
+        add_output_arg(p, quiet)
     p.set_defaults(handler=handler)
     return p

@@ -2,7 +2,8 @@
 
 On a terminal: rich bars (overall, per batch), the current batch, the latest failures, and a
 clear line when the deployment pauses or ends. Piped: one plain line per event; `-o json`: JSON
-lines. Exit status: 0 completed, 1 failed, 2 cancelled or rolled back, 3 paused.
+lines. Exit status: 0 completed, 10 failed, 11 cancelled, 12 rolled back, 13 paused; errors keep
+the usual codes (cli/common.py), which never overlap these.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -101,8 +102,8 @@ def sync_channel(target: str, tls: ClientTLS) -> grpc.Channel:
     return grpc.secure_channel(target, _credentials(tls), options=CLIENT_OPTIONS)
 
 
-def aio_server() -> grpc.aio.Server:
-    return grpc.aio.server(options=SERVER_OPTIONS)
+def aio_server(interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
+    return grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
 
 
 def bind(server: grpc.aio.Server, address: str, tls: ServerTLS | None) -> int:

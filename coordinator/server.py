@@ -24,6 +24,8 @@ from common.clock import Clock, SystemClock
 from common.convoy.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc
 from coordinator.app import App
 from coordinator.config import Settings
+from coordinator.health import Readiness
+from coordinator.metrics import GrpcMetricsInterceptor, Metrics
 from coordinator.store.db import Store
 from coordinator.tls import TlsConfigError, TlsMaterial
 
@@ -53,6 +55,8 @@ class Coordinator:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = False
         self.tls: TlsMaterial | None = None
+        self.metrics = Metrics()
+        self.readiness: Readiness | None = None
 
     def _tls_material(self) -> TlsMaterial | None:
         """TLS unless `--insecure` (loopback only): the operator's files or the coordinator's own."""
@@ -78,8 +82,9 @@ class Coordinator:
             store = await asyncio.to_thread(Store.open, self.settings.db, self.settings.data_dir)
         app = self.app = App(store=store, settings=self.settings, clock=self.clock)
         self._wire(app)
+        self.metrics.attach(app)
 
-        server = self._server = transport.aio_server()
+        server = self._server = transport.aio_server(interceptors=[GrpcMetricsInterceptor(self.metrics)])
         from coordinator.api.admin_grpc import AdminServicer
 
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(app), server)
@@ -97,8 +102,15 @@ class Coordinator:
         reflection.enable_server_reflection(names, server)
         self.grpc_port = transport.bind(server, self.settings.grpc_listen, self.tls.server if self.tls else None)
         await server.start()
-        for name in ("", *names[:2]):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        async def set_health(serving: bool) -> None:
+            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in ("", *names[:2]):
+                await health_servicer.set(name, status)
+
+        self.readiness = Readiness(app, set_health)
+        await self.readiness.check()
+        self._tasks.append(asyncio.create_task(self.readiness.loop(), name="readiness"))
 
         if self.settings.http_listen:
             await self._start_http(app)
@@ -135,7 +147,8 @@ class Coordinator:
             tls = {"ssl_certfile": str(self.tls.cert_file), "ssl_keyfile": str(self.tls.key_file)}
         # Limits at the door: a header deadline and a connection cap (guarded_protocol), a short
         # keep-alive, a bound on an incomplete request head, and a cap on requests in flight.
-        config = uvicorn.Config(create_app(app), log_level="warning", access_log=False, lifespan="off",
+        config = uvicorn.Config(create_app(app, self.metrics, self.readiness), log_level="warning", access_log=False,
+                                lifespan="off",
                                 http=guarded_protocol(self.settings.max_connections, self.settings.header_timeout_s), timeout_keep_alive=5,
                                 h11_max_incomplete_event_size=64 * 1024,
                                 limit_concurrency=self.settings.max_connections, **tls)

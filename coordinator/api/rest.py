@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.errors import ConvoyError
 from coordinator.app import App
+from coordinator.health import Readiness
+from coordinator.metrics import HttpMetricsMiddleware, Metrics
 
 log = logging.getLogger("convoy.rest")
 
@@ -21,10 +23,13 @@ def _error(status: int, code: str, message: str, details: dict[str, Any] | None 
                         content={"error": {"code": code, "message": message, "details": details or {}}})
 
 
-def create_app(app: App) -> FastAPI:
+def create_app(app: App, metrics: Metrics | None = None, readiness: Readiness | None = None) -> FastAPI:
     api = FastAPI(title="Convoy", version="2", description="Convoy coordinator REST API",
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
     api.state.convoy = app
+    api.state.metrics = metrics = metrics or Metrics()
+    api.state.readiness = readiness or Readiness(app)
+    api.add_middleware(HttpMetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
 
     @api.exception_handler(ConvoyError)
     async def convoy_error(_: Request, exc: ConvoyError) -> JSONResponse:
@@ -43,25 +48,52 @@ def create_app(app: App) -> FastAPI:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
         return _error(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
 
-    @api.exception_handler(Exception)
-    async def unhandled(_: Request, exc: Exception) -> JSONResponse:
+    # Store errors get their own handlers: Starlette's catch-all `Exception` handler runs in the
+    # outermost middleware, which re-raises after answering, so uvicorn would log "Exception in
+    # ASGI application" with a traceback for every clean 503. These run in the inner exception
+    # middleware, which answers and stops there.
+    async def store_error(_: Request, exc: Exception) -> JSONResponse:
         from coordinator.api.grpc_util import store_unavailable
 
         mapped = store_unavailable(exc)
-        if mapped is not None:
-            return JSONResponse(status_code=mapped.http_status, content=mapped.body())
+        if mapped is None:  # pragma: no cover - both registered types always map
+            log.exception("unhandled store error in REST call", exc_info=exc)
+            return _error(500, "internal", "internal error (logged on the coordinator)")
+        return JSONResponse(status_code=mapped.http_status, content=mapped.body())
+
+    from sqlalchemy.exc import DataError, OperationalError
+
+    api.add_exception_handler(OperationalError, store_error)
+    api.add_exception_handler(DataError, store_error)
+
+    @api.exception_handler(Exception)
+    async def unhandled(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error in REST call", exc_info=exc)
         return _error(500, "internal", "internal error (logged on the coordinator)")
 
-    from coordinator.api import rest_credentials, rest_deployments, rest_history
+    from coordinator.api import (
+        rest_clients,
+        rest_credentials,
+        rest_deployments,
+        rest_devices,
+        rest_events,
+        rest_history,
+        rest_ops,
+        web,
+    )
 
+    api.include_router(rest_ops.router)
+    api.include_router(rest_clients.router, prefix="/v2")
     api.include_router(rest_history.router, prefix="/v2")
+    api.include_router(rest_devices.router, prefix="/v2")
     api.include_router(rest_deployments.router, prefix="/v2")
     api.include_router(rest_credentials.router, prefix="/v2")
+    api.include_router(rest_events.router, prefix="/v2")
     from coordinator.api.rest_limits import DoorGuard
 
     api.add_middleware(DoorGuard, convoy=app, max_body=app.settings.max_body_bytes)
     _document_errors(api)
+    web.mount_dashboard(api)  # last: the API's routes come first
     return api
 
 
@@ -94,7 +126,9 @@ def _document_errors(api: FastAPI) -> None:
             spec["components"]["schemas"].pop("ValidationError", None)
             spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             spec["security"] = [{"bearer": []}]
-            for ops in spec["paths"].values():
+            for path, ops in spec["paths"].items():
+                if not path.startswith("/v2/"):
+                    continue  # /metrics, /healthz, /readyz answer no error bodies
                 for op in ops.values():
                     responses = op.setdefault("responses", {})
                     responses.pop("422", None)

@@ -78,7 +78,8 @@ def test_install_success_and_reinstall(coordinator_proc: CoordinatorProcess, tmp
     assert {d["machine_id"] for d in listed["data"]} == {"vm-clone-17", "host-a-agent-2"}
 
     tokens = _json(c, "tokens", "list", "--client", c.client_id)
-    assert [(t["id"], t["uses"], t["max_uses"]) for t in tokens] == [(tok["id"], 3, 5)]
+    assert tokens["total"] == 1
+    assert [(t["id"], t["uses"], t["max_uses"]) for t in tokens["data"]] == [(tok["id"], 3, 5)]
     assert tok["token"] not in json.dumps(tokens)
 
     tagged = _json(c, "devices", "tag", "--client", c.client_id, out["device_id"], "--tag", "canary", "--site", "paris")

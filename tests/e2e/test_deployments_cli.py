@@ -191,7 +191,7 @@ def test_seed_body_lifecycle_watch_and_rollback(coordinator_proc: CoordinatorPro
     assert proc.cli("deployments", "watch", rollback["id"], check=False).returncode == 0
     assert _status(proc, dep_id) == "rollback"
     res = proc.cli("deployments", "watch", dep_id, check=False)  # the original ended by being rolled back
-    assert res.returncode == 2 and "rolled back by" in res.stdout
+    assert res.returncode == 12 and "rolled back by" in res.stdout
     code, err = _one_line_error(proc, "deployments", "rollback", dep_id)
     assert code == 5 and "rollback" in err
 
@@ -299,7 +299,7 @@ def test_bad_input_is_one_line_with_the_right_exit(coordinator_proc: Coordinator
 
 # --- watch exit statuses ---------------------------------------------------------------------
 
-def test_watch_failed_exits_1_in_json_lines(coordinator_proc: CoordinatorProcess,
+def test_watch_failed_exits_10_in_json_lines(coordinator_proc: CoordinatorProcess,
                                             agents_to_stop: list[ScriptedAgent]) -> None:
     proc = coordinator_proc
     agents = _fleet(proc, 2, always("failed"))
@@ -307,7 +307,7 @@ def test_watch_failed_exits_1_in_json_lines(coordinator_proc: CoordinatorProcess
     dep_id = _launch(proc, "--script", _script(proc), "--target-devices", *[a.device_id for a in agents],
                      "--immediate")
     res = proc.cli("deployments", "watch", dep_id, "-o", "json", check=False)
-    assert res.returncode == 1, res.stderr
+    assert res.returncode == 10, res.stderr
     events = [json.loads(line) for line in res.stdout.splitlines()]
     assert events and all(set(e) == {"deployment", "batches", "recentFailures"} for e in events)
     last = events[-1]
@@ -324,7 +324,7 @@ def test_watch_failed_exits_1_in_json_lines(coordinator_proc: CoordinatorProcess
     assert code == 2 and "maxRetries" in err
 
 
-def test_watch_auto_pause_exits_3_then_cancel_exits_2(coordinator_proc: CoordinatorProcess,
+def test_watch_auto_pause_exits_13_then_cancel_exits_11(coordinator_proc: CoordinatorProcess,
                                                       agents_to_stop: list[ScriptedAgent]) -> None:
     proc = coordinator_proc
     agents = _fleet(proc, 6, always("failed"))
@@ -332,10 +332,10 @@ def test_watch_auto_pause_exits_3_then_cancel_exits_2(coordinator_proc: Coordina
     dep_id = _launch(proc, "--script", _script(proc), "--target-devices", *[a.device_id for a in agents],
                      "--batch-size", "2", "--batch-delay", "0", "--pause-on-failure-count", "2")
     res = proc.cli("deployments", "watch", dep_id, check=False)
-    assert res.returncode == 3, res.stdout + res.stderr
+    assert res.returncode == 13, res.stdout + res.stderr
     assert "pauseOnFailureCount" in res.stdout.splitlines()[-1] and "resume" in res.stdout.splitlines()[-1]
     code, screen = _watch_tty(proc, dep_id)
-    assert code == 3 and "paused" in screen and "latest failures" in screen and "boom on dev-" in screen
+    assert code == 13 and "paused" in screen and "latest failures" in screen and "boom on dev-" in screen
 
     # keep watching through the pause: resume re-arms (2 more failures pause it again), then cancel
     watcher = _watch_bg(proc, dep_id, "--no-exit-on-pause", "-o", "json")
@@ -347,7 +347,7 @@ def test_watch_auto_pause_exits_3_then_cancel_exits_2(coordinator_proc: Coordina
     assert watcher.poll() is None  # still watching
     assert _json(proc, "deployments", "cancel", dep_id)["status"] == "cancelled"
     out, err = watcher.communicate(timeout=30)
-    assert watcher.returncode == 2, err
+    assert watcher.returncode == 11, err
     statuses = [json.loads(line)["deployment"]["status"] for line in out.splitlines()]
     assert statuses[-1] == "cancelled" and "paused" in statuses  # watched through the second pause
     assert {"running", "downloading", "installing"} & set(statuses)  # and saw the resume
@@ -355,7 +355,7 @@ def test_watch_auto_pause_exits_3_then_cancel_exits_2(coordinator_proc: Coordina
     assert final["failed"] == 4 and final["skipped"] == 2
 
 
-def test_watch_live_cancel_exits_2_and_manual_pause_exits_3(coordinator_proc: CoordinatorProcess,
+def test_watch_live_cancel_exits_11_and_manual_pause_exits_13(coordinator_proc: CoordinatorProcess,
                                                             agents_to_stop: list[ScriptedAgent]) -> None:
     proc = coordinator_proc
     agents = _fleet(proc, 3)
@@ -369,7 +369,7 @@ def test_watch_live_cancel_exits_2_and_manual_pause_exits_3(coordinator_proc: Co
     assert "running batch 1/3 completed=1" in watcher.stdout.readline()
     proc.cli("deployments", "pause", dep_id)
     out, _ = watcher.communicate(timeout=30)
-    assert watcher.returncode == 3 and "deployment paused" in out
+    assert watcher.returncode == 13 and "deployment paused" in out
     assert "resumed deployment" in proc.cli("deployments", "resume", dep_id).stdout
 
     watcher = _watch_bg(proc, dep_id)  # Ctrl-C: a clean stop, the deployment untouched
@@ -385,7 +385,7 @@ def test_watch_live_cancel_exits_2_and_manual_pause_exits_3(coordinator_proc: Co
     watcher.stdout.readline()
     assert "cancelled deployment" in proc.cli("deployments", "cancel", dep_id).stdout
     out, _ = watcher.communicate(timeout=30)
-    assert watcher.returncode == 2 and "deployment cancelled" in out.splitlines()[-1]
+    assert watcher.returncode == 11 and "deployment cancelled" in out.splitlines()[-1]
 
 
 # --- help and completion --------------------------------------------------------------------
@@ -397,7 +397,8 @@ def test_every_deployments_command_has_help_with_examples() -> None:
                 "rollback", "devices", "retry", "watch"):
         out = run_cli("deployments", cmd, "--help").stdout
         assert "examples:" in out and f"convoy deployments {cmd}" in out, cmd
-    assert "exit status: 0 completed, 1 failed, 2 cancelled" in run_cli("deployments", "watch", "--help").stdout
+    assert "exit status: 0 completed, 10 failed, 11 cancelled, 12 rolled back, 13 paused" in \
+        run_cli("deployments", "watch", "--help").stdout
 
 
 def test_completion_scripts_and_completions(coordinator_proc: CoordinatorProcess, tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_groups_cli(coordinator_proc: CoordinatorProcess) -> None:
     out = _json(coordinator_proc, "groups", "remove", g["id"], d1)
     assert out["device_ids"] == [d2]
     listed = _json(coordinator_proc, "groups", "list")
-    assert [(x["id"], x["device_ids"]) for x in listed] == [(g["id"], [d2])]
+    assert [(x["id"], x["device_ids"]) for x in listed["data"]] == [(g["id"], [d2])]
     table = coordinator_proc.cli("groups", "list").stdout
     assert "web-servers" in table and table.splitlines()[0].startswith("ID")
 
@@ -74,7 +74,7 @@ def test_scripts_cli(coordinator_proc: CoordinatorProcess, tmp_path: Path) -> No
                "--rollback-file", str(undo), "--parameters-schema", str(schema))
     assert sc["body"] == body.read_text() and sc["rollback_body"] == "rm -f /etc/motd\n"
     listed = _json(coordinator_proc, "scripts", "list")
-    assert [x["id"] for x in listed] == [sc["id"]]
+    assert [x["id"] for x in listed["data"]] == [sc["id"]]
     assert "message" in coordinator_proc.cli("scripts", "list").stdout
 
     code, err = _one_line_error(coordinator_proc, "scripts", "create", "--name", "x", "--interpreter", "zsh",
@@ -99,7 +99,7 @@ def test_artifacts_cli(coordinator_proc: CoordinatorProcess, tmp_path: Path) -> 
     again = _json(coordinator_proc, "artifacts", "upload", str(pkg), "--name", "tools.tgz")
     assert again["sha256"] == out["sha256"] and again["kind"] == "tar.gz" and again["id"] != out["id"]
     listed = _json(coordinator_proc, "artifacts", "list")
-    assert [(a["id"], a["size"]) for a in listed] == [(out["id"], len(data)), (again["id"], len(data))]
+    assert [(a["id"], a["size"]) for a in listed["data"]] == [(out["id"], len(data)), (again["id"], len(data))]
     assert "tools.tgz" in coordinator_proc.cli("artifacts", "list").stdout
 
     empty = tmp_path / "empty.bin"
