@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "cli.cmd_devices",
     "cli.cmd_payloads",
     "cli.cmd_deployments",
+    "cli.cmd_run",
     "cli.cmd_agent",
     "cli.cmd_demo",
     "cli.cmd_completion",
