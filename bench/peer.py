@@ -160,7 +160,7 @@ def run(work: Path, n: int, runs: int, salt: bool = True) -> Result:
         t = time.monotonic()
         convoy.start()
         print(f"(Convoy: coordinator and {n} agents up in {time.monotonic() - t:.0f} s)", flush=True)
-        time.sleep(5.0)  # both fleets idle a moment before the idle figures
+        time.sleep(min(5.0, 1.0 + n / 25))  # both fleets idle a moment before the idle figures
         idle_minion = salt_fleet.minion_memory() if salt_fleet else []
         idle_agent = convoy.agent_memory()
         idle_master = salt_fleet.master_memory() if salt_fleet else None
