@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,7 +28,7 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convoy",
         description="Convoy: controlled, auditable rollouts to a fleet of devices.",
@@ -36,19 +37,29 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        import argcomplete
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:2] == ["agent", "run"] and "_ARGCOMPLETE" not in os.environ:
+        # The daemon on every device: only its own area's parser, so it never imports the
+        # operator commands (their protobuf stubs, argcomplete): measured ~1 MB of idle RSS.
+        parser = build_parser(["cli.cmd_agent"])
+        # asyncio imports Python's ssl module, which maps OpenSSL (~5 MB of RSS with libcrypto),
+        # for TLS streams the agent never opens: gRPC brings its own TLS (BoringSSL). Absent,
+        # asyncio runs without it; a later `import ssl` in this process raises ImportError.
+        sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    else:
+        parser = build_parser()
+        try:
+            import argcomplete
 
-        argcomplete.autocomplete(parser)
-    except ImportError:  # pragma: no cover - completion is optional at run time
-        pass
+            argcomplete.autocomplete(parser)
+        except ImportError:  # pragma: no cover - completion is optional at run time
+            pass
     args = parser.parse_args(argv)
     try:
         code = args.handler(args)
