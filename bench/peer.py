@@ -47,7 +47,7 @@ from bench.common import (
     stop_process,
     wait_online,
 )
-from bench.peer_salt import SALT_VERSION, SaltFleet, install, tree_memory
+from bench.peer_salt import SALT_VERSION, SaltFleet, install, tree_cpu, tree_memory
 
 MODES = (("at once", None), ("batches of 10%", "10%"))
 FULL_N, FULL_RUNS = 100, 3
@@ -160,7 +160,12 @@ def run(work: Path, n: int, runs: int, salt: bool = True) -> Result:
         t = time.monotonic()
         convoy.start()
         print(f"(Convoy: coordinator and {n} agents up in {time.monotonic() - t:.0f} s)", flush=True)
-        time.sleep(min(5.0, 1.0 + n / 25))  # both fleets idle a moment before the idle figures
+        settle = min(5.0, 1.0 + n / 25)  # both fleets idle a moment before the idle figures
+        minion_pids = [m.pid for m in salt_fleet.minions] if salt_fleet else []
+        agent_pids = [a.pid for a in convoy.agents]
+        cpu0 = (tree_cpu(minion_pids), tree_cpu(agent_pids))
+        time.sleep(settle)
+        idle_cpu = ((tree_cpu(minion_pids) - cpu0[0]) / settle, (tree_cpu(agent_pids) - cpu0[1]) / settle)
         idle_minion = salt_fleet.minion_memory() if salt_fleet else []
         idle_agent = convoy.agent_memory()
         idle_master = salt_fleet.master_memory() if salt_fleet else None
@@ -206,6 +211,9 @@ def run(work: Path, n: int, runs: int, salt: bool = True) -> Result:
             ratio = median(times[("salt", label)]) / median(c)
             res.add(f"{label}: Salt's time ÷ Convoy's", f"{ratio:.1f}×", "> 1× (Convoy faster)", ratio > 1)
             res.raw[f"ratio {label}"] = round(ratio, 2)
+    if salt:
+        res.add(f"idle CPU of the {n} salt-minions together", f"{100 * idle_cpu[0]:.1f}% of a core")
+    res.add(f"idle CPU of the {n} Convoy agents together", f"{100 * idle_cpu[1]:.1f}% of a core")
     memory_rows(res, "salt-minion, idle (per minion)", idle_minion)
     memory_rows(res, "salt-minion, after the runs", after_minion)
     memory_rows(res, "`convoy agent run`, idle (per agent)", idle_agent)

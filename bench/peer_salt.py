@@ -86,6 +86,24 @@ def tree_memory(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+def tree_cpu(pids: list[int]) -> float:
+    """CPU-seconds (user + system) used so far by these processes and their descendants."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for p in procs:
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+    return total
+
+
 @dataclass
 class SaltFleet:
     """A salt-master and `n` salt-minions under `root`."""
