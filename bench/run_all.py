@@ -60,7 +60,9 @@ def write_doc(sections: dict[str, dict[str, str]]) -> None:
              "Produced by `make bench` (`python -m bench.run_all`); every figure below is printed by the "
              "benchmark that measured it. Client, agents and coordinator share the machine's cores on "
              "loopback, as the targets require. Benchmarks are not timed tests: "
-             "`tests/e2e/test_bench_smoke.py` only checks that each one runs at a small size.\n"]
+             "`tests/e2e/test_bench_smoke.py` only checks that each one runs at a small size. The last section, "
+             "Salt side by side, is produced by `make bench-peer` (`python -m bench.peer`), which is not part of "
+             "`make bench`.\n"]
     for name in DOC_ORDER:
         sec = sections.get(name)
         if sec:
