@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint proto bench venv clean chromium
+.PHONY: demo test lint proto bench bench-peer venv clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +37,12 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run_all
+
+# Salt side by side (not part of `make test` or `make bench`): installs Salt into its own venv in
+# a scratch dir (BENCH_PEER_DIR, default $TMPDIR/convoy-bench-peer), N minions and N agents.
+# N=20 RUNS=1 make bench-peer for a quick look (prints only).
+bench-peer: $(STAMP)
+	$(PY) -m bench.peer
 
 clean:
 	rm -rf $(VENV) build *.egg-info

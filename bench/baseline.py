@@ -1,7 +1,7 @@
 """The bare grpc.aio baseline for the fan-out benchmark.
 
 The same message exchange as a Convoy fan-out, with nothing else: N bidirectional streams over
-the same number of channels, opened in the same waves; after a `Go`, the server writes one Job
+the same number of channels (a TCP connection each), opened in the same waves; after a `Go`, the server writes one Job
 to every stream, each client answers with three JobStatus messages (received, installing,
 completed), and the server answers the last with an Ack. Same protobuf messages, same payload;
 no database, no journal, no state machine. The client prints the time from Go to the last Ack.
@@ -23,6 +23,7 @@ import grpc
 import grpc.aio
 from google.protobuf import struct_pb2
 
+from agent.simulate import own_channel
 from common import transport
 from common.convoy.v1 import agent_pb2
 
@@ -90,7 +91,7 @@ async def serve() -> None:
 
 
 async def client(target: str, count: int, channels: int, wave: int = 100, pause: float = 0.01) -> dict[str, Any]:
-    chans = [transport.aio_channel(target, transport.PLAINTEXT) for _ in range(channels)]
+    chans = [own_channel(target, transport.PLAINTEXT) for _ in range(channels)]  # a TCP connection each
     connects = [c.stream_stream(f"/{SERVICE}/Connect", request_serializer=agent_pb2.AgentMessage.SerializeToString,
                                 response_deserializer=agent_pb2.CoordinatorMessage.FromString) for c in chans]
     acked = 0

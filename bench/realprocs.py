@@ -17,7 +17,8 @@ def run(work: Path, n: int, runs: int) -> Result:
     res = Result("real processes", f"{n} real `convoy agent run` processes (own state dir, journal, channel and "
                  f"stream each) and one coordinator subprocess (SQLite) on this machine; the script `echo ok`; "
                  f"time from StartDeployment to status `completed`. Median of {runs} runs each. "
-                 f"Salt 3007 for scale (same kind of machine): 5.5–6 s at once, 10.7–12.7 s with `-b 10%`.")
+                 f"Salt doing the same, in the same run and timed from the operator's command line: "
+                 f"`make bench-peer` (section peer).")
     base = work / "realprocs"
     coord = Coordinator(base / "coordinator")
     coord.bootstrap()

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "cli.cmd_devices",
     "cli.cmd_payloads",
     "cli.cmd_deployments",
+    "cli.cmd_run",
     "cli.cmd_agent",
     "cli.cmd_demo",
     "cli.cmd_completion",
@@ -67,7 +68,7 @@ def _help_for(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=show)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = Parser(
         prog="convoy",
         description="Convoy: controlled, auditable rollouts to a fleet of devices.",
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"convoy {installed_version()}")
     _help_for(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(name).register(sub)
     for group in sub.choices.values():
         # groups (`convoy deployments`) print their help instead of "arguments are required"
@@ -93,13 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        import argcomplete
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:2] == ["agent", "run"] and "_ARGCOMPLETE" not in os.environ:
+        # The daemon on every device: only its own area's parser, so it never imports the
+        # operator commands (their protobuf stubs, argcomplete): measured ~1 MB of idle RSS.
+        parser = build_parser(["cli.cmd_agent"])
+        # asyncio imports Python's ssl module, which maps OpenSSL (~5 MB of RSS with libcrypto),
+        # for TLS streams the agent never opens: gRPC brings its own TLS (BoringSSL). Absent,
+        # asyncio runs without it; a later `import ssl` in this process raises ImportError.
+        sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    else:
+        parser = build_parser()
+        try:
+            import argcomplete
 
-        argcomplete.autocomplete(parser)
-    except ImportError:  # pragma: no cover - completion is optional at run time
-        pass
+            argcomplete.autocomplete(parser)
+        except ImportError:  # pragma: no cover - completion is optional at run time
+            pass
     args = parser.parse_args(argv)
     try:
         code = args.handler(args)

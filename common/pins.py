@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import ssl
 
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s.+?-----END CERTIFICATE-----", re.DOTALL)
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -35,10 +34,14 @@ def parse_fingerprint(text: str) -> str:
 
 def pem_certificates(pem: bytes) -> list[bytes]:
     """The DER of every certificate in a PEM bundle, in order."""
+    import ssl  # only when pins are checked (install, CLI): `agent run` keeps ssl out
+
     return [ssl.PEM_cert_to_DER_cert(block.decode("ascii")) for block in _PEM.findall(pem)]
 
 
 def der_to_pem(der: bytes) -> bytes:
+    import ssl
+
     return ssl.DER_cert_to_PEM_cert(der).encode("ascii")
 
 

@@ -15,14 +15,20 @@ fails the second check has learned nothing but that someone connected.
 from __future__ import annotations
 
 import socket
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 import grpc.aio
 
 from common import pins
+
+if TYPE_CHECKING:
+    import ssl
+# Python's ssl module is imported only where a handshake is made by hand (pinning at install):
+# the agent daemon's channels use gRPC's own TLS, and `agent run` keeps ssl out of its process
+# (about 5 MB of idle RSS, cli/main.py).
 
 CLIENT_KEEPALIVE_MS = 30_000
 MAX_MESSAGE = 16 * 1024 * 1024
@@ -90,10 +96,14 @@ def _credentials(tls: ClientTLS) -> grpc.ChannelCredentials:
     return grpc.ssl_channel_credentials(root_certificates=tls.ca_pem)
 
 
-def aio_channel(target: str, tls: ClientTLS) -> grpc.aio.Channel:
+def aio_channel(target: str, tls: ClientTLS, *,
+                extra_options: Sequence[tuple[str, int]] = ()) -> grpc.aio.Channel:
+    """`extra_options`: e.g. `("grpc.use_local_subchannel_pool", 1)` for a TCP connection of the
+    channel's own (channels with the same target and options otherwise share one)."""
+    options = [*CLIENT_OPTIONS, *extra_options]
     if not tls.secure:
-        return grpc.aio.insecure_channel(target, options=CLIENT_OPTIONS)
-    return grpc.aio.secure_channel(target, _credentials(tls), options=CLIENT_OPTIONS)
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, _credentials(tls), options=options)
 
 
 def sync_channel(target: str, tls: ClientTLS) -> grpc.Channel:
@@ -129,6 +139,8 @@ def split_target(target: str) -> tuple[str, int]:
 
 
 def _handshake(target: str, ctx: ssl.SSLContext, timeout: float) -> ssl.SSLSocket:
+    import ssl
+
     host, port = split_target(target)
     ctx.set_alpn_protocols(["h2"])
     try:
@@ -147,6 +159,8 @@ def _handshake(target: str, ctx: ssl.SSLContext, timeout: float) -> ssl.SSLSocke
 
 def presented_chain(target: str, timeout: float = 10.0) -> list[bytes]:
     """The certificates (DER) the server presents, unverified. Only ever compared to a pin."""
+    import ssl
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -161,6 +175,8 @@ def presented_chain(target: str, timeout: float = 10.0) -> list[bytes]:
 
 def verify_server(target: str, ca_pem: bytes, timeout: float = 10.0) -> None:
     """Raise TrustError unless the server's chain verifies against `ca_pem` for its host name."""
+    import ssl
+
     ctx = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
     with _handshake(target, ctx, timeout):
         pass

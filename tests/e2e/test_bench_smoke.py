@@ -44,3 +44,14 @@ def test_simulator_runs_jobs_with_failures_and_windows(tmp_path) -> None:  # typ
         if sim is not None:
             sim.stop()
         coord.stop()
+
+
+def test_bench_peer_convoy_half_runs() -> None:
+    """`make bench-peer` without Salt (which the suite never installs): 2 real agents, `convoy run`
+    at once and in 10% batches, timed and measured, nothing written."""
+    proc = subprocess.run([sys.executable, "-m", "bench.peer", "--no-salt", "--n", "2", "--runs", "1", "--no-write"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "2 devices, `echo ok`, at once: Convoy (`convoy run`)" in proc.stdout
+    assert "batches of 10%: Convoy" in proc.stdout
+    assert "`convoy agent run`, idle (per agent)" in proc.stdout
