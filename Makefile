@@ -18,6 +18,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy common coordinator agent cli
+	$(VENV)/bin/lint-imports
 
 # The dashboard's browser tests drive Debian's Chromium (Playwright never downloads a browser
 # here). As root it is installed when missing; otherwise the tests skip, except under CI=true.

@@ -34,13 +34,13 @@ import grpc
 
 from agent import facts as facts_mod
 from agent.state import AGENT_VERSION, AgentIdentity, StateDir, atomic_write
-from cli.common import EXIT_CODES, EXIT_UNTRUSTED, CliError
 from common import pins, transport
 from common.clock import utcnow
 from common.convoy.v1 import agent_pb2 as pb
 from common.convoy.v1 import agent_pb2_grpc
 from common.convoy.v1 import types_pb2 as tpb
 from common.errors import from_rpc_error
+from common.exits import EXIT_CODES, EXIT_UNTRUSTED, CliError
 from common.timefmt import log_line
 
 SYSTEMD_UNIT = Path("/etc/systemd/system/convoy-agent.service")

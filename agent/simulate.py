@@ -373,7 +373,7 @@ def cli_simulate(args: argparse.Namespace) -> int:
     if state_dir is not None:
         state_dir.mkdir(parents=True, exist_ok=True)
     from agent.install import install_trust
-    from cli.common import CliError
+    from common.exits import CliError
 
     try:
         tls = install_trust(args)

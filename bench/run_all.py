@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import enrollment, fanout, footprint, ingestion, realprocs, staggered
+from bench import engine_scale, enrollment, fanout, footprint, ingestion, realprocs, staggered
 from bench.common import ROOT, FleetTemplate, Result, machine, make_template, now_utc
 
-ORDER = ("fanout", "footprint", "ingestion", "staggered", "realprocs", "enrollment")
+ORDER = ("fanout", "footprint", "ingestion", "staggered", "engine", "realprocs", "enrollment")
 DOC_ORDER = (*ORDER, "peer")  # peer: `make bench-peer` (bench/peer.py), not part of `make bench`
 RESULTS = ROOT / "bench" / "results.json"
 NOTES = ROOT / "bench" / "PROFILE_NOTES.md"
@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                 r = ingestion.run(work, sizes.reports_jobs, sizes.rate, sizes.runs)
             elif name == "staggered":
                 r = staggered.run(work, sizes.staggered[0], sizes.staggered[1], sizes.runs)
+            elif name == "engine":
+                big = sizes.fleet * 10 if sizes is FULL else sizes.fleet
+                r = engine_scale.run(work / "engine", sizes.fleet, big)
             elif name == "realprocs":
                 r = realprocs.run(work, sizes.real, sizes.runs)
             else:

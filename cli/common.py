@@ -28,23 +28,14 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from common.exits import EXIT_CODES, EXIT_UNTRUSTED, CliError  # noqa: F401 - re-exported for cli/*
+
 if TYPE_CHECKING:
     from common.transport import ClientTLS
 
-EXIT_CODES = {
-    "invalid_argument": 2, "retries_exhausted": 2, "unauthenticated": 3, "forbidden": 3,
-    "not_found": 4, "conflict": 5, "unavailable": 6,
-}
-EXIT_UNTRUSTED = 7
 _TRUE = ("1", "true", "yes", "on")
 # gRPC core logs a failed TLS handshake to stderr on its own; the CLI reports it as one line.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-
-
-class CliError(Exception):
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def fail(message: str, code: int = 1) -> int:

@@ -61,7 +61,7 @@ def test_api_tokens_cli(coordinator: InProcessCoordinator) -> None:
     c = coordinator
     made = json.loads(c.cli("api-tokens", "create", "--client", c.client_id, "--role", "viewer",
                             "--expires-in", "1h", "-o", "json").stdout)
-    rows = json.loads(c.cli("api-tokens", "list", "--client", c.client_id, "-o", "json").stdout)
+    rows = json.loads(c.cli("api-tokens", "list", "--client", c.client_id, "-o", "json").stdout)["data"]
     [row] = [r for r in rows if r["id"] == made["id"]]
     assert row["role"] == "viewer" and row["expires_at"] and row["revoked"] is False
     assert json.loads(c.cli("api-tokens", "revoke", made["id"], "-o", "json").stdout)["revoked"] is True

@@ -100,8 +100,9 @@ def test_cancel_leaves_running_devices_alone_and_withdraws_what_never_arrived(fc
 def test_a_failed_device_whose_retry_finds_it_offline_counts_as_failed(fc: InProcessCoordinator) -> None:
     """(4) The typical device broken by a bad change: failed, retry offline. It is failed (not
     skipped), so pauseOnFailureCount trips; (10) a manual retry once it is back succeeds."""
-    agents = fleet(fc, 2, by_outcome({"dev-000": "failed"}))
-    broken = agents[0]
+    agents = fleet(fc, 2)
+    broken = min(agents, key=lambda a: a.device_id)  # batch 1 in the plan's order
+    broken.outcome = always("failed")
     rest = Rest(fc)
     dep_id = rest.launch(body(script(fc), [a.device_id for a in agents],
                               staggered={"batchSize": 1, "pauseOnFailureCount": 1},

@@ -55,7 +55,7 @@ def store_down(c: InProcessCoordinator) -> Iterator[None]:
 
 
 def grpc_health(c: InProcessCoordinator, service: str = "") -> int:
-    stub = health_pb2_grpc.HealthStub(transport.sync_channel(c.grpc_target))
+    stub = health_pb2_grpc.HealthStub(transport.sync_channel(c.grpc_target, transport.PLAINTEXT))
     return int(stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status)
 
 
@@ -79,8 +79,8 @@ def test_metrics_follow_a_rollout(coordinator: InProcessCoordinator) -> None:
     assert value(s, "convoy_enrollments_total", outcome="success") == 5
     assert value(s, "convoy_enrollments_pending") == 0
     # each device sends downloading, installing and a final status
-    assert value(s, "convoy_reports_received_total") == 15
-    assert value(s, "convoy_reports_flushed_total") == 15
+    assert value(s, "convoy_reports_received_total") == 20  # received, downloading, installing, completed x 5
+    assert value(s, "convoy_reports_flushed_total") == 20
     assert value(s, "convoy_reports_queued") == 0
     assert value(s, "convoy_report_flush_duration_seconds_count") >= 1
     assert value(s, "convoy_store_up") == 1

@@ -54,7 +54,7 @@ def test_agent_installs_and_runs_without_the_coordinator_stack(coordinator: InPr
         pb.CreateEnrollmentTokenRequest(client_id=coordinator.client_id)).token
     state = tmp_path / "agent"
     install = _agent_cli("agent", "install", "--server", coordinator.grpc_target, "--token", token,
-                         "--state-dir", str(state), "--machine-id", "slim", "--no-service", "-o", "json")
+                         "--state-dir", str(state), "--machine-id", "slim", "--no-service", "--insecure", "-o", "json")
     out, err = install.communicate(timeout=60)
     assert install.returncode == 0, err
     device_id = json.loads(out)["device_id"]
