@@ -22,9 +22,10 @@ from tests.harness import InProcessCoordinator
 
 
 @pytest.fixture
-def fc(tmp_path: Path) -> Iterator[InProcessCoordinator]:
-    """A fake-clock coordinator whose heartbeat sweep runs every 0.2 s of real time."""
-    c = InProcessCoordinator(db_url=f"sqlite:///{tmp_path / 'convoy.db'}", data_dir=tmp_path,
+def fc(db_url: str, tmp_path: Path) -> Iterator[InProcessCoordinator]:
+    """A fake-clock coordinator whose heartbeat sweep runs every 0.2 s of real time, on SQLite
+    and on PostgreSQL (the engine end to end on both stores)."""
+    c = InProcessCoordinator(db_url=db_url, data_dir=tmp_path,
                              clock=FakeClock(datetime.now().astimezone()), heartbeat_interval_s=0.2,
                              offline_after_missed=25)
     c.start()
