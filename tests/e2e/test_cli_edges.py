@@ -18,20 +18,21 @@ from tests.harness import CONVOY, ROOT, CoordinatorProcess, run_cli
 @pytest.fixture(scope="module")
 def shared_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoordinatorProcess]:
     """One coordinator for this module: these tests only add drafts, groups and tokens."""
-    p = CoordinatorProcess(tmp_path_factory.mktemp("cli-edges") / "coord")
+    p = CoordinatorProcess(tmp_path_factory.mktemp("cli-edges") / "coord", insecure=True)  # TLS: test_tls.py
     p.bootstrap()
     p.start()
     yield p
     p.stop()
 
 
-def _closed_pipe(*args: str, server: str = "", token: str = "") -> subprocess.CompletedProcess[str]:
+def _closed_pipe(*args: str, server: str = "", token: str = "",
+                 trust: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `convoy ARGS` with a stdout whose reader is already gone (`… | head` after head exits)."""
     import os
 
     read, write = os.pipe()
     os.close(read)
-    env = {**os.environ, "CONVOY_SERVER": server, "CONVOY_TOKEN": token}
+    env = {**os.environ, "CONVOY_SERVER": server, "CONVOY_TOKEN": token, **(trust or {})}
     try:
         proc = subprocess.run([*CONVOY, *args], stdout=write, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                               env=env, timeout=60)
@@ -65,7 +66,8 @@ def test_broken_pipe_exits_quietly(shared_proc: CoordinatorProcess) -> None:
     proc = shared_proc
     dep = json.loads(proc.cli("deployments", "create", "--name", "p", "--script", _script(proc), "--target-all",
                               "-o", "json").stdout)
-    res = _closed_pipe("deployments", "get", dep["id"], "-o", "json", server=proc.grpc_target, token=proc.token)
+    res = _closed_pipe("deployments", "get", dep["id"], "-o", "json", server=proc.grpc_target, token=proc.token,
+                       trust=proc.trust_env())
     assert res.returncode == 141 and res.stderr == ""
     res = _closed_pipe("version")
     assert res.returncode == 141 and res.stderr == ""
@@ -120,8 +122,8 @@ def test_wrong_address_hints(shared_proc: CoordinatorProcess) -> None:
     url = run_cli("deployments", "list", "--server", f"http://127.0.0.1:{proc.grpc_port}", token=proc.token,
                   check=False)
     assert url.returncode == 2 and "a URL" in url.stderr and f"127.0.0.1:{proc.grpc_port}" in url.stderr
-    rest_port = run_cli("deployments", "list", "--server", f"127.0.0.1:{proc.http_port}", token=proc.token,
-                        check=False, timeout=90)
+    rest_port = run_cli("deployments", "list", "--server", f"127.0.0.1:{proc.http_port}", "--insecure",
+                        token=proc.token, check=False, timeout=90)
     assert rest_port.returncode == 6 and "REST/dashboard port" in rest_port.stderr, rest_port.stderr
     assert rest_port.stderr.count("\n") == 1
 

@@ -20,7 +20,7 @@ def _serve_env(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], dict[
     full.update({"CONVOY_DATA_DIR": str(tmp_path / "data"), "CONVOY_GRPC_LISTEN": "127.0.0.1:0",
                  "CONVOY_HTTP_LISTEN": "127.0.0.1:0", **env})
     with open(log, "w") as err:
-        proc = subprocess.Popen([*CONVOY, "coordinator", "serve"], stdout=subprocess.PIPE, stderr=err, text=True,
+        proc = subprocess.Popen([*CONVOY, "coordinator", "serve", "--insecure"], stdout=subprocess.PIPE, stderr=err, text=True,
                                 cwd=ROOT, env=full)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30

@@ -61,7 +61,7 @@ class HostileAgent(RealAgent):
     def install(self, token: str, *extra: str) -> None:
         out = subprocess.run(self._cmd("agent", "install", "--server", self.coord.grpc_target, "--token", token,
                                        "--state-dir", str(self.state_dir), "--machine-id", f"it-{self.name}",
-                                       "--no-service", "-o", "json", *extra),
+                                       "--no-service", "-o", "json", *self.coord.install_trust(), *extra),
                              capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert out.returncode == 0, out.stderr
         self.device_id = json.loads(out.stdout)["device_id"]
@@ -90,7 +90,7 @@ def browser() -> Iterator[Any]:
 def fleet(tmp_path: Path) -> Iterator[tuple[CoordinatorProcess, RealFleet, Any]]:
     if shutil.which("unshare") is None or subprocess.run(["unshare", "--uts", "true"]).returncode != 0:
         _need("unshare --uts (root)")
-    coord = CoordinatorProcess(tmp_path / "coord")
+    coord = CoordinatorProcess(tmp_path / "coord", insecure=True)  # TLS is tested in test_tls.py
     coord.bootstrap()
     coord.start()
     fleet = RealFleet(coord, tmp_path / "agents")

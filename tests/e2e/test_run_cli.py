@@ -19,7 +19,8 @@ def fleet(coordinator_proc: CoordinatorProcess) -> Iterator[list[ScriptedAgent]]
     """Two devices that succeed (ok-000, ok-001) and one whose script fails (bad-000)."""
     proc = coordinator_proc
     token = proc.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=proc.client_id)).token
-    agents = [ScriptedAgent(proc.grpc_target, name, lambda a, _job: "failed" if a.name.startswith("bad") else "completed")
+    agents = [ScriptedAgent(proc.grpc_target, name, lambda a, _job: "failed" if a.name.startswith("bad") else "completed",
+                            tls=proc.tls)
               for name in ("ok-000", "ok-001", "bad-000")]
     for a in agents:
         a.enroll(token)
