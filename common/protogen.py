@@ -1,7 +1,8 @@
 """Generate the Python gRPC code for proto/convoy/v1 into common/convoy/v1 (`make proto`).
 
 protoc writes absolute imports (`from convoy.v1 import types_pb2`); they are rewritten to
-`common.convoy.v1` so the generated code lives inside the `common` package as DESIGN.md asks.
+`common.convoy.v1` so the generated code lives inside the `common` package (docs/coordinator.md: proto/ is the
+contract, common/ holds what both programs share).
 """
 
 from __future__ import annotations

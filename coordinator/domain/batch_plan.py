@@ -1,4 +1,4 @@
-"""Batch sizing and the batch plan frozen at initialize (seed 004, DESIGN.md "Batches").
+"""Batch sizing and the batch plan frozen at initialize (seed 004; docs/deployments-rules.md, "Batch sizing").
 
 `batchSize` is an integer ≥ 1 or "N%" (0 < N ≤ 100, decimals allowed) of the resolved device
 count, rounded up and never 0, capped at the resolved count. Immediate mode is one batch. The

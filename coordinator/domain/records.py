@@ -6,7 +6,7 @@ does; when a silent device's attempt is failed; what cancel does to a record; wh
 is allowed. The engine (engine/rollout.py) loads the records an event concerns, calls `handle`,
 and writes the instructions as guarded, set-based SQL; it never decides.
 
-Vocabulary (DESIGN.md "Device records", docs/deployments-rules.md):
+Vocabulary (docs/deployments-rules.md, "Device records"):
 - `runs` counts the attempts that actually ran. An attempt the agent skipped (outside its window)
   or that never reached the device did not run. Retries used are `runs - 1`; `retryCount` (the
   API's field) also counts a retry that is scheduled or on its way: `runs` then.

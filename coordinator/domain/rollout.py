@@ -4,7 +4,7 @@ Pure: the engine reads a `Snapshot` in a transaction, calls `decide`, and applie
 `Decision` in the same transaction. Because the decision depends only on stored state and the
 time given, a coordinator killed at any moment decides the same thing again after a restart.
 
-Rules (seed 004 and DESIGN.md):
+Rules (seed 004 and docs/deployments-rules.md):
 - A batch is done when every record in it (and in every earlier batch) is terminal; failed
   records waiting for a retry are not terminal.
 - Thresholds are checked when a batch is done, before the next one starts; crossing one pauses
