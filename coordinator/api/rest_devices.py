@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from common.errors import InvalidArgument
 from coordinator.api.base import Api
+from coordinator.api.rest_history import int_param
 from coordinator.auth import bearer
 from coordinator.service import device_records
 
@@ -25,16 +25,6 @@ _QUERY = {"parameters": [
 ]}
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidArgument(f"{name} must be an integer", parameter=name, value=raw) from None
-
-
 @router.get("/clients/{client_id}/devices/{device_id}/records", summary="List a device's deployment records",
             openapi_extra=_QUERY)
 async def list_device_records(client_id: str, device_id: str, request: Request) -> dict[str, Any]:
@@ -42,4 +32,4 @@ async def list_device_records(client_id: str, device_id: str, request: Request) 
     and status: the same record as `/v2/deployments/{id}/devices`."""
     return await Api(request.app.state.convoy).read(
         bearer(request.headers.get("authorization")), device_records.list_for_device, client_id, device_id,
-        _int_param(request, "limit", 50), _int_param(request, "offset", 0))
+        int_param(request, "limit", 50), int_param(request, "offset", 0))

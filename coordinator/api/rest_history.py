@@ -48,7 +48,8 @@ def _token(request: Request) -> str:
     return bearer(request.headers.get("authorization"))
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
+def int_param(request: Request, name: str, default: int) -> int:
+    """An integer query parameter (its default when absent); 400 naming it when it is not one."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -81,8 +82,8 @@ async def get_device_deployment(client_id: str, device_id: str, deployment_id: s
 async def list_devices(client_id: str, request: Request) -> dict[str, Any]:
     """A page of the client's devices (`limit` default 100, max 1000; `offset`; `filter`, a target
     filter expression such as `os == "linux" and "canary" in tags`) and `total`."""
-    limit = _int_param(request, "limit", 0)
-    offset = _int_param(request, "offset", 0)
+    limit = int_param(request, "limit", 0)
+    offset = int_param(request, "offset", 0)
     return await _api(request).read(_token(request), devices.list_devices, client_id, limit, offset,
                                     request.query_params.get("filter") or "")
 
