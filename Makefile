@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint proto bench bench-peer venv clean chromium
+.PHONY: demo test lint proto bench bench-peer bench-scaleout venv clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -44,6 +44,11 @@ bench: $(STAMP)
 # N=20 RUNS=1 make bench-peer for a quick look (prints only).
 bench-peer: $(STAMP)
 	$(PY) -m bench.peer
+
+# Three replicas on one PostgreSQL (127.0.0.1:5432, or CONVOY_BENCH_PG), N simulated agents
+# (default 30,000); BIG=100000 adds the largest fleet the machine holds. N=600 for a quick look.
+bench-scaleout: $(STAMP)
+	$(PY) -m bench.scaleout --n $${N:-30000} --big $${BIG:-0}
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -135,6 +135,7 @@ class Coordinator:
         self.token = ""
         self.client_id = ""
         self.ps: psutil.Process | None = None
+        self.extra: tuple[str, ...] = ()
 
     def store_args(self) -> list[str]:
         return ["--db", self.db] if self.db else ["--data-dir", str(self.data_dir)]
@@ -156,7 +157,7 @@ class Coordinator:
         self.proc = subprocess.Popen([*CONVOY, "coordinator", "serve", *self.store_args(),
                                       "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
                                       # Plaintext on loopback: these figures are the protocol's, as before TLS.
-                                      "--insecure"],
+                                      "--insecure", *self.extra],
                                      stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
         reader = LineReader(self.proc.stdout)
@@ -179,6 +180,13 @@ class Coordinator:
 
     def stop(self) -> None:
         stop_process(self.proc)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: the replica dies mid-work, as a crashed machine would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
         self.proc = None
 
 
