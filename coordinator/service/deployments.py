@@ -28,7 +28,7 @@ from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
 from coordinator.domain.states import check_action
 from coordinator.engine.rollout import cancel_records, manual_retry
-from coordinator.service import payloads
+from coordinator.service import approvals, payloads
 from coordinator.store import models as m
 from coordinator.store.transitions import add_event as _event
 from coordinator.store.transitions import transition
@@ -103,7 +103,13 @@ def load(s: Session, who: Principal, deployment_id: str, *, lock: bool = False) 
 
 
 def get(s: Session, who: Principal, deployment_id: str) -> dict[str, Any]:
-    return deployment_dict(load(s, who, deployment_id))
+    return with_approval(s, load(s, who, deployment_id))
+
+
+def with_approval(s: Session, d: m.Deployment) -> dict[str, Any]:
+    """The deployment with its `approval` object (docs/approvals.md): what GET, start, approve and
+    watch show; lists leave it out (one more query per row)."""
+    return {**deployment_dict(d), "approval": approvals.approval_view(s, d)}
 
 
 def _int_param(value: int | None, name: str, default: int, lo: int, hi: int) -> int:
@@ -309,16 +315,28 @@ def initialize(s: Session, who: Principal, deployment_id: str, now: datetime) ->
     transition(s, d, "initialize", now, who.token_id, f"{len(device_ids)} devices in {len(plan)} batches",
                job_payload=job_payload, total=len(device_ids), total_batches=len(plan), n_pending=len(device_ids),
                batch_sizes=[len(b) for b in plan], initialized_at=now)
+    dep = with_approval(s, d)
     preview = {"resolvedCount": len(device_ids), "totalBatches": len(plan),
                "batches": [{"batchNumber": i, "deviceCount": len(b)} for i, b in enumerate(plan, start=1)]}
-    return deployment_dict(d), preview
+    if dep["approval"]["required"]:
+        preview["approval"] = dep["approval"]  # named in the preview only when one is needed
+    return dep, preview
 
 
 def start(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
     who.require_role("operator", "start deployments")
     d = load(s, who, deployment_id, lock=True)
+    check_action("start", d.status)
+    approvals.gate(s, d)
     transition(s, d, "start", now, who.token_id, started_at=now)
-    return deployment_dict(d)
+    return with_approval(s, d)
+
+
+def approve(s: Session, who: Principal, deployment_id: str, comment: Any, now: datetime) -> dict[str, Any]:
+    """Another operator's sign-off on a pending deployment above the client's approval policy."""
+    d = load(s, who, deployment_id, lock=True)
+    approvals.approve(s, who, d, comment, now)
+    return with_approval(s, d)
 
 
 def pause(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:

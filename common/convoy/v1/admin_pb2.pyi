@@ -7,6 +7,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ClientPolicyRef(_message.Message):
+    __slots__ = ("client_id",)
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    def __init__(self, client_id: _Optional[str] = ...) -> None: ...
+
+class ClientPolicy(_message.Message):
+    __slots__ = ("client_id", "require_approval_over", "require_approval_for_all", "updated_at", "updated_by")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_APPROVAL_OVER_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_APPROVAL_FOR_ALL_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    require_approval_over: int
+    require_approval_for_all: bool
+    updated_at: str
+    updated_by: str
+    def __init__(self, client_id: _Optional[str] = ..., require_approval_over: _Optional[int] = ..., require_approval_for_all: _Optional[bool] = ..., updated_at: _Optional[str] = ..., updated_by: _Optional[str] = ...) -> None: ...
+
+class ApproveDeploymentRequest(_message.Message):
+    __slots__ = ("id", "comment")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    comment: str
+    def __init__(self, id: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+
 class CreateClientRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]
