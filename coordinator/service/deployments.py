@@ -107,8 +107,8 @@ def get(s: Session, who: Principal, deployment_id: str) -> dict[str, Any]:
 
 
 def with_approval(s: Session, d: m.Deployment) -> dict[str, Any]:
-    """The deployment with its `approval` object (docs/approvals.md): what GET, start, approve and
-    watch show; lists leave it out (one more query per row)."""
+    """The deployment with its `approval` object (docs/approvals.md): what every call on one
+    deployment answers, and watch; lists leave it out (it costs two queries per row)."""
     return {**deployment_dict(d), "approval": approvals.approval_view(s, d)}
 
 
@@ -211,7 +211,7 @@ def create(s: Session, who: Principal, body: dict[str, Any], now: datetime) -> d
     s.add(d)
     s.flush()
     _event(s, d, who.token_id, "", D.DRAFT, "created", now)
-    return deployment_dict(d)
+    return with_approval(s, d)
 
 
 def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -229,7 +229,7 @@ def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, 
     _check_target_refs(s, d.client_id, spec)
     transition(s, d, "update", now, who.token_id, name=spec["name"], type=spec["type"], payload=spec["payload"],
                target_type=spec["targetType"], target_config=spec["targetConfig"], rollout_config=spec["rolloutConfig"])
-    return deployment_dict(d)
+    return with_approval(s, d)
 
 
 def delete(s: Session, who: Principal, deployment_id: str) -> dict[str, str]:
@@ -343,7 +343,7 @@ def pause(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict
     who.require_role("operator", "pause deployments")
     d = load(s, who, deployment_id, lock=True)
     transition(s, d, "pause", now, who.token_id, "paused by operator", status_reason="paused by operator")
-    return deployment_dict(d)
+    return with_approval(s, d)
 
 
 def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
@@ -357,7 +357,7 @@ def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dic
         due = RolloutConfig.parse(d.rollout_config).thresholds.next_batch_due(d.batch_finished_at)
         fields["next_batch_at"] = max(now, due)
     transition(s, d, "resume", now, who.token_id, "resumed by operator", **fields)
-    return deployment_dict(d)
+    return with_approval(s, d)
 
 
 def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
@@ -372,7 +372,7 @@ def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tup
     withdraw = cancel_records(s, d, now, "cancelled")
     transition(s, d, "cancel", now, who.token_id, "cancelled by operator", status_reason="cancelled by operator",
                completed_at=now, next_batch_at=None)
-    return deployment_dict(d), withdraw
+    return with_approval(s, d), withdraw
 
 
 def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
@@ -409,7 +409,7 @@ def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> t
     _event(s, rb, who.token_id, "", D.PENDING, f"rollback of {d.id}", now)
     transition(s, rb, "start", now, who.token_id, started_at=now)
     transition(s, d, "rollback", now, who.token_id, f"rolled back by {rb.id}", rolled_back_by=rb.id, next_batch_at=None)
-    return deployment_dict(rb), withdraw
+    return with_approval(s, rb), withdraw
 
 
 def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str, now: datetime) -> dict[str, Any]:
