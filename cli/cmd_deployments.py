@@ -423,6 +423,22 @@ def _approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    resp = call(args, "ListDeploymentAudit", pb.ListDeploymentAuditRequest(id=args.id, limit=args.limit or 0,
+                                                                            offset=args.offset or 0))
+    rows = [to_dict(e) for e in resp.data]
+
+    def table() -> None:
+        print_table(["at", "actor", "from", "to", "reason"],
+                    [[r["at"], f"{r['actorName']} ({r['actor']})" if r["actorName"] else r["actor"], r["fromStatus"] or "-",
+                      r["toStatus"], printable(r["reason"])] for r in rows])
+        if resp.total > len(rows):
+            print(f"({len(rows)} of {resp.total}; use --offset to see more)")
+
+    emit(args, {"data": rows, "total": resp.total}, table)
+    return 0
+
+
 def _devices(args: argparse.Namespace) -> int:
     req = pb.ListDeploymentDevicesRequest(id=args.id, status=args.status or "", limit=args.limit or 0,
                                           offset=args.offset or 0)
@@ -579,6 +595,13 @@ def register(sub: Any) -> None:
                 "the token that created the deployment cannot approve it (docs/approvals.md)", _approve)
     _id_arg(p)
     p.add_argument("--comment", help="why you approve (kept in the audit trail; at most 1000 characters)")
+
+    p = command(cmds, "audit", "the audit trail: every transition and approval, who or what caused it, and why",
+                "  convoy deployments audit ID\n  convoy deployments audit ID -o json | jq '.data[] | select(.reason | startswith(\"approved\"))'",
+                _audit)
+    _id_arg(p)
+    p.add_argument("--limit", type=int, help="at most this many (server default 100)")
+    p.add_argument("--offset", type=int, help="skip this many")
 
     p = command(cmds, "devices", "per-device records: status, retries, exit code, error or skip reason",
                 "  convoy deployments devices ID\n  convoy deployments devices ID --status failed --batch 2\n"

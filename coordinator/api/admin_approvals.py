@@ -1,4 +1,4 @@
-"""AdminService: approval policies and deployment approvals (docs/approvals.md)."""
+"""AdminService: approval policies, deployment approvals (docs/approvals.md) and the audit trail."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from common.convoy.v1 import types_pb2 as tpb
 from coordinator.api.admin_deployments import to_proto
 from coordinator.api.deployment_actions import DeploymentActions
 from coordinator.api.grpc_util import metadata_bearer, unary
-from coordinator.service import approvals
+from coordinator.service import approvals, audit
 
 
 def _policy_body(request: pb.ClientPolicy) -> dict[str, Any]:
@@ -36,3 +36,10 @@ class ApprovalRpcs(DeploymentActions):
                                 context: grpc.aio.ServicerContext) -> tpb.Deployment:
         out = await self.approve(metadata_bearer(context), request.id, request.comment)
         return to_proto(out, tpb.Deployment())
+
+    @unary
+    async def ListDeploymentAudit(self, request: pb.ListDeploymentAuditRequest,
+                                  context: grpc.aio.ServicerContext) -> pb.ListDeploymentAuditResponse:
+        rows, total = await self.read(metadata_bearer(context), audit.list_events, request.id,
+                                      limit=request.limit or None, offset=request.offset or None)
+        return pb.ListDeploymentAuditResponse(data=[to_proto(r, pb.AuditEntry()) for r in rows], total=total)

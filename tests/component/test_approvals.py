@@ -126,13 +126,26 @@ def test_start_refused_until_another_operator_approves(coordinator_any: InProces
     assert done["progress"]["completed"] == 3 and done["approval"]["approvals"][0]["tokenId"] == bob_id
     assert "cannot be approved" in _error(bob, "POST", path + "/approve", 409)["message"]
 
-    with c.store.read() as s:  # the audit trail: who approved, when, why; then who started
-        events = [(e.actor, e.from_status, e.to_status, e.reason) for e in s.scalars(
-            select(m.DeploymentEvent).where(m.DeploymentEvent.deployment_id == dep["id"]).order_by(m.DeploymentEvent.id))]
+    # the audit trail: who approved, when, why; then who started
+    trail = alice("GET", path + "/audit")
+    events = [(e["actor"], e["fromStatus"], e["toStatus"], e["reason"]) for e in trail["data"]]
+    assert trail["total"] == len(events) and events[0][3] == "created"
     alice_id = _token_id(c, alice_token)
-    assert (bob_id, "pending", "pending", "approved: CHG-1234 reviewed") in events
-    approved_at = events.index((bob_id, "pending", "pending", "approved: CHG-1234 reviewed"))
+    approval = (bob_id, "pending", "pending", "approved: CHG-1234 reviewed")
+    assert events.count(approval) == 1  # the idempotent second approve recorded nothing
+    approved_at = events.index(approval)
+    assert trail["data"][approved_at]["actorName"] == "bob" and trail["data"][approved_at]["at"]
     assert events[approved_at + 1][:3] == (alice_id, "pending", "downloading")
+    with c.store.read() as s:  # the REST view is the stored trail, row for row
+        stored = [(e.actor, e.from_status, e.to_status, e.reason) for e in s.scalars(
+            select(m.DeploymentEvent).where(m.DeploymentEvent.deployment_id == dep["id"]).order_by(m.DeploymentEvent.id))]
+    assert stored == events
+    assert alice("GET", path + "/audit", params={"limit": 1, "offset": 1})["data"][0]["reason"] == events[1][3]
+    assert _error(alice, "GET", path + "/audit", 400, params={"limit": 0})["details"]["parameter"] == "limit"
+    assert _error(alice, "GET", path + "/audit", 400, params={"offset": "x"})["details"]["parameter"] == "offset"
+    assert _error(outsider, "GET", path + "/audit", 404)["code"] == "not_found"
+    audit = c.admin().ListDeploymentAudit(pb.ListDeploymentAuditRequest(id=dep["id"]))
+    assert audit.total == len(events) and audit.data[approved_at].actor_name == "bob"
 
 
 def test_grpc_approve_refuses_the_creator_and_accepts_another(coordinator_any: InProcessCoordinator) -> None:

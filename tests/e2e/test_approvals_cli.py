@@ -75,6 +75,10 @@ def test_policy_then_approval_by_another_operator(proc: CoordinatorProcess) -> N
         watched = proc.cli("deployments", "watch", dep_id, timeout=30).stdout  # piped: plain lines
         assert "approval='approved by bob" in watched and "deployment completed" in watched
         assert "approved by bob" in proc.cli("deployments", "get", dep_id).stdout
+        trail = proc.cli("deployments", "audit", dep_id).stdout
+        assert "approved: CHG-42 reviewed" in trail and "bob (" in trail
+        reasons = [e["reason"] for e in _json(proc, "deployments", "audit", dep_id)["data"]]
+        assert reasons[:3] == ["created", "2 devices in 1 batches", "approved: CHG-42 reviewed"], reasons
     finally:
         for a in agents:
             a.disconnect()

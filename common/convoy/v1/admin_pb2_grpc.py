@@ -225,6 +225,11 @@ class AdminServiceStub:
                 request_serializer=convoy_dot_v1_dot_admin__pb2.ApproveDeploymentRequest.SerializeToString,
                 response_deserializer=convoy_dot_v1_dot_types__pb2.Deployment.FromString,
                 _registered_method=True)
+        self.ListDeploymentAudit = channel.unary_unary(
+                '/convoy.v1.AdminService/ListDeploymentAudit',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -464,6 +469,12 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeploymentAudit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -656,6 +667,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ApproveDeployment,
                     request_deserializer=convoy_dot_v1_dot_admin__pb2.ApproveDeploymentRequest.FromString,
                     response_serializer=convoy_dot_v1_dot_types__pb2.Deployment.SerializeToString,
+            ),
+            'ListDeploymentAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeploymentAudit,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1684,6 +1700,33 @@ class AdminService:
             '/convoy.v1.AdminService/ApproveDeployment',
             convoy_dot_v1_dot_admin__pb2.ApproveDeploymentRequest.SerializeToString,
             convoy_dot_v1_dot_types__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeploymentAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/ListDeploymentAudit',
+            convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,
