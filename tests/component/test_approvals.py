@@ -201,3 +201,25 @@ def test_no_approval_needed_for_all_rule_and_a_tightened_policy(coordinator_any:
     # lists leave the approval out (one more query per row); GET has it
     listed = admin("GET", "/deployments")["data"]
     assert listed and all("approval" not in d for d in listed)
+
+
+def test_watch_shows_the_approval_as_it_arrives(coordinator: InProcessCoordinator) -> None:
+    c = coordinator
+    agents = fleet(c, 2)
+    c.admin().SetClientPolicy(pb.ClientPolicy(client_id=c.client_id, require_approval_over=0))
+    dep = Rest(c)("POST", "/deployments", 201, json=body(script(c), [a.device_id for a in agents]))
+    Rest(c)("POST", f"/deployments/{dep['id']}/initialize")
+    stream = c.admin().WatchDeployment(pb.DeploymentRef(id=dep["id"]), timeout=20)
+    try:
+        first = next(stream)
+        assert first.deployment.status == "pending" and first.deployment.approval.status == "required"
+        assert "2 targets over the client's limit of 0" in first.deployment.approval.reason
+        Rest(c, _token(c, "operator", name="bob"))("POST", f"/deployments/{dep['id']}/approve", json={"comment": "go"})
+        second = next(stream)  # nothing else changed: the approval alone is a new snapshot
+        assert second.deployment.status == "pending" and second.deployment.approval.status == "approved"
+        assert [(a.token_name, a.comment) for a in second.deployment.approval.approvals] == [("bob", "go")]
+        Rest(c)("POST", f"/deployments/{dep['id']}/start")
+        statuses = [ev.deployment.status for ev in stream]
+        assert statuses[-1] == "completed"
+    finally:
+        stream.cancel()
