@@ -72,7 +72,7 @@ class ApprovalPolicy:
     def requirement(self, target_type: str, target_count: int) -> str | None:
         """Why a deployment of `target_count` devices of `target_type` needs approval, or None."""
         if self.over is not None and target_count > self.over:
-            return (f"needs approval by another operator: {target_count} targets over the client's limit "
+            return (f"needs approval by another operator: {_targets(target_count)} over the client's limit "
                     f"of {self.over}")
         if self.for_all and target_type == "all":
             return "needs approval by another operator: it targets all of the client's devices"
@@ -84,10 +84,15 @@ class ApprovalPolicy:
             return "the client has no approval policy"
         parts = []
         if self.over is not None:
-            parts.append(f"{target_count} targets are within the client's limit of {self.over}")
+            verb = "is" if target_count == 1 else "are"
+            parts.append(f"{_targets(target_count)} {verb} within the client's limit of {self.over}")
         if self.for_all:
             parts.append(f"targetType is {target_type}, not all")
         return " and ".join(parts)
+
+
+def _targets(n: int) -> str:
+    return f"{n} target" if n == 1 else f"{n} targets"
 
 
 def view(policy: ApprovalPolicy, *, status: str, target_type: str, target_count: int, is_rollback: bool,

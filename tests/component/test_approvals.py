@@ -195,7 +195,7 @@ def test_no_approval_needed_for_all_rule_and_a_tightened_policy(coordinator_any:
     small = admin("POST", "/deployments", 201, json=body(sid, ids[:1]))
     admin("POST", f"/deployments/{small['id']}/initialize")
     admin("PUT", policy, json={"requireApprovalOver": 0})
-    assert "1 targets over the client's limit of 0" in _error(admin, "POST", f"/deployments/{small['id']}/start", 409)["message"]
+    assert "1 target over the client's limit of 0" in _error(admin, "POST", f"/deployments/{small['id']}/start", 409)["message"]
     bob("POST", f"/deployments/{small['id']}/approve")
     assert admin("POST", f"/deployments/{small['id']}/start")["approval"]["status"] == "approved"
     # lists leave the approval out (one more query per row); GET has it

@@ -28,7 +28,8 @@ def test_count_rule_is_strictly_more_than_n() -> None:
 
 def test_zero_means_every_deployment() -> None:
     p = ApprovalPolicy(over=0)
-    assert p.requirement("devices", 1) is not None
+    assert p.requirement("devices", 1) == "needs approval by another operator: 1 target over the client's limit of 0"
+    assert ApprovalPolicy(over=5).describe("devices", 1) == "1 target is within the client's limit of 5"
     assert p.requirement("filter", 1) is not None
 
 
