@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from common.errors import InvalidArgument
 from coordinator.domain.approval import ApprovalPolicy, check_comment, view
@@ -95,3 +97,22 @@ def test_comment_validation() -> None:
         with pytest.raises(InvalidArgument) as exc:
             check_comment(bad)
         assert exc.value.details["parameter"] == "comment"
+
+
+@settings(max_examples=300, deadline=None)
+@given(over=st.one_of(st.none(), st.integers(0, 200)), for_all=st.booleans(),
+       target=st.sampled_from(["devices", "groups", "filter", "all"]), count=st.integers(0, 300),
+       status=st.sampled_from(["draft", "pending", "downloading", "running", "paused", "completed", "cancelled"]),
+       rollback=st.booleans(), approved=st.booleans())
+def test_view_invariants(over: int | None, for_all: bool, target: str, count: int, status: str, rollback: bool,
+                         approved: bool) -> None:
+    policy = ApprovalPolicy(over=over, for_all=for_all)
+    needs = (over is not None and count > over) or (for_all and target == "all")
+    assert (policy.requirement(target, count) is not None) == needs
+    v = _view(policy, status, count, target, rollback=rollback, approvals=[{"tokenId": "t"}] if approved else [])
+    assert v["required"] == (v["status"] in ("required", "approved"))
+    assert bool(v["reason"]) == (v["status"] == "required")
+    if v["status"] == "required":  # only a pending, non-rollback deployment above the policy waits
+        assert status == "pending" and needs and not rollback and not approved
+    elif status == "pending" and needs and not rollback:
+        assert v["status"] == "approved"
