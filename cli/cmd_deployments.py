@@ -290,12 +290,25 @@ def _show(d: dict[str, Any]) -> None:
         ("next batch", d["nextBatchAt"] or "-"), ("created", d["createdAt"]), ("started", d["startedAt"] or "-"),
         ("finished", d["completedAt"] or "-"),
     ]
+    if d.get("approval") and (text := approval_text(d["approval"])):
+        rows.append(("approval", text))
     if d["rollbackOf"]:
         rows.append(("rollback of", d["rollbackOf"]))
     if d["rolledBackBy"]:
         rows.append(("rolled back by", d["rolledBackBy"]))
     for key, value in rows:
         print(f"{key + ':':<16}{printable(value)}")
+
+
+def approval_text(a: dict[str, Any]) -> str:
+    """One line on a deployment's approval (docs/approvals.md), "" when there is nothing to say."""
+    who = [f"{x['tokenName'] or x['tokenId']} ({x['tokenId']}) at {x['at']}" + (f": {x['comment']}" if x["comment"] else "")
+           for x in a.get("approvals", [])]
+    if a.get("status") == "approved":
+        return "approved by " + "; ".join(who)
+    if a.get("status") == "required":
+        return f"{a['reason']} (convoy deployments approve ID)"
+    return ""
 
 
 def _reason(rec: dict[str, Any]) -> str:
@@ -376,6 +389,10 @@ def _initialize(args: argparse.Namespace) -> int:
         print(f"initialized deployment {args.id}: {pv['resolvedCount']} device(s) in {pv['totalBatches']} batch(es); "
               f"status {out['deployment']['status']}")
         print_table(["batch", "devices"], [[b["batchNumber"], b["deviceCount"]] for b in pv["batches"]])
+        if pv.get("approval", {}).get("status") == "required":
+            print(f"{pv['approval']['reason']}: another operator runs convoy deployments approve {args.id}, "
+                  f"then convoy deployments start {args.id}")
+            return
         print(f"nothing has been sent to devices; next: convoy deployments start {args.id}")
 
     emit(args, out, table)
@@ -397,6 +414,29 @@ def _action(method: str, verb: str) -> Any:
         emit(args, out, line)
         return 0
     return handler
+
+
+def _approve(args: argparse.Namespace) -> int:
+    out = _deployment(call(args, "ApproveDeployment", pb.ApproveDeploymentRequest(id=args.id, comment=args.comment or "")))
+    emit(args, out, lambda: print(f"deployment {out['id']} ({out['status']}): {approval_text(out['approval'])}; "
+                                  f"next: convoy deployments start {out['id']}"))
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    resp = call(args, "ListDeploymentAudit", pb.ListDeploymentAuditRequest(id=args.id, limit=args.limit or 0,
+                                                                            offset=args.offset or 0))
+    rows = [to_dict(e) for e in resp.data]
+
+    def table() -> None:
+        print_table(["at", "actor", "from", "to", "reason"],
+                    [[r["at"], f"{r['actorName']} ({r['actor']})" if r["actorName"] else r["actor"], r["fromStatus"] or "-",
+                      r["toStatus"], printable(r["reason"])] for r in rows])
+        if resp.total > len(rows):
+            print(f"({len(rows)} of {resp.total}; use --offset to see more)")
+
+    emit(args, {"data": rows, "total": resp.total}, table)
+    return 0
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -548,6 +588,20 @@ def register(sub: Any) -> None:
         p = command(cmds, name, what, f"  convoy deployments {name} ID\n  convoy deployments {name} ID -o json",
                     _action(method, verb))
         _id_arg(p)
+
+    p = command(cmds, "approve", "approve a pending deployment that needs another operator's sign-off before start",
+                "  convoy deployments approve ID --comment 'reviewed the change ticket CHG-1234'\n"
+                "  convoy deployments approve ID -o json | jq .approval\n"
+                "the token that created the deployment cannot approve it (docs/approvals.md)", _approve)
+    _id_arg(p)
+    p.add_argument("--comment", help="why you approve (kept in the audit trail; at most 1000 characters)")
+
+    p = command(cmds, "audit", "the audit trail: every transition and approval, who or what caused it, and why",
+                "  convoy deployments audit ID\n  convoy deployments audit ID -o json | jq '.data[] | select(.reason | startswith(\"approved\"))'",
+                _audit)
+    _id_arg(p)
+    p.add_argument("--limit", type=int, help="at most this many (server default 100)")
+    p.add_argument("--offset", type=int, help="skip this many")
 
     p = command(cmds, "devices", "per-device records: status, retries, exit code, error or skip reason",
                 "  convoy deployments devices ID\n  convoy deployments devices ID --status failed --batch 2\n"

@@ -7,8 +7,9 @@ an ordinary script deployment (audited, visible in `convoy deployments list`, re
 the rollout `immediate` or, with `--batch-size`, staggered with no delay between batches.
 
 Exit status: 0 when every targeted device completed with exit code 0; 1 when any failed or was
-skipped; 2 cancelled or rolled back; 3 paused; the usual error codes otherwise; 130 on Ctrl-C
-(the deployment goes on: `convoy deployments watch ID`).
+skipped; 2 cancelled or rolled back; 3 paused; the usual error codes otherwise (5 when the
+client's approval policy needs another operator's approval first: the deployment stays pending);
+130 on Ctrl-C (the deployment goes on: `convoy deployments watch ID`).
 """
 
 from __future__ import annotations
@@ -167,7 +168,13 @@ def _run(args: argparse.Namespace) -> int:
     stream, events = admin.watch(dep.id)
     last: Any = None
     try:
-        admin("StartDeployment", pb.DeploymentRef(id=dep.id))
+        try:
+            admin("StartDeployment", pb.DeploymentRef(id=dep.id))
+        except CliError as exc:
+            if exc.exit_code == 5 and str(exc).startswith("needs approval"):  # docs/approvals.md
+                raise CliError(f"{exc}; deployment {dep.id} waits, pending: another operator runs convoy deployments "
+                               f"approve {dep.id}, then convoy deployments start {dep.id}", 5) from None
+            raise
         for ev in events:
             last = ev.deployment
             if live:

@@ -1,4 +1,4 @@
-"""`convoy clients …` and `convoy api-tokens …`."""
+"""`convoy clients …` (with `clients policy`, the approval policy) and `convoy api-tokens …`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,50 @@ def _clients_create(args: argparse.Namespace) -> int:
 def _clients_list(args: argparse.Namespace) -> int:
     rows = [to_dict(c, snake=True) for c in call(args, "ListClients", pb.ListClientsRequest()).data]
     emit(args, rows, lambda: print_table(["id", "name", "created_at"], [[r["id"], r["name"], r["created_at"]] for r in rows]))
+    return 0
+
+
+def _policy(msg: pb.ClientPolicy) -> dict[str, Any]:
+    """The policy as the REST API shows it (camelCase, null for an unset rule)."""
+    out = to_dict(msg)
+    out["requireApprovalOver"] = msg.require_approval_over if msg.HasField("require_approval_over") else None
+    for key in ("updatedAt", "updatedBy"):
+        out[key] = out.get(key) or None
+    return out
+
+
+def _policy_text(p: dict[str, Any]) -> str:
+    rules = []
+    if p["requireApprovalOver"] is not None:
+        rules.append("every deployment" if p["requireApprovalOver"] == 0 else
+                     f"deployments targeting more than {p['requireApprovalOver']} device(s)")
+    if p["requireApprovalForAll"]:
+        rules.append("every targetType all deployment")
+    if not rules:
+        return f"client {p['clientId']}: no approval policy (any operator may start any deployment)"
+    return (f"client {p['clientId']}: {' and '.join(rules)} need(s) approval by another operator before start"
+            + (f" (set {p['updatedAt']} by token {p['updatedBy']})" if p["updatedBy"] else ""))
+
+
+def _policy_get(args: argparse.Namespace) -> int:
+    out = _policy(call(args, "GetClientPolicy", pb.ClientPolicyRef(client_id=args.client)))
+    emit(args, out, lambda: print(_policy_text(out)))
+    return 0
+
+
+def _policy_set(args: argparse.Namespace) -> int:
+    if args.no_require_approval and (args.require_approval_over is not None or args.require_approval_for_all):
+        raise CliError("--no-require-approval clears the policy: do not combine it with --require-approval-*", 2)
+    if not (args.no_require_approval or args.require_approval_over is not None or args.require_approval_for_all):
+        raise CliError("nothing to set: pass --require-approval-over N, --require-approval-for-all, "
+                       "or --no-require-approval", 2)
+    if args.require_approval_over is not None and args.require_approval_over < 0:
+        raise CliError("--require-approval-over must be 0 or more (0: every deployment needs approval)", 2)
+    req = pb.ClientPolicy(client_id=args.client, require_approval_for_all=bool(args.require_approval_for_all))
+    if args.require_approval_over is not None:
+        req.require_approval_over = args.require_approval_over
+    out = _policy(call(args, "SetClientPolicy", req))
+    emit(args, out, lambda: print(_policy_text(out)))
     return 0
 
 
@@ -58,6 +102,22 @@ def register(sub: Any) -> None:
                 "  convoy clients create --name 'Acme IT' -o json", _clients_create)
     p.add_argument("--name", required=True)
     command(clients, "list", "list the clients this token can see", "  convoy clients list", _clients_list)
+    policy = clients.add_parser("policy", help="a client's approval policy (admin role; docs/approvals.md)") \
+        .add_subparsers(dest="policy_sub", required=True, metavar="COMMAND")
+    p = command(policy, "get", "show the client's approval policy",
+                "  convoy clients policy get CLIENT_ID\n  convoy clients policy get CLIENT_ID -o json", _policy_get)
+    p.add_argument("client", metavar="CLIENT_ID")
+    p = command(policy, "set", "replace the client's approval policy (a rule not given is cleared)",
+                "  convoy clients policy set CLIENT_ID --require-approval-over 50\n"
+                "  convoy clients policy set CLIENT_ID --require-approval-over 50 --require-approval-for-all\n"
+                "  convoy clients policy set CLIENT_ID --require-approval-over 0     # every deployment\n"
+                "  convoy clients policy set CLIENT_ID --no-require-approval         # no approvals needed", _policy_set)
+    p.add_argument("client", metavar="CLIENT_ID")
+    p.add_argument("--require-approval-over", type=int, metavar="N",
+                   help="deployments targeting more than N devices need another operator's approval (0: all)")
+    p.add_argument("--require-approval-for-all", action="store_true",
+                   help="every deployment with targetType all needs approval, whatever its size")
+    p.add_argument("--no-require-approval", action="store_true", help="clear the policy")
 
     tokens = sub.add_parser("api-tokens", help="API tokens for operators and scripts").add_subparsers(dest="sub", required=True, metavar="COMMAND")
     p = command(tokens, "create", "create an API token scoped to one or more clients",

@@ -22,6 +22,7 @@ from cli.cmd_deployments import (
     _deployment,
     _progress_text,
     _record,
+    approval_text,
 )
 from cli.common import CliError, admin_stub, printable, rpc_failure, server_address, to_dict
 from common.convoy.v1 import admin_pb2 as pb
@@ -51,6 +52,8 @@ def _plain_line(ev: dict[str, Any]) -> str:
     d, p = ev["deployment"], ev["deployment"]["progress"]
     batch = f" batch {p['currentBatch']}/{p['totalBatches']}" if p["totalBatches"] else ""
     reason = f" reason={printable(d['statusReason'])!r}" if d["statusReason"] else ""
+    if (text := approval_text(d.get("approval") or {})):
+        reason += f" approval={printable(text)!r}"
     return (f"{time.strftime('%H:%M:%S')} {d['status']}{batch} completed={p['completed']} failed={p['failed']} "
             f"skipped={p['skipped']} running={p['running']} pending={p['pending']} total={p['total']} "
             f"{p['percentComplete']}%{reason}")
@@ -100,6 +103,9 @@ def _render(ev: dict[str, Any]) -> Any:
                             (f"skipped {p['skipped']} ", "yellow"), (f"running {p['running']} ", "cyan"),
                             f"pending {p['pending']}  of {p['total']}")
     parts: list[Any] = [head, overall]
+    if (text := approval_text(d.get("approval") or {})):
+        style = "bold yellow" if d["approval"]["status"] == "required" else "green"
+        parts.append(Text(printable(text), style=style))
     batches = ev["batches"]
     if len(batches) > 1:
         current = max(p["currentBatch"], 1)

@@ -1,8 +1,9 @@
 """Who is calling: API tokens for operators, device credentials for agents.
 
 Roles, least to most: viewer (read), operator (also create/start/pause/resume/cancel/retry
-deployments and manage groups, scripts, artifacts and devices), admin (also enrollment tokens and
-narrower API tokens for its clients). A partner token (made by `convoy admin bootstrap`) is an
+deployments, approve other operators' deployments (docs/approvals.md), and manage groups,
+scripts, artifacts and devices), admin (also enrollment tokens, narrower API tokens and the
+approval policy for its clients). A partner token (made by `convoy admin bootstrap`) is an
 admin over every client, present and future, and the only kind that can create clients.
 """
 

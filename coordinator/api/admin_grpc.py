@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from common.convoy.v1 import admin_pb2_grpc
+from coordinator.api.admin_approvals import ApprovalRpcs
 from coordinator.api.admin_deployments import DeploymentRpcs
 from coordinator.api.admin_devices import DeviceRpcs
 from coordinator.api.admin_payloads import PayloadRpcs
 from coordinator.api.admin_tenancy import TenancyRpcs
 
 
-class AdminServicer(TenancyRpcs, DeviceRpcs, PayloadRpcs, DeploymentRpcs, admin_pb2_grpc.AdminServiceServicer):
+class AdminServicer(TenancyRpcs, DeviceRpcs, PayloadRpcs, DeploymentRpcs, ApprovalRpcs,
+                    admin_pb2_grpc.AdminServiceServicer):
     pass

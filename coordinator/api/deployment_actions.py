@@ -61,6 +61,11 @@ class DeploymentActions(Api):
         self._poke(out["id"])
         return out
 
+    async def approve(self, token: str, dep_id: str, comment: Any) -> dict[str, Any]:
+        out = await self.call(token, svc.approve, dep_id, comment, self._now())
+        self._poke(out["id"])  # wakes watchers: the approval shows in `watch`
+        return out
+
     async def cancel(self, token: str, dep_id: str) -> dict[str, Any]:
         out, withdraw = await self.call(token, svc.cancel, dep_id, self._now())
         self._withdraw(withdraw)
@@ -90,7 +95,8 @@ class DeploymentActions(Api):
         try:
             snap, sent = await self.read(token, watch_snapshot, dep_id), None
             while True:
-                key = (snap["deployment"]["status"], snap["deployment"]["progress"], snap["batches"])
+                key = (snap["deployment"]["status"], snap["deployment"]["progress"], snap["batches"],
+                       snap["deployment"]["approval"])
                 if key != sent:  # several wake-ups can carry the same state: send changes only
                     yield snap
                     sent = key
@@ -119,5 +125,5 @@ def watch_snapshot(s: Session, who: Principal, dep_id: str) -> dict[str, Any]:
         select(m.DeploymentDevice, m.Device.hostname).join(m.Device, m.Device.id == m.DeploymentDevice.device_id)
         .where(m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.status == RecordStatus.FAILED)
         .order_by(m.DeploymentDevice.finished_at.desc()).limit(5))
-    return {"deployment": svc.deployment_dict(d), "batches": [per_batch[k] for k in sorted(per_batch)],
+    return {"deployment": svc.with_approval(s, d), "batches": [per_batch[k] for k in sorted(per_batch)],
             "recentFailures": [svc.record_dict(r, host) for r, host in failures]}

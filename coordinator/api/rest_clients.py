@@ -1,4 +1,5 @@
-"""REST: the clients a token can see, and who the token is (what the dashboard signs in with)."""
+"""REST: the clients a token can see, who the token is (what the dashboard signs in with), and a
+client's approval policy (docs/approvals.md)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
 from coordinator.api.base import Api
+from coordinator.api.rest_deployments import _body
 from coordinator.auth import Principal, bearer
-from coordinator.service import tenancy
+from coordinator.service import approvals, tenancy
 
 router = APIRouter(tags=["clients"])
 
@@ -29,3 +31,18 @@ async def list_clients(request: Request) -> dict[str, Any]:
 @router.get("/me", summary="The calling token: its role and the clients it can see")
 async def me(request: Request) -> dict[str, Any]:
     return await Api(request.app.state.convoy).read(bearer(request.headers.get("authorization")), _me)
+
+
+@router.get("/clients/{client_id}/policy", summary="The client's approval policy (admin role)")
+async def get_policy(request: Request, client_id: str) -> dict[str, Any]:
+    return await Api(request.app.state.convoy).read(bearer(request.headers.get("authorization")),
+                                                    approvals.get_policy, client_id)
+
+
+@router.put("/clients/{client_id}/policy", summary="Replace the client's approval policy (admin role)")
+async def set_policy(request: Request, client_id: str) -> dict[str, Any]:
+    """Body: `{"requireApprovalOver": N | null, "requireApprovalForAll": bool}`; a field left out
+    means no such rule, so `{}` clears the policy."""
+    api = Api(request.app.state.convoy)
+    token = bearer(request.headers.get("authorization"))
+    return await api.call(token, approvals.set_policy, client_id, await _body(request), api.app.clock.now())

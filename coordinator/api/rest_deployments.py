@@ -10,6 +10,8 @@ from fastapi import APIRouter, Request
 from common.errors import InvalidArgument
 from coordinator.api.deployment_actions import DeploymentActions
 from coordinator.auth import bearer
+from coordinator.service import audit
+from coordinator.service.approvals import approve_body
 
 router = APIRouter(tags=["deployments"])
 
@@ -84,6 +86,25 @@ async def initialize_deployment(request: Request, dep_id: str) -> dict[str, Any]
 @router.post("/deployments/{dep_id}/start", summary="Begin execution: pending → downloading")
 async def start_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     return await _actions(request).action(_token(request), "start", dep_id)
+
+
+@router.post("/deployments/{dep_id}/approve", summary="Approve a pending deployment (another operator's sign-off)")
+async def approve_deployment(request: Request, dep_id: str) -> dict[str, Any]:
+    """Needed before `start` when the deployment is above its client's approval policy; the
+    token that created the deployment cannot approve it (docs/approvals.md). Body: optional
+    `{"comment": "..."}`."""
+    raw = await request.body()
+    comment = approve_body(await _body(request)) if raw.strip() else None
+    return await _actions(request).approve(_token(request), dep_id, comment)
+
+
+@router.get("/deployments/{dep_id}/audit", summary="The deployment's audit trail, oldest first")
+async def deployment_audit(request: Request, dep_id: str, limit: str | None = None,
+                           offset: str | None = None) -> dict[str, Any]:
+    """Every transition and approval: `{at, actor, actorName, fromStatus, toStatus, reason}`."""
+    lim, off = _int(limit, "limit"), _int(offset, "offset")
+    rows, total = await _actions(request).read(_token(request), audit.list_events, dep_id, limit=lim, offset=off)
+    return {"data": rows, "total": total, "limit": lim or 100, "offset": off or 0}
 
 
 @router.post("/deployments/{dep_id}/pause", summary="Pause (downloading, installing or running)")

@@ -28,7 +28,7 @@ from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
 from coordinator.domain.states import check_action
 from coordinator.engine.rollout import cancel_records, manual_retry
-from coordinator.service import payloads
+from coordinator.service import approvals, payloads
 from coordinator.store import models as m
 from coordinator.store.transitions import add_event as _event
 from coordinator.store.transitions import transition
@@ -103,7 +103,13 @@ def load(s: Session, who: Principal, deployment_id: str, *, lock: bool = False) 
 
 
 def get(s: Session, who: Principal, deployment_id: str) -> dict[str, Any]:
-    return deployment_dict(load(s, who, deployment_id))
+    return with_approval(s, load(s, who, deployment_id))
+
+
+def with_approval(s: Session, d: m.Deployment) -> dict[str, Any]:
+    """The deployment with its `approval` object (docs/approvals.md): what every call on one
+    deployment answers, and watch; lists leave it out (it costs two queries per row)."""
+    return {**deployment_dict(d), "approval": approvals.approval_view(s, d)}
 
 
 def _int_param(value: int | None, name: str, default: int, lo: int, hi: int) -> int:
@@ -205,7 +211,7 @@ def create(s: Session, who: Principal, body: dict[str, Any], now: datetime) -> d
     s.add(d)
     s.flush()
     _event(s, d, who.token_id, "", D.DRAFT, "created", now)
-    return deployment_dict(d)
+    return with_approval(s, d)
 
 
 def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -223,7 +229,7 @@ def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, 
     _check_target_refs(s, d.client_id, spec)
     transition(s, d, "update", now, who.token_id, name=spec["name"], type=spec["type"], payload=spec["payload"],
                target_type=spec["targetType"], target_config=spec["targetConfig"], rollout_config=spec["rolloutConfig"])
-    return deployment_dict(d)
+    return with_approval(s, d)
 
 
 def delete(s: Session, who: Principal, deployment_id: str) -> dict[str, str]:
@@ -309,23 +315,35 @@ def initialize(s: Session, who: Principal, deployment_id: str, now: datetime) ->
     transition(s, d, "initialize", now, who.token_id, f"{len(device_ids)} devices in {len(plan)} batches",
                job_payload=job_payload, total=len(device_ids), total_batches=len(plan), n_pending=len(device_ids),
                batch_sizes=[len(b) for b in plan], initialized_at=now)
+    dep = with_approval(s, d)
     preview = {"resolvedCount": len(device_ids), "totalBatches": len(plan),
                "batches": [{"batchNumber": i, "deviceCount": len(b)} for i, b in enumerate(plan, start=1)]}
-    return deployment_dict(d), preview
+    if dep["approval"]["required"]:
+        preview["approval"] = dep["approval"]  # named in the preview only when one is needed
+    return dep, preview
 
 
 def start(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
     who.require_role("operator", "start deployments")
     d = load(s, who, deployment_id, lock=True)
+    check_action("start", d.status)
+    approvals.gate(s, d)
     transition(s, d, "start", now, who.token_id, started_at=now)
-    return deployment_dict(d)
+    return with_approval(s, d)
+
+
+def approve(s: Session, who: Principal, deployment_id: str, comment: Any, now: datetime) -> dict[str, Any]:
+    """Another operator's sign-off on a pending deployment above the client's approval policy."""
+    d = load(s, who, deployment_id, lock=True)
+    approvals.approve(s, who, d, comment, now)
+    return with_approval(s, d)
 
 
 def pause(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
     who.require_role("operator", "pause deployments")
     d = load(s, who, deployment_id, lock=True)
     transition(s, d, "pause", now, who.token_id, "paused by operator", status_reason="paused by operator")
-    return deployment_dict(d)
+    return with_approval(s, d)
 
 
 def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
@@ -339,7 +357,7 @@ def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dic
         due = RolloutConfig.parse(d.rollout_config).thresholds.next_batch_due(d.batch_finished_at)
         fields["next_batch_at"] = max(now, due)
     transition(s, d, "resume", now, who.token_id, "resumed by operator", **fields)
-    return deployment_dict(d)
+    return with_approval(s, d)
 
 
 def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
@@ -354,7 +372,7 @@ def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tup
     withdraw = cancel_records(s, d, now, "cancelled")
     transition(s, d, "cancel", now, who.token_id, "cancelled by operator", status_reason="cancelled by operator",
                completed_at=now, next_batch_at=None)
-    return deployment_dict(d), withdraw
+    return with_approval(s, d), withdraw
 
 
 def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
@@ -391,7 +409,7 @@ def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> t
     _event(s, rb, who.token_id, "", D.PENDING, f"rollback of {d.id}", now)
     transition(s, rb, "start", now, who.token_id, started_at=now)
     transition(s, d, "rollback", now, who.token_id, f"rolled back by {rb.id}", rolled_back_by=rb.id, next_batch_at=None)
-    return deployment_dict(rb), withdraw
+    return with_approval(s, rb), withdraw
 
 
 def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str, now: datetime) -> dict[str, Any]:

@@ -317,3 +317,26 @@ class DeploymentEvent(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+
+
+class ClientPolicy(Base):
+    """A client's approval policy (docs/approvals.md); no row = no policy."""
+
+    __tablename__ = "client_policies"
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True)
+    require_approval_over: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    require_approval_for_all: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(ID)  # the API token that set it
+
+
+class DeploymentApproval(Base):
+    """One operator's sign-off on a deployment, given before `start` (the audit trail has it too)."""
+
+    __tablename__ = "deployment_approvals"
+    __table_args__ = (UniqueConstraint("deployment_id", "token_id", name="uq_deployment_approvals_dep_token"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[str] = mapped_column(ID)  # the approving API token
+    comment: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]

@@ -66,3 +66,16 @@ def test_run_with_no_matching_device_is_2(coordinator_proc: CoordinatorProcess, 
     assert not any(a.executions for a in fleet)
     res = coordinator_proc.cli("run", "echo ok", check=False)  # a target is required
     assert res.returncode == 2 and "--target-all" in res.stderr
+
+
+def test_run_above_the_approval_policy_exits_5_and_leaves_it_pending(coordinator_proc: CoordinatorProcess,
+                                                                     fleet: list[ScriptedAgent]) -> None:
+    proc = coordinator_proc
+    proc.admin().SetClientPolicy(pb.ClientPolicy(client_id=proc.client_id, require_approval_over=2))
+    res = proc.cli("run", "--target-all", "echo ok", check=False)
+    assert res.returncode == 5, res.stderr
+    assert "needs approval by another operator: 3 targets over the client's limit of 2" in res.stderr
+    dep = proc.admin().ListDeployments(pb.ListDeploymentsRequest(limit=1)).data[0]
+    assert dep.status == "pending" and f"convoy deployments approve {dep.id}" in res.stderr
+    assert not any(a.executions for a in fleet)
+    assert proc.cli("run", "--target-devices", fleet[0].device_id, "--", "echo ok").returncode == 0  # within the limit

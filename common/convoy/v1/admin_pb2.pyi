@@ -7,6 +7,68 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ClientPolicyRef(_message.Message):
+    __slots__ = ("client_id",)
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    def __init__(self, client_id: _Optional[str] = ...) -> None: ...
+
+class ClientPolicy(_message.Message):
+    __slots__ = ("client_id", "require_approval_over", "require_approval_for_all", "updated_at", "updated_by")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_APPROVAL_OVER_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_APPROVAL_FOR_ALL_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    require_approval_over: int
+    require_approval_for_all: bool
+    updated_at: str
+    updated_by: str
+    def __init__(self, client_id: _Optional[str] = ..., require_approval_over: _Optional[int] = ..., require_approval_for_all: _Optional[bool] = ..., updated_at: _Optional[str] = ..., updated_by: _Optional[str] = ...) -> None: ...
+
+class ApproveDeploymentRequest(_message.Message):
+    __slots__ = ("id", "comment")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    comment: str
+    def __init__(self, id: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class ListDeploymentAuditRequest(_message.Message):
+    __slots__ = ("id", "limit", "offset")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    limit: int
+    offset: int
+    def __init__(self, id: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class AuditEntry(_message.Message):
+    __slots__ = ("at", "actor", "actor_name", "from_status", "to_status", "reason")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_NAME_FIELD_NUMBER: _ClassVar[int]
+    FROM_STATUS_FIELD_NUMBER: _ClassVar[int]
+    TO_STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    at: str
+    actor: str
+    actor_name: str
+    from_status: str
+    to_status: str
+    reason: str
+    def __init__(self, at: _Optional[str] = ..., actor: _Optional[str] = ..., actor_name: _Optional[str] = ..., from_status: _Optional[str] = ..., to_status: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListDeploymentAuditResponse(_message.Message):
+    __slots__ = ("data", "total")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    data: _containers.RepeatedCompositeFieldContainer[AuditEntry]
+    total: int
+    def __init__(self, data: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
 class CreateClientRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]

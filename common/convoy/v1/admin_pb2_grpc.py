@@ -210,6 +210,26 @@ class AdminServiceStub:
                 request_serializer=convoy_dot_v1_dot_admin__pb2.DeploymentRef.SerializeToString,
                 response_deserializer=convoy_dot_v1_dot_admin__pb2.DeploymentEvent.FromString,
                 _registered_method=True)
+        self.GetClientPolicy = channel.unary_unary(
+                '/convoy.v1.AdminService/GetClientPolicy',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.ClientPolicyRef.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.ClientPolicy.FromString,
+                _registered_method=True)
+        self.SetClientPolicy = channel.unary_unary(
+                '/convoy.v1.AdminService/SetClientPolicy',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.ClientPolicy.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.ClientPolicy.FromString,
+                _registered_method=True)
+        self.ApproveDeployment = channel.unary_unary(
+                '/convoy.v1.AdminService/ApproveDeployment',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.ApproveDeploymentRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_types__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.ListDeploymentAudit = channel.unary_unary(
+                '/convoy.v1.AdminService/ListDeploymentAudit',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -430,6 +450,31 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetClientPolicy(self, request, context):
+        """Approvals (docs/approvals.md)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetClientPolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeploymentAudit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -607,6 +652,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.WatchDeployment,
                     request_deserializer=convoy_dot_v1_dot_admin__pb2.DeploymentRef.FromString,
                     response_serializer=convoy_dot_v1_dot_admin__pb2.DeploymentEvent.SerializeToString,
+            ),
+            'GetClientPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClientPolicy,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.ClientPolicyRef.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.ClientPolicy.SerializeToString,
+            ),
+            'SetClientPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetClientPolicy,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.ClientPolicy.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.ClientPolicy.SerializeToString,
+            ),
+            'ApproveDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveDeployment,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.ApproveDeploymentRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_types__pb2.Deployment.SerializeToString,
+            ),
+            'ListDeploymentAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeploymentAudit,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1554,6 +1619,114 @@ class AdminService:
             '/convoy.v1.AdminService/WatchDeployment',
             convoy_dot_v1_dot_admin__pb2.DeploymentRef.SerializeToString,
             convoy_dot_v1_dot_admin__pb2.DeploymentEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClientPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/GetClientPolicy',
+            convoy_dot_v1_dot_admin__pb2.ClientPolicyRef.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.ClientPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetClientPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/SetClientPolicy',
+            convoy_dot_v1_dot_admin__pb2.ClientPolicy.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.ClientPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/ApproveDeployment',
+            convoy_dot_v1_dot_admin__pb2.ApproveDeploymentRequest.SerializeToString,
+            convoy_dot_v1_dot_types__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeploymentAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/ListDeploymentAudit',
+            convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -200,7 +200,7 @@ class Progress(_message.Message):
     def __init__(self, total: _Optional[int] = ..., pending: _Optional[int] = ..., running: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., current_batch: _Optional[int] = ..., total_batches: _Optional[int] = ..., percent_complete: _Optional[int] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("id", "client_id", "name", "type", "payload", "target_type", "target_config", "rollout_config", "status", "status_reason", "progress", "created_at", "updated_at", "started_at", "completed_at", "rollback_of", "rolled_back_by", "next_batch_at")
+    __slots__ = ("id", "client_id", "name", "type", "payload", "target_type", "target_config", "rollout_config", "status", "status_reason", "progress", "created_at", "updated_at", "started_at", "completed_at", "rollback_of", "rolled_back_by", "next_batch_at", "approval")
     ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -219,6 +219,7 @@ class Deployment(_message.Message):
     ROLLBACK_OF_FIELD_NUMBER: _ClassVar[int]
     ROLLED_BACK_BY_FIELD_NUMBER: _ClassVar[int]
     NEXT_BATCH_AT_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
     id: str
     client_id: str
     name: str
@@ -237,7 +238,32 @@ class Deployment(_message.Message):
     rollback_of: str
     rolled_back_by: str
     next_batch_at: str
-    def __init__(self, id: _Optional[str] = ..., client_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., target_type: _Optional[str] = ..., target_config: _Optional[_Union[TargetConfig, _Mapping]] = ..., rollout_config: _Optional[_Union[RolloutConfig, _Mapping]] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., started_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., rollback_of: _Optional[str] = ..., rolled_back_by: _Optional[str] = ..., next_batch_at: _Optional[str] = ...) -> None: ...
+    approval: DeploymentApproval
+    def __init__(self, id: _Optional[str] = ..., client_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., target_type: _Optional[str] = ..., target_config: _Optional[_Union[TargetConfig, _Mapping]] = ..., rollout_config: _Optional[_Union[RolloutConfig, _Mapping]] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., started_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., rollback_of: _Optional[str] = ..., rolled_back_by: _Optional[str] = ..., next_batch_at: _Optional[str] = ..., approval: _Optional[_Union[DeploymentApproval, _Mapping]] = ...) -> None: ...
+
+class Approval(_message.Message):
+    __slots__ = ("token_id", "token_name", "at", "comment")
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_NAME_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    token_id: str
+    token_name: str
+    at: str
+    comment: str
+    def __init__(self, token_id: _Optional[str] = ..., token_name: _Optional[str] = ..., at: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class DeploymentApproval(_message.Message):
+    __slots__ = ("status", "required", "reason", "approvals")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    required: bool
+    reason: str
+    approvals: _containers.RepeatedCompositeFieldContainer[Approval]
+    def __init__(self, status: _Optional[str] = ..., required: _Optional[bool] = ..., reason: _Optional[str] = ..., approvals: _Optional[_Iterable[_Union[Approval, _Mapping]]] = ...) -> None: ...
 
 class DeploymentDevice(_message.Message):
     __slots__ = ("id", "deployment_id", "device_id", "hostname", "batch_number", "status", "retry_count", "attempts", "job_id", "exit_code", "output", "error", "skip_reason", "next_attempt_at", "started_at", "finished_at", "updated_at")
@@ -286,11 +312,13 @@ class BatchPreview(_message.Message):
     def __init__(self, batch_number: _Optional[int] = ..., device_count: _Optional[int] = ...) -> None: ...
 
 class InitializePreview(_message.Message):
-    __slots__ = ("resolved_count", "total_batches", "batches")
+    __slots__ = ("resolved_count", "total_batches", "batches", "approval")
     RESOLVED_COUNT_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BATCHES_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
     resolved_count: int
     total_batches: int
     batches: _containers.RepeatedCompositeFieldContainer[BatchPreview]
-    def __init__(self, resolved_count: _Optional[int] = ..., total_batches: _Optional[int] = ..., batches: _Optional[_Iterable[_Union[BatchPreview, _Mapping]]] = ...) -> None: ...
+    approval: DeploymentApproval
+    def __init__(self, resolved_count: _Optional[int] = ..., total_batches: _Optional[int] = ..., batches: _Optional[_Iterable[_Union[BatchPreview, _Mapping]]] = ..., approval: _Optional[_Union[DeploymentApproval, _Mapping]] = ...) -> None: ...

@@ -239,7 +239,16 @@ function actionsFor(status) {
   return [];
 }
 
+// docs/approvals.md: who approved, or why an approval is still needed.
+function approvalText(a) {
+  if (!a) return "";
+  if (a.status === "required") return `${a.reason} (an operator other than its creator approves it)`;
+  if (a.status !== "approved") return "";
+  return "approved by " + a.approvals.map((x) => `${x.tokenName || x.tokenId} ${when(x.at)}${x.comment ? `: ${x.comment}` : ""}`).join("; ");
+}
+
 const ACTION_TEXT = {
+  approve: "Approve this deployment? It can then be started (you cannot approve one your token created).",
   initialize: "Resolve the targets and plan the batches? Nothing is sent to devices yet.",
   start: "Start this deployment? Devices of batch 1 receive the job now.",
   pause: "Pause this deployment? Devices already dispatched finish; no new ones start.",
@@ -276,12 +285,15 @@ async function deploymentPage(depId) {
         dep.nextBatchAt && dep.status === "running" ? [h("dt", {}, "next batch"), h("dd", {}, when(dep.nextBatchAt))] : null,
         dep.rollbackOf ? [h("dt", {}, "rollback of"), h("dd", {}, h("a", { href: `#/deployments/${enc(dep.rollbackOf)}` }, dep.rollbackOf))] : null,
         dep.rolledBackBy ? [h("dt", {}, "rolled back by"), h("dd", {}, h("a", { href: `#/deployments/${enc(dep.rolledBackBy)}` }, dep.rolledBackBy))] : null,
+        approvalText(dep.approval) ? [h("dt", {}, "approval"), h("dd", { id: "approval" }, approvalText(dep.approval))] : null,
         h("dt", {}, "started"), h("dd", {}, when(dep.startedAt)),
         h("dt", {}, "finished"), h("dd", {}, when(dep.completedAt))));
     overall.replaceChildren(bar(p), h("p", { id: "progress-text" },
       `${p.percentComplete}% · ${p.completed} completed · ${p.failed} failed · ${p.skipped} skipped · ${p.running} running · ${p.pending} pending · of ${p.total}`,
       p.totalBatches ? ` · batch ${p.currentBatch} of ${p.totalBatches}` : ""));
-    actions.replaceChildren(...actionsFor(dep.status).map((name) =>
+    const allowed = actionsFor(dep.status);
+    if (dep.approval && dep.approval.status === "required") allowed.unshift("approve");
+    actions.replaceChildren(...allowed.map((name) =>
       h("button", { type: "button", "data-action": name, class: name === "cancel" || name === "rollback" ? "danger" : name === "start" || name === "resume" ? "primary" : "", onclick: () => act(name) }, name[0].toUpperCase() + name.slice(1))), live);
     batchBody.replaceChildren(...batches.map((b) => h("tr", { "data-batch": b.batchNumber, class: b.batchNumber === p.currentBatch ? "current" : "" },
       h("td", {}, `batch ${b.batchNumber}`, b.batchNumber === p.currentBatch && !FINISHED.has(dep.status) ? " ◀" : ""),
@@ -328,6 +340,11 @@ async function deploymentPage(depId) {
         preview.replaceChildren(h("h2", {}, "Preview"), h("p", {}, `${out.preview.resolvedCount} device(s) in ${out.preview.totalBatches} batch(es): `,
           out.preview.batches.map((b) => `batch ${b.batchNumber}: ${b.deviceCount}`).join(", ")));
         showInfo("initialized: nothing has been sent to devices; start it when ready");
+      } else if (name === "approve") {
+        const comment = window.prompt("Comment for the audit trail (optional):", "");
+        if (comment === null) return;
+        dep = await api("POST", `/deployments/${enc(depId)}/approve`, { comment });
+        showInfo("approved: it can be started now");
       } else if (name === "rollback") {
         const out = await api("POST", `/deployments/${enc(depId)}/rollback`);
         showInfo("rollback started");
