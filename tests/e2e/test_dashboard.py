@@ -222,3 +222,56 @@ def test_dashboard_is_served_with_a_strict_policy(coordinator: InProcessCoordina
     assert api_404.status_code == 404 and api_404.json()["error"]["code"] == "not_found"
     unauth = httpx.get(coordinator.http_url + "/v2/me")
     assert unauth.status_code == 401 and unauth.json()["error"]["code"] == "unauthenticated"
+
+
+def test_dashboard_approval_by_another_operator(browser: Any, coordinator: InProcessCoordinator) -> None:
+    """docs/approvals.md in the page: a deployment over the client's policy shows why it waits,
+    its creator's Approve is refused as the API words it, another operator approves it (with a
+    comment for the audit trail) and starts it, and it completes on the agents."""
+    from tests.component.deploy_helpers import Rest, body, fleet, script
+
+    c = coordinator
+    agents = fleet(c, 2)
+    Rest(c)("PUT", f"/clients/{c.client_id}/policy", json={"requireApprovalOver": 1})
+
+    def token(name: str) -> str:
+        return str(c.admin().CreateApiToken(pb.CreateApiTokenRequest(client_ids=[c.client_id], role="operator",
+                                                                      name=name)).token)
+
+    alice, bob = token("alice"), token("bob")
+    dep = Rest(c, alice)("POST", "/deployments", 201, json=body(script(c), [a.device_id for a in agents]))
+    Rest(c, alice)("POST", f"/deployments/{dep['id']}/initialize")
+
+    dialogs: list[str] = []
+    prompts = iter(["", "CHG-42 reviewed"])
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.type)
+        dialog.accept(next(prompts) if dialog.type == "prompt" else None)
+
+    def open_as(who: str) -> Any:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("dialog", on_dialog)
+        page.goto(c.http_url + f"/#/deployments/{dep['id']}")
+        page.fill("#token", who)
+        page.click("#signin button[type=submit]")
+        page.wait_for_selector("#approval")
+        return page
+
+    page = open_as(alice)
+    assert "needs approval by another operator: 2 targets over the client's limit of 1" in page.inner_text("#approval")
+    page.click("#actions button[data-action=approve]")
+    page.wait_for_selector("#banner:not([hidden])")
+    assert page.inner_text("#banner").startswith("403 forbidden")
+    assert "created this deployment cannot approve it" in page.inner_text("#banner")
+    page.close()
+
+    page = open_as(bob)
+    page.click("#actions button[data-action=approve]")
+    page.wait_for_function("() => /approved by bob/.test(document.querySelector('#approval').textContent)")
+    assert "CHG-42 reviewed" in page.inner_text("#approval")
+    page.click("#actions button[data-action=start]")
+    page.wait_for_selector("#dep-head [data-status=completed]", timeout=60_000)
+    assert "prompt" in dialogs and "alert" not in dialogs
+    approval = Rest(c)("GET", f"/deployments/{dep['id']}")["approval"]
+    assert [(a["tokenName"], a["comment"]) for a in approval["approvals"]] == [("bob", "CHG-42 reviewed")]
