@@ -138,7 +138,9 @@ class Coordinator:
         self.extra: tuple[str, ...] = ()
 
     def store_args(self) -> list[str]:
-        return ["--db", self.db] if self.db else ["--data-dir", str(self.data_dir)]
+        # The data dir always (it holds the TLS CA even when the store is PostgreSQL): never the
+        # default ./convoy-data in the working directory.
+        return ["--db", self.db, "--data-dir", str(self.data_dir)] if self.db else ["--data-dir", str(self.data_dir)]
 
     @property
     def sqlite_path(self) -> Path:
