@@ -29,10 +29,14 @@ class DeploymentActions(Api):
             self.app.engine.poke(*ids)
 
     def _withdraw(self, jobs: list[tuple[str, str, str]]) -> None:
-        """Withdrawals are stored; this tells the agents connected now (others hear on connect)."""
-        if self.app.hub is not None:
-            for device_id, job_id, reason in jobs:
-                self.app.hub.send_cancel(device_id, job_id, reason)
+        """Withdrawals are stored; this tells the agents connected here now, and the replicas
+        holding the others' streams (agents offline hear on connect)."""
+        elsewhere: list[str] = []
+        for device_id, job_id, reason in jobs:
+            if self.app.hub is None or not self.app.hub.send_cancel(device_id, job_id, reason):
+                elsewhere.append(device_id)
+        if elsewhere and self.app.signals is not None:
+            self.app.signals.publish_devices(elsewhere)
 
     async def create(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.call(token, svc.create, body, self._now())

@@ -26,6 +26,11 @@ from coordinator.engine.rollout import Dispatch, EngineParams, ReconcileResult, 
 
 log = logging.getLogger("convoy.engine")
 
+MAX_SLEEP_S = 10.0
+"""The loop re-reads the stored due times at least this often, signal or not."""
+HELD_RETRY_S = 0.5
+"""A deployment another replica's engine holds is looked at again after this (if still due)."""
+
 
 class Engine:
     def __init__(self, app: App) -> None:
@@ -33,7 +38,12 @@ class Engine:
         self._wake = asyncio.Event()
         self._dirty: set[str] = set()
         self._all = True  # reconcile everything on the first pass (restart recovery)
-        self._due: dict[str, datetime] = {}
+        self._held: dict[str, datetime] = {}
+        """Deployments not to look at before this time: another replica held them, or their
+        reconcile failed (the retry time is stored too). Never the only copy of a due time."""
+        self.skipped = 0
+        self._stored: set[str] = set()  # deployments whose last reconcile here stored a due time
+        self.actor = f"engine@{app.replica_id}"[:64] if app.replica_id else "engine"
         self._failures: dict[str, int] = {}
         self._reports: list[Report] = []
         self._reports_ready = asyncio.Event()
@@ -47,10 +57,12 @@ class Engine:
     # --- doors in ------------------------------------------------------------------------
 
     def poke(self, *deployment_ids: str) -> None:
-        """Something changed for these deployments: reconcile them soon."""
+        """Something changed for these deployments: reconcile them soon (and tell the other
+        replicas' watchers)."""
         self._dirty.update(deployment_ids)
         self._wake.set()
         self.notify(*deployment_ids)
+        self._publish_deployments(deployment_ids)
 
     def submit(self, report: Report) -> None:
         """Queue an agent job status; written with the others in the next tick."""
@@ -86,33 +98,52 @@ class Engine:
         clock = self.app.clock
         while True:
             now = clock.now()
-            due_now = [d for d, t in self._due.items() if t <= now]
-            if not (self._all or self._dirty or due_now):
-                timeout = None
-                if self._due:
-                    timeout = max(0.0, (min(self._due.values()) - now).total_seconds())
-                await clock.wait(self._wake, timeout)
-                self._wake.clear()
-                continue
-            self._wake.clear()
-            targets: set[str] = set(self._dirty) | set(due_now)
+            targets: set[str] = set(self._dirty)
             self._dirty.clear()
+            self._wake.clear()
             if self._all:
                 self._all = False
                 targets |= set(await self.app.run(self._live_ids))
+            try:
+                due, earliest = await self.app.run(self._timers, now)
+            except OperationalError:  # the store is away: what is due stays due in it
+                log.exception("reading the stored due times failed (store unavailable); retrying")
+                due, earliest = [], now + timedelta(seconds=1)
+            self._held = {d: t for d, t in self._held.items() if t > now}
+            targets |= {d for d in due if d not in self._held}
+            if not targets:
+                timeout = MAX_SLEEP_S
+                waits = [t for t in (earliest, *self._held.values()) if t is not None]
+                if waits:  # from the clock's time now: it may have moved during the read
+                    timeout = min(timeout, max(0.0, (min(waits) - clock.now()).total_seconds()))
+                # A wake is a poke, a report batch, or another replica's deployment signal (its
+                # reconcile may have stored an earlier due time): the loop re-reads them all.
+                await clock.wait(self._wake, timeout)
+                continue
             for dep in sorted(targets):
-                self._due.pop(dep, None)
                 try:
                     result = await self.app.run(self._reconcile_one, dep, clock.now())
                 except Exception:  # noqa: BLE001 - one bad deployment must not stop the others
-                    # Retry this deployment later, with backoff; never stall the others.
+                    # Retry this deployment later, with backoff (stored: every replica backs off);
+                    # never stall the others.
                     failures = self._failures[dep] = self._failures.get(dep, 0) + 1
                     delay = min(60.0, 2.0 ** min(failures, 6))
                     log.exception("reconcile of deployment %s failed (%d in a row); retrying in %.0fs",
                                   dep, failures, delay)
-                    self._due[dep] = clock.now() + timedelta(seconds=delay)
+                    at = clock.now() + timedelta(seconds=delay)
+                    self._held[dep] = at
+                    try:
+                        await self.app.run(self._postpone, dep, at)
+                    except Exception:  # noqa: BLE001 - the store is away: the local hold still applies
+                        log.warning("could not store the retry time of deployment %s", dep)
                     continue
                 self._failures.pop(dep, None)
+                if result.skipped:
+                    # Another replica's engine holds it right now and will store its next due
+                    # time; look again shortly rather than spinning on the stored one.
+                    self._held[dep] = clock.now() + timedelta(seconds=HELD_RETRY_S)
+                    self.skipped += 1
+                    continue
                 self._after(result)
             self.ticks += 1
 
@@ -120,13 +151,23 @@ class Engine:
         with self.app.store.read() as s:
             return rollout.live_deployment_ids(s)
 
+    def _timers(self, now: datetime) -> tuple[list[str], datetime | None]:
+        with self.app.store.read() as s:
+            return rollout.due_deployment_ids(s, now), rollout.earliest_due(s)
+
+    def _postpone(self, dep: str, at: datetime) -> None:
+        with self.app.store.tx() as s:
+            rollout.postpone(s, dep, at)
+
     def _reconcile_one(self, dep: str, now: datetime) -> ReconcileResult:
         with self.app.store.tx() as s:
-            return rollout.reconcile(s, dep, now, params=self.params)
+            return rollout.reconcile(s, dep, now, params=self.params, actor=self.actor, skip_locked=True)
 
     def _after(self, result: ReconcileResult) -> None:
         if result.next_due is not None:
-            self._due[result.deployment_id] = result.next_due
+            self._stored.add(result.deployment_id)
+        else:
+            self._stored.discard(result.deployment_id)
         self.withdraw(result.withdrawn)
         if result.dispatched:
             self.deliver(result.dispatched)
@@ -134,19 +175,46 @@ class Engine:
             self.poke(*result.also)
         if result.changed:
             self.notify(result.deployment_id)
+            self._publish_deployments([result.deployment_id])
 
     def withdraw(self, jobs: Iterable[tuple[str, str, str]]) -> None:
-        """Tell connected agents about withdrawals (stored already: others hear on connect)."""
+        """Tell agents about withdrawals (stored already): those connected here directly, those
+        on other replicas through a device signal (and any agent offline hears on connect)."""
         hub = self.app.hub
-        if hub is not None:
-            for device_id, job_id, reason in jobs:
-                hub.send_cancel(device_id, job_id, reason)
+        elsewhere: list[str] = []
+        for device_id, job_id, reason in jobs:
+            if hub is None or not hub.send_cancel(device_id, job_id, reason):
+                elsewhere.append(device_id)
+        self._publish_devices(elsewhere)
 
     def deliver(self, jobs: Iterable[Dispatch]) -> None:
         hub = self.app.hub
-        if hub is not None:
-            for job in jobs:
-                hub.send_job(job)
+        elsewhere: list[str] = []
+        for job in jobs:
+            if hub is None or not hub.send_job(job):
+                elsewhere.append(job.device_id)
+        self._publish_devices(elsewhere)
+
+    def _publish_devices(self, device_ids: list[str]) -> None:
+        if device_ids and self.app.signals is not None:
+            self.app.signals.publish_devices(device_ids)
+
+    def _publish_deployments(self, deployment_ids: Iterable[str]) -> None:
+        if self.app.signals is not None:
+            self.app.signals.publish_deployments(deployment_ids)
+
+    # --- other replicas' signals -------------------------------------------------------------
+
+    def on_deployments(self, deployment_ids: list[str]) -> None:
+        """Another replica changed these deployments: wake our watchers, and our loop (it re-reads
+        the stored due times, so a batch delay set elsewhere is kept here too)."""
+        self.notify(*deployment_ids)
+        self._wake.set()
+
+    def resync(self) -> None:
+        """Signals may have been lost: every watcher looks again, the loop re-reads due times."""
+        self.notify(*list(self._watchers))
+        self._wake.set()
 
     async def _flush_loop(self) -> None:
         interval = self.app.settings.report_flush_interval_s
@@ -197,4 +265,6 @@ class Engine:
             return rollout.apply_reports(s, batch, now, self.params)
 
     def stats(self) -> dict[str, Any]:
-        return {"ticks": self.ticks, "queued_reports": len(self._reports), "scheduled": len(self._due)}
+        return {"ticks": self.ticks, "queued_reports": len(self._reports), "scheduled": len(self._stored),
+                "held": len(self._held),
+                "skipped": self.skipped}

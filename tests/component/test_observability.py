@@ -126,9 +126,12 @@ def test_grpc_error_codes_are_counted(coordinator: InProcessCoordinator) -> None
 
 
 def test_health_readiness_and_a_store_outage(coordinator: InProcessCoordinator, caplog: pytest.LogCaptureFixture) -> None:
-    assert httpx.get(f"{coordinator.http_url}/healthz").json() == {"status": "ok"}
+    replica = coordinator.coordinator.app.replica_id
+    assert replica  # generated when not given (tests/e2e/test_replicas.py gives one)
+    assert httpx.get(f"{coordinator.http_url}/healthz").json() == {"status": "ok", "replica": replica}
     ready = httpx.get(f"{coordinator.http_url}/readyz")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "store": "ok", "migrations": "current"}
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "replica": replica, "store": "ok",
+                                                         "migrations": "current"}
     serving = health_pb2.HealthCheckResponse.SERVING
     assert grpc_health(coordinator) == serving
     assert grpc_health(coordinator, "convoy.v1.AgentService") == serving

@@ -1,0 +1,120 @@
+"""Cross-replica signals (coordinator/store/signals.py) on both backends: what one replica
+publishes another hears, nobody hears itself, big id sets are cut under PostgreSQL's payload
+limit, and a listener whose PostgreSQL connection dies reconnects and asks for a resync."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from coordinator.store.signals import (
+    PAYLOAD_LIMIT,
+    PgSignals,
+    Subscriber,
+    open_signals,
+    parse,
+    payloads,
+)
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.devices: list[str] = []
+        self.deployments: list[str] = []
+        self.resyncs = 0
+
+    def subscriber(self) -> Subscriber:
+        def resync() -> None:
+            self.resyncs += 1
+        return Subscriber(devices=self.devices.extend, deployments=self.deployments.extend, resync=resync)
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_pair(db_url: str, body: Callable[[Any, Any, Inbox, Inbox], Awaitable[None]]) -> None:
+    async def main() -> None:
+        a, b = open_signals(db_url, "replica-a"), open_signals(db_url, "replica-b")
+        inbox_a, inbox_b = Inbox(), Inbox()
+        a.subscribe(inbox_a.subscriber())
+        b.subscribe(inbox_b.subscriber())
+        await a.start()
+        await b.start()
+        try:
+            await body(a, b, inbox_a, inbox_b)
+        finally:
+            await a.close()
+            await b.close()
+    asyncio.run(main())
+
+
+def test_payloads_are_cut_under_the_limit() -> None:
+    ids = [str(uuid.uuid4()) for _ in range(1000)]
+    out = payloads("replica-a", ids)
+    assert len(out) > 1 and all(len(p.encode()) <= PAYLOAD_LIMIT for p in out)
+    back: list[str] = []
+    for p in out:
+        origin, part = parse(p)
+        assert origin == "replica-a"
+        back.extend(part)
+    assert sorted(back) == sorted(ids)
+    assert payloads("x", []) == []
+
+
+def test_a_replica_hears_the_others_and_not_itself(db_url: str) -> None:
+    async def body(a: Any, b: Any, inbox_a: Inbox, inbox_b: Inbox) -> None:
+        devices = [str(uuid.uuid4()) for _ in range(3)]
+        dep = str(uuid.uuid4())
+        a.publish_devices(devices)
+        a.publish_deployments([dep])
+        await until(lambda: sorted(inbox_b.devices) == sorted(devices) and inbox_b.deployments == [dep],
+                    what="b hears a")
+        b.publish_deployments(["other"])
+        await until(lambda: inbox_a.deployments == ["other"], what="a hears b")
+        await asyncio.sleep(0.3)
+        assert inbox_a.devices == [] and inbox_b.deployments == [dep]  # nobody hears itself
+    run_pair(db_url, body)
+
+
+def test_many_ids_arrive_whole(db_url: str) -> None:
+    async def body(a: Any, b: Any, _inbox_a: Inbox, inbox_b: Inbox) -> None:
+        devices = [str(uuid.uuid4()) for _ in range(2000)]  # ~74 kB of ids: many payloads
+        a.publish_devices(devices[:1000])
+        a.publish_devices(devices[1000:])
+        await until(lambda: len(inbox_b.devices) >= 2000, what="every id")
+        assert sorted(inbox_b.devices) == sorted(devices)
+        assert b.received >= 10
+    run_pair(db_url, body)
+
+
+def test_listener_reconnects_and_resyncs_after_its_connection_dies(db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's LISTEN connection (SQLite signals are in memory)")
+    from sqlalchemy import create_engine, text
+
+    async def body(a: Any, b: Any, _inbox_a: Inbox, inbox_b: Inbox) -> None:
+        assert isinstance(b, PgSignals)
+        assert inbox_b.resyncs == 1  # the first LISTEN
+        engine = create_engine(db_url)
+        with engine.begin() as c:  # what a PostgreSQL restart does to every connection of b
+            killed = c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE application_name LIKE 'convoy-signals replica-b%'")).all()
+        engine.dispose()
+        assert killed
+        await until(lambda: inbox_b.resyncs >= 2 and b.listening.is_set(), timeout=10, what="reconnect + resync")
+        assert b.reconnects >= 1
+        dep = str(uuid.uuid4())
+        a.publish_deployments([dep])
+        await until(lambda: dep in inbox_b.deployments, what="signals after the reconnect")
+    run_pair(db_url, body)
