@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +30,8 @@ log = logging.getLogger("convoy.engine")
 MAX_SLEEP_S = 10.0
 """The loop re-reads the stored due times at least this often, signal or not."""
 HELD_RETRY_S = 0.5
-"""A deployment another replica's engine holds is looked at again after this (if still due)."""
+"""A deployment another engine (or this replica's report writer) holds is looked at again after
+this many real seconds (lock contention is about now, not about the rollout's clock)."""
 
 
 class Engine:
@@ -41,6 +43,8 @@ class Engine:
         self._held: dict[str, datetime] = {}
         """Deployments not to look at before this time: another replica held them, or their
         reconcile failed (the retry time is stored too). Never the only copy of a due time."""
+        self._busy: dict[str, float] = {}
+        """Deployments found locked (monotonic time to look again): skipped, never forgotten."""
         self.skipped = 0
         self._stored: set[str] = set()  # deployments whose last reconcile here stored a due time
         self.actor = f"engine@{app.replica_id}"[:64] if app.replica_id else "engine"
@@ -104,13 +108,19 @@ class Engine:
             if self._all:
                 self._all = False
                 targets |= set(await self.app.run(self._live_ids))
-            try:
-                due, earliest = await self.app.run(self._timers, now)
-            except OperationalError:  # the store is away: what is due stays due in it
-                log.exception("reading the stored due times failed (store unavailable); retrying")
-                due, earliest = [], now + timedelta(seconds=1)
+            mono = time.monotonic()
+            targets |= {d for d, t in self._busy.items() if t <= mono}  # look again, once each
+            self._busy = {d: t for d, t in self._busy.items() if t > mono}
             self._held = {d: t for d, t in self._held.items() if t > now}
-            targets |= {d for d in due if d not in self._held}
+            due: list[str] = []
+            earliest: datetime | None = None
+            if not targets:  # local changes go first (as fast as before); the stored timers next pass
+                try:
+                    due, earliest = await self.app.run(self._timers, now)
+                except OperationalError:  # the store is away: what is due stays due in it
+                    log.exception("reading the stored due times failed (store unavailable); retrying")
+                    due, earliest = [], now + timedelta(seconds=1)
+                targets |= {d for d in due if d not in self._held and d not in self._busy}
             if not targets:
                 timeout = MAX_SLEEP_S
                 waits = [t for t in (earliest, *self._held.values()) if t is not None]
@@ -140,8 +150,10 @@ class Engine:
                 self._failures.pop(dep, None)
                 if result.skipped:
                     # Another replica's engine holds it right now and will store its next due
-                    # time; look again shortly rather than spinning on the stored one.
-                    self._held[dep] = clock.now() + timedelta(seconds=HELD_RETRY_S)
+                    # time; look again shortly (real time, whatever the clock) rather than
+                    # spinning on the stored one.
+                    self._busy[dep] = time.monotonic() + HELD_RETRY_S
+                    asyncio.get_running_loop().call_later(HELD_RETRY_S, self._wake.set)
                     self.skipped += 1
                     continue
                 self._after(result)
@@ -161,7 +173,15 @@ class Engine:
 
     def _reconcile_one(self, dep: str, now: datetime) -> ReconcileResult:
         with self.app.store.tx() as s:
-            return rollout.reconcile(s, dep, now, params=self.params, actor=self.actor, skip_locked=True)
+            result = rollout.reconcile(s, dep, now, params=self.params, actor=self.actor, skip_locked=True)
+            # Agents on other replicas hear of their jobs at commit, or never if this rolls back.
+            self._signal_in(s, [j.device_id for j in result.dispatched] + [d for d, _, _ in result.withdrawn],
+                            [dep] if result.changed else [])
+            return result
+
+    def _signal_in(self, s: Any, devices: list[str], deployments: list[str]) -> None:
+        if self.app.signals is not None and (devices or deployments):
+            self.app.signals.in_transaction(s, devices=devices, deployments=deployments)
 
     def _after(self, result: ReconcileResult) -> None:
         if result.next_due is not None:
@@ -174,30 +194,22 @@ class Engine:
         if result.also:
             self.poke(*result.also)
         if result.changed:
-            self.notify(result.deployment_id)
-            self._publish_deployments([result.deployment_id])
+            self.notify(result.deployment_id)  # (the other replicas were signalled at commit)
 
     def withdraw(self, jobs: Iterable[tuple[str, str, str]]) -> None:
-        """Tell agents about withdrawals (stored already): those connected here directly, those
-        on other replicas through a device signal (and any agent offline hears on connect)."""
+        """Tell the agents connected here about withdrawals (stored, and signalled to the other
+        replicas in the same transaction; an agent offline hears on connect)."""
         hub = self.app.hub
-        elsewhere: list[str] = []
-        for device_id, job_id, reason in jobs:
-            if hub is None or not hub.send_cancel(device_id, job_id, reason):
-                elsewhere.append(device_id)
-        self._publish_devices(elsewhere)
+        if hub is not None:
+            for device_id, job_id, reason in jobs:
+                hub.send_cancel(device_id, job_id, reason)
 
     def deliver(self, jobs: Iterable[Dispatch]) -> None:
+        """The same for new jobs."""
         hub = self.app.hub
-        elsewhere: list[str] = []
-        for job in jobs:
-            if hub is None or not hub.send_job(job):
-                elsewhere.append(job.device_id)
-        self._publish_devices(elsewhere)
-
-    def _publish_devices(self, device_ids: list[str]) -> None:
-        if device_ids and self.app.signals is not None:
-            self.app.signals.publish_devices(device_ids)
+        if hub is not None:
+            for job in jobs:
+                hub.send_job(job)
 
     def _publish_deployments(self, deployment_ids: Iterable[str]) -> None:
         if self.app.signals is not None:
@@ -262,9 +274,11 @@ class Engine:
 
     def _apply_reports(self, batch: list[Report], now: datetime) -> rollout.ReportResult:
         with self.app.store.tx() as s:
-            return rollout.apply_reports(s, batch, now, self.params)
+            result = rollout.apply_reports(s, batch, now, self.params)
+            self._signal_in(s, [d for d, _, _ in result.withdrawn], [])
+            return result
 
     def stats(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "queued_reports": len(self._reports), "scheduled": len(self._stored),
-                "held": len(self._held),
+                "held": len(self._held) + len(self._busy),
                 "skipped": self.skipped}

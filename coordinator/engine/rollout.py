@@ -238,6 +238,7 @@ def _flush(s: Session, d: m.Deployment, w: Writer, cfg: RolloutConfig, params: E
     result.withdrawn.extend(w.withdrawn)
     if _release_rollback(s, d, w.finished_devices, w.now):
         result.also.add(str(d.rolled_back_by))
+        mark_due(s, [str(d.rolled_back_by)], w.now)  # for any replica's engine, not only ours
     result.changed = result.changed or w.changed
 
 

@@ -9,9 +9,13 @@ Two kinds, both carrying ids only:
   REST event stream) and its engine, which re-reads the earliest stored due time.
 
 The store stays the truth: a signal only says where to look. A replica never acts on its own
-signals (it did the work locally before publishing). Publishing is fire-and-forget from the event
-loop after the change committed: ids are gathered and sent by one task, so a burst of changes is a
-few messages.
+signals (it did the work locally). Two ways to send:
+
+- `in_transaction(s, ...)`, for changes agents must hear of (jobs dispatched or withdrawn): the
+  signal is part of the change's transaction (PostgreSQL delivers a NOTIFY at commit and drops it
+  on rollback), so a replica dying right after its commit cannot lose it;
+- `publish_*`, fire-and-forget from the event loop after commit (watchers and engines woken):
+  ids are gathered and sent by one task, so a burst of changes is a few messages.
 
 PostgreSQL (`PgSignals`): LISTEN/NOTIFY on the store itself, through psycopg 3. One dedicated
 autocommit connection LISTENs, another sends `pg_notify`; payloads are `origin|id,id,...`, cut
@@ -95,6 +99,10 @@ class Signals:
     def publish_deployments(self, deployment_ids: Iterable[str]) -> None:
         raise NotImplementedError
 
+    def in_transaction(self, s: Any, devices: Iterable[str] = (), deployments: Iterable[str] = ()) -> None:
+        """Signal these ids when the session `s` commits (nothing if it rolls back)."""
+        raise NotImplementedError
+
     async def start(self) -> None:
         raise NotImplementedError
 
@@ -150,6 +158,18 @@ class LocalSignals(Signals):
     def publish_deployments(self, deployment_ids: Iterable[str]) -> None:
         self._send(DEPLOYMENTS, deployment_ids)
 
+    def in_transaction(self, s: Any, devices: Iterable[str] = (), deployments: Iterable[str] = ()) -> None:
+        from sqlalchemy import event
+
+        devices, deployments = list(devices), list(deployments)
+        if not (devices or deployments):
+            return
+
+        def committed(_session: Any) -> None:
+            self._send(DEVICES, devices)
+            self._send(DEPLOYMENTS, deployments)
+        event.listen(s, "after_commit", committed, once=True)
+
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 
@@ -195,6 +215,14 @@ class PgSignals(Signals):
 
     def publish_deployments(self, deployment_ids: Iterable[str]) -> None:
         self._add(DEPLOYMENTS, deployment_ids)
+
+    def in_transaction(self, s: Any, devices: Iterable[str] = (), deployments: Iterable[str] = ()) -> None:
+        from sqlalchemy import text
+
+        for channel, ids in ((DEVICES, devices), (DEPLOYMENTS, deployments)):
+            for payload in payloads(self.origin, ids):
+                s.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
+                self.published += 1
 
     async def _connect(self) -> Any:
         import psycopg

@@ -148,7 +148,7 @@ def test_manual_retry_brings_a_waiting_automatic_retry_forward(fc: InProcessCoor
     [agent] = fleet(fc, 1, always("failed"))
     rest = Rest(fc)
     dep_id = rest.launch(body(script(fc), [agent.device_id], retry={"maxRetries": 1, "backoffMinutes": [60]}))
-    rec = wait_for(lambda: (r := record(rest, dep_id, agent.device_id))["status"] == "pending" and r,
+    rec = wait_for(lambda: (r := record(rest, dep_id, agent.device_id))["status"] == "pending" and r["jobId"] and r,
                    what="waiting for the automatic retry")
     assert rec["nextAttemptAt"] and rest("GET", f"/deployments/{dep_id}")["progress"]["pending"] == 1
     agent.outcome = always("completed")

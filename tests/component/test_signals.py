@@ -118,3 +118,38 @@ def test_listener_reconnects_and_resyncs_after_its_connection_dies(db_url: str) 
         a.publish_deployments([dep])
         await until(lambda: dep in inbox_b.deployments, what="signals after the reconnect")
     run_pair(db_url, body)
+
+
+def test_a_signal_in_a_transaction_is_sent_at_commit_and_never_on_rollback(db_url: str) -> None:
+    from coordinator.store.db import Store
+
+    store = Store.open(db_url)
+
+    async def body(a: Any, _b: Any, _inbox_a: Inbox, inbox_b: Inbox) -> None:
+        heard_before_commit: list[int] = []
+
+        def rolled_back() -> None:
+            try:
+                with store.tx() as s:
+                    a.in_transaction(s, devices=["dev-rolled-back"])
+                    raise RuntimeError("the change failed")
+            except RuntimeError:
+                pass
+
+        def committed() -> None:
+            with store.tx() as s:
+                a.in_transaction(s, devices=["dev-committed"], deployments=["dep-committed"])
+                time.sleep(0.3)
+                heard_before_commit.append(len(inbox_b.devices))
+
+        await asyncio.to_thread(rolled_back)
+        await asyncio.to_thread(committed)
+        await until(lambda: inbox_b.devices == ["dev-committed"] and inbox_b.deployments == ["dep-committed"],
+                    what="the committed signal")
+        assert heard_before_commit == [0]
+        await asyncio.sleep(0.3)
+        assert "dev-rolled-back" not in inbox_b.devices
+    try:
+        run_pair(db_url, body)
+    finally:
+        store.close()

@@ -291,10 +291,10 @@ def test_sigkill_of_the_starting_replica_mid_batch_costs_nothing(cluster: Cluste
     dep_id = cluster.create("a", "kill-a", devices=[a.device_id for a in targets], rollout=_staggered(0.05),
                             mode="hang")
     cluster.replicas["a"].api("POST", f"/deployments/{dep_id}/start")
-    first = wait_for(lambda: [a for a in targets if any(j.deployment_id == dep_id for j in a.jobs)], timeout=10,
-                     what="batch 1 running")
+    first = wait_for(lambda: len(held := [a for a in targets if any(j.deployment_id == dep_id for j in a.jobs)]) == 2
+                     and held, timeout=10, what="batch 1 (two devices) running")
     time.sleep(0.3)
-    assert len(first) == 2
+    assert len([a for a in targets if any(j.deployment_id == dep_id for j in a.jobs)]) == 2  # batch 2 not out
     cluster.replicas["a"].proc.kill()  # mid-batch: its agents are elsewhere, its engine is gone
     try:
         cluster.mode[dep_id] = "completed"  # batch 2 runs through by itself
