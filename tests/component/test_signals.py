@@ -153,3 +153,47 @@ def test_a_signal_in_a_transaction_is_sent_at_commit_and_never_on_rollback(db_ur
         run_pair(db_url, body)
     finally:
         store.close()
+
+
+def test_jobs_signalled_while_a_replica_was_not_listening_reach_its_agents_after_the_resync(
+        db_url: str, tmp_path: Any) -> None:
+    """Two coordinators on one PostgreSQL database (as two replicas); B's listener is stopped
+    (what a lost connection does to it), A dispatches to B's device: nothing arrives. When B
+    listens again its resync re-reads the device's desired state from the store and sends it."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("two coordinators on one store: PostgreSQL")
+    from tests.agents import always, wait_for
+    from tests.component.deploy_helpers import Rest, body, fleet, script
+    from tests.harness import InProcessCoordinator
+
+    a = InProcessCoordinator(db_url, tmp_path / "a", replica_id="replica-a")
+    b = InProcessCoordinator(db_url, tmp_path / "b", replica_id="replica-b")
+    a.start()
+    b.start(bootstrap=False)
+    b.token, b.client_id = a.token, a.client_id
+    try:
+        [agent] = fleet(b, 1, always("completed"))
+        signals = b.coordinator.app.signals
+        assert isinstance(signals, PgSignals)
+
+        async def stop_listening() -> None:  # the listener task only: publishing still works
+            listener = signals._tasks[0]
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            signals.listening.clear()
+        b.run(stop_listening())
+        rest = Rest(a)
+        dep_id = rest.launch(body(script(a), [agent.device_id]))
+        time.sleep(1.5)
+        assert agent.jobs == []  # the signal went to nobody
+        assert rest("GET", f"/deployments/{dep_id}")["status"] != "completed"
+
+        async def listen_again() -> None:
+            signals._tasks[0] = asyncio.create_task(signals._listen_loop())
+        b.run(listen_again())
+        wait_for(lambda: agent.jobs, timeout=10, what="the job, after B's resync")
+        done = rest.wait_status(dep_id, "completed")
+        assert done["progress"]["completed"] == 1 and agent.executions[dep_id] == 1
+    finally:
+        b.stop()
+        a.stop()
