@@ -199,6 +199,9 @@ class PgSignals(Signals):
         except TimeoutError:
             log.warning("not listening for other replicas' signals yet (PostgreSQL not answering); retrying")
 
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "listening": self.listening.is_set(), "reconnects": self.reconnects}
+
     async def close(self) -> None:
         for t in self._tasks:
             t.cancel()

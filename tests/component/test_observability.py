@@ -84,6 +84,7 @@ def test_metrics_follow_a_rollout(coordinator: InProcessCoordinator) -> None:
     assert value(s, "convoy_reports_queued") == 0
     assert value(s, "convoy_report_flush_duration_seconds_count") >= 1
     assert value(s, "convoy_store_up") == 1
+    assert value(s, "convoy_signals_listening") == 1 and value(s, "convoy_engine_skipped_total") == 0
     route = "/v2/deployments/{dep_id}"
     assert value(s, "convoy_http_requests_total", route=route, method="GET", code="200") >= 2
     assert value(s, "convoy_http_requests_total", route=route, method="GET", code="401") == 1

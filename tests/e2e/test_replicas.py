@@ -242,6 +242,17 @@ def test_started_through_a_completes_everywhere_and_watch_through_c_follows(clus
     assert lines[0]["deployment"]["status"] == "pending" and lines[-1]["deployment"]["status"] == "completed"
     reader.join(10)
     assert sse and sse[-1]["deployment"]["status"] == "completed", sse[-1:] or "no events"
+    for name in ("b", "c"):  # they heard A (and each other) through PostgreSQL
+        metrics = httpx.get(cluster.replicas[name].proc.http_url + "/metrics").text
+        assert _metric(metrics, "convoy_signals_listening") == 1
+        assert _metric(metrics, "convoy_signals_received_total") >= 1
+
+
+def _metric(exposition: str, name: str) -> float:
+    for line in exposition.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not served")
 
 
 def test_cancel_through_c_withdraws_from_agents_on_a_and_b(cluster: Cluster) -> None:
