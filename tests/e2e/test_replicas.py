@@ -1,7 +1,7 @@
 """(issue 10) Three `convoy coordinator serve` replicas on one PostgreSQL database, agents spread
 over them (real `convoy agent run` processes and scripted devices), driven through the public
-interfaces only (REST, gRPC, the CLI); the store is read directly only as the test's oracle
-(per-device run counters, the audit trail).
+interfaces only (REST, gRPC, the CLI; the audit trail through REST); the store is read
+directly only for the test's oracle of per-device run counters (`deployment_devices.runs`).
 
 - a deployment started through replica A completes on every device, whichever replica holds it;
 - `convoy deployments watch` through C follows it, and a cancel through C withdraws jobs from
@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -147,9 +148,11 @@ class Cluster:
                 text("SELECT device_id, runs FROM deployment_devices WHERE deployment_id = :d"), {"d": dep_id})}
 
     def events(self, dep_id: str) -> list[Any]:
-        with self.db.connect() as c:
-            return list(c.execute(text("SELECT at, actor, from_status, to_status, reason FROM deployment_events "
-                                       "WHERE deployment_id = :d ORDER BY at, id"), {"d": dep_id}))
+        """The audit trail (REST), through any replica that is alive."""
+        rep = next(r for r in self.replicas.values() if r.proc.proc is not None and r.proc.proc.poll() is None)
+        rows = rep.api("GET", f"/deployments/{dep_id}/audit", params={"limit": 500})["data"]
+        return [SimpleNamespace(at=datetime.fromisoformat(e["at"].replace("Z", "+00:00")), actor=e["actor"],
+                                to_status=e["toStatus"], reason=e["reason"]) for e in rows]
 
     def assert_progress_is_the_records(self, via: str, dep_id: str) -> dict[str, Any]:
         rep = self.replicas[via]
