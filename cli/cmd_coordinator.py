@@ -15,7 +15,7 @@ ENV = {
     "db": "CONVOY_DB", "data_dir": "CONVOY_DATA_DIR", "grpc_listen": "CONVOY_GRPC_LISTEN",
     "http_listen": "CONVOY_HTTP_LISTEN", "enrollment_timeout": "CONVOY_ENROLLMENT_TIMEOUT",
     "heartbeat_interval": "CONVOY_HEARTBEAT_INTERVAL", "install_timeout": "CONVOY_INSTALL_TIMEOUT",
-    "log_level": "CONVOY_LOG_LEVEL", "log_format": "CONVOY_LOG_FORMAT",
+    "log_level": "CONVOY_LOG_LEVEL", "log_format": "CONVOY_LOG_FORMAT", "replica_id": "CONVOY_REPLICA_ID",
 }
 DEFAULTS = {"data_dir": "./convoy-data", "grpc_listen": "127.0.0.1:7443", "http_listen": "127.0.0.1:7080",
             "enrollment_timeout": "10m", "heartbeat_interval": "15s", "install_timeout": "30m",
@@ -46,12 +46,20 @@ def _setting(args: argparse.Namespace, key: str) -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     from common import logs
-    from coordinator.config import Settings, check_insecure
+    from coordinator.config import Settings, check_insecure, check_replica_id, generated_replica_id
     from coordinator.server import serve
     from coordinator.tls import TlsConfigError
 
-    logs.configure(_setting(args, "log_level"), _setting(args, "log_format"))
-    settings = Settings(db=_setting(args, "db"), data_dir=_setting(args, "data_dir"),
+    replica = _setting(args, "replica_id")
+    if replica is None:
+        replica = generated_replica_id()
+    else:
+        why = check_replica_id(replica)
+        if why:
+            origin = "--replica-id" if args.replica_id is not None else ENV["replica_id"]
+            raise CliError(f"{origin}: {why}", 2)
+    logs.configure(_setting(args, "log_level"), _setting(args, "log_format"), replica=replica)
+    settings = Settings(db=_setting(args, "db"), data_dir=_setting(args, "data_dir"), replica_id=replica,
                         grpc_listen=_setting(args, "grpc_listen"), http_listen=_setting(args, "http_listen"),
                         enrollment_timeout_s=_setting(args, "enrollment_timeout"),
                         heartbeat_interval_s=_setting(args, "heartbeat_interval"),
@@ -70,6 +78,28 @@ def _serve(args: argparse.Namespace) -> int:
     except TlsConfigError as exc:
         raise CliError(str(exc), 2) from None
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """The gRPC health answer of the coordinator (the replica) at --server, and its replica id."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from cli.common import client_trust, rpc_failure, server_address
+    from common import transport
+
+    server = server_address(args)
+    tls, _ = client_trust(args)
+    stub = health_pb2_grpc.HealthStub(transport.sync_channel(server, tls))
+    try:
+        resp, rpc = stub.Check.with_call(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    except grpc.RpcError as exc:
+        raise rpc_failure(exc, server, tls.secure) from None
+    metadata = dict(rpc.initial_metadata() or ())
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+    out = {"server": server, "status": status, "replica": str(metadata.get("convoy-replica", ""))}
+    emit(args, out, lambda: print(f"{server}: {status} (replica {out['replica'] or 'unknown'})"))
+    return 0 if resp.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def _bootstrap(args: argparse.Namespace) -> int:
@@ -130,9 +160,16 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-san", action="append", default=[],
                    help="a DNS name or IP address the coordinator-made certificate covers (repeatable; "
                         "default: this host's names and addresses, localhost, 127.0.0.1, ::1)")
+    p.add_argument("--replica-id", metavar="ID",
+                   help="this coordinator among replicas on one database: in its logs, the engine's audit "
+                        "actor (engine@ID) and health answers (default: hostname-<random>; env CONVOY_REPLICA_ID)")
     p.add_argument("--log-level", choices=CHOICES["log_level"], help="default info")
     p.add_argument("--log-format", choices=CHOICES["log_format"],
                    help="text for people, json for log collectors: one object per line (default text)")
+
+    command(coord, "status", "ask a coordinator (one replica) whether it is serving, and which replica it is",
+            "  convoy coordinator status --server convoy-a.example.com:7443\n"
+            "  convoy coordinator status -o json", _status, quiet="replica")
 
     admin = sub.add_parser("admin", help="store administration").add_subparsers(dest="sub", required=True, metavar="COMMAND")
     b = command(admin, "bootstrap", "create the first client and a partner-level admin token, on the store directly",

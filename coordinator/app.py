@@ -22,6 +22,10 @@ class App:
     # Set by the server once built; typed loosely to keep this module free of cycles.
     engine: Any = None
     hub: Any = None
+    signals: Any = None
+    """Cross-replica signals (coordinator/store/signals.py); None: this process is alone."""
+    replica_id: str = ""
+    """This coordinator among its replicas: logs, the engine's audit actor, health answers."""
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store function off the event loop."""

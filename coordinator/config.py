@@ -42,6 +42,34 @@ class Settings:
     """Failed Enroll calls allowed per source address per minute; more are refused (429)."""
     header_timeout_s: float = 10.0
     """A REST connection that sends no complete request head within this is closed."""
+    replica_id: str = ""
+    """This coordinator among replicas on one store (`--replica-id`); empty = generated at start."""
+
+
+REPLICA_ID_MAX = 48
+"""`engine@<replica id>` must fit the 64 characters of an audit event's actor."""
+_REPLICA_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def generated_replica_id() -> str:
+    """`<hostname>-<6 hex>`: readable, and distinct for two replicas on one host."""
+    import secrets
+    import socket
+
+    host = "".join(c if c in _REPLICA_CHARS else "-" for c in socket.gethostname().split(".")[0]) or "coordinator"
+    return f"{host[:REPLICA_ID_MAX - 7]}-{secrets.token_hex(3)}"
+
+
+def check_replica_id(value: str) -> str | None:
+    """Why `value` is not a usable replica id, or None."""
+    if not value:
+        return "must not be empty"
+    if len(value) > REPLICA_ID_MAX:
+        return f"must be at most {REPLICA_ID_MAX} characters (it is {len(value)})"
+    bad = sorted(set(value) - _REPLICA_CHARS)
+    if bad:
+        return f"may contain only letters, digits, '.', '_' and '-' (not {''.join(bad)!r})"
+    return None
 
 
 def is_loopback(listen: str) -> bool:

@@ -123,6 +123,18 @@ class StateCollector(Collector):
                                     value=stats.get("scheduled", 0))
             yield CounterMetricFamily("convoy_engine_ticks", "Reconcile passes of the rollout engine",
                                       value=stats.get("ticks", 0))
+            yield CounterMetricFamily("convoy_engine_skipped", "Reconciles skipped: another engine held the deployment",
+                                      value=stats.get("skipped", 0))
+        signals = self.app.signals
+        if signals is not None:
+            sig = signals.stats()
+            yield CounterMetricFamily("convoy_signals_published", "Cross-replica signals sent (one per payload)",
+                                      value=sig.get("published", 0))
+            yield CounterMetricFamily("convoy_signals_received", "Other replicas' signals received",
+                                      value=sig.get("received", 0))
+            yield GaugeMetricFamily("convoy_signals_listening",
+                                    "1 while this replica listens for the others' signals (PostgreSQL)",
+                                    value=1 if sig.get("listening", True) else 0)
         counts = self._counts()
         yield GaugeMetricFamily("convoy_store_up", "1 when the store answered the last metrics read",
                                 value=1 if counts is not None else 0)

@@ -42,6 +42,22 @@ def _background_tasks() -> list[BackgroundTask]:
     return [enrollment_timeout_loop]
 
 
+REPLICA_METADATA = "convoy-replica"
+"""Initial metadata of every gRPC health answer: which replica answered (`convoy coordinator status`)."""
+
+
+class ReplicaHealthServicer(health.aio.HealthServicer):  # type: ignore[misc]
+    """The standard gRPC health service, answering with the replica id in its metadata."""
+
+    def __init__(self, replica_id: str) -> None:
+        super().__init__()
+        self.replica_id = replica_id
+
+    async def Check(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        await context.send_initial_metadata(((REPLICA_METADATA, self.replica_id),))
+        return await super().Check(request, context)
+
+
 class Coordinator:
     def __init__(self, settings: Settings, clock: Clock | None = None, store: Store | None = None) -> None:
         self.settings = settings
@@ -80,8 +96,11 @@ class Coordinator:
         store = self._store
         if store is None:
             store = await asyncio.to_thread(Store.open, self.settings.db, self.settings.data_dir)
-        app = self.app = App(store=store, settings=self.settings, clock=self.clock)
-        self._wire(app)
+        from coordinator.config import generated_replica_id
+
+        app = self.app = App(store=store, settings=self.settings, clock=self.clock,
+                             replica_id=self.settings.replica_id or generated_replica_id())
+        await self._wire(app)
         self.metrics.attach(app)
 
         server = self._server = transport.aio_server(interceptors=[GrpcMetricsInterceptor(self.metrics)])
@@ -91,7 +110,7 @@ class Coordinator:
         from coordinator.api.agent_grpc import AgentServicer
 
         agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(app), server)
-        health_servicer = health.aio.HealthServicer()
+        health_servicer = ReplicaHealthServicer(app.replica_id)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         names = (
             admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
@@ -119,14 +138,24 @@ class Coordinator:
         log.info("coordinator listening grpc=%s http=%s tls=%s", self.grpc_port, self.http_port,
                  f"on, CA {self.tls.ca_fingerprint}" if self.tls else "OFF (--insecure, loopback only)")
 
-    def _wire(self, app: App) -> None:
-        """Attach the agent connection hub and start the rollout engine."""
+    async def _wire(self, app: App) -> None:
+        """Attach the agent connection hub, the other replicas' signals, and start the engine."""
         from coordinator.api.hub import Hub
         from coordinator.engine.reconciler import Engine
+        from coordinator.store.signals import Subscriber, open_signals
 
         app.hub = Hub(app)
         app.hub.start()
         app.engine = Engine(app)
+        hub, engine = app.hub, app.engine
+
+        def resync() -> None:
+            hub.resync()
+            engine.resync()
+
+        app.signals = open_signals(app.store.url, app.replica_id)
+        app.signals.subscribe(Subscriber(devices=hub.on_devices, deployments=engine.on_deployments, resync=resync))
+        await app.signals.start()
         self._tasks.append(asyncio.create_task(app.engine.run(), name="engine"))
 
     async def _start_http(self, app: App) -> None:
@@ -163,6 +192,8 @@ class Coordinator:
         self._stopped = True
         if self.app is not None and self.app.hub is not None:
             await self.app.hub.close()
+        if self.app is not None and self.app.signals is not None:
+            await self.app.signals.close()
         if self._http is not None:
             self._http.should_exit = True
         if self._server is not None:
@@ -179,7 +210,8 @@ async def serve(settings: Settings) -> None:
     coordinator = Coordinator(settings)
     await coordinator.start()
     tls = coordinator.tls
-    print(json.dumps({"event": "listening", "grpc_port": coordinator.grpc_port,
+    replica = coordinator.app.replica_id if coordinator.app is not None else ""
+    print(json.dumps({"event": "listening", "replica_id": replica, "grpc_port": coordinator.grpc_port,
                       "http_port": coordinator.http_port, "tls": tls is not None,
                       "ca_file": str(tls.ca_file) if tls and tls.ca_file else "",
                       "ca_fingerprint": tls.ca_fingerprint if tls else ""}), flush=True)

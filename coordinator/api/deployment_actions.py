@@ -6,7 +6,7 @@ changed: the door never decides anything itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,10 +29,23 @@ class DeploymentActions(Api):
             self.app.engine.poke(*ids)
 
     def _withdraw(self, jobs: list[tuple[str, str, str]]) -> None:
-        """Withdrawals are stored; this tells the agents connected now (others hear on connect)."""
+        """Withdrawals are stored (and signalled to the other replicas at commit, `_signalled`);
+        this tells the agents connected here now (agents offline hear on connect)."""
         if self.app.hub is not None:
             for device_id, job_id, reason in jobs:
                 self.app.hub.send_cancel(device_id, job_id, reason)
+
+    def _signalled(self, fn: Callable[..., tuple[dict[str, Any], list[tuple[str, str, str]]]]) -> Callable[..., Any]:
+        """`fn` (cancel, rollback), plus a signal of its withdrawals in its own transaction: the
+        replicas holding those devices' streams send the withdrawals once it commits."""
+        signals = self.app.signals
+
+        def run(s: Session, who: Principal, *args: Any) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+            out, withdraw = fn(s, who, *args)
+            if signals is not None and withdraw:
+                signals.in_transaction(s, devices=[device_id for device_id, _, _ in withdraw])
+            return out, withdraw
+        return run
 
     async def create(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.call(token, svc.create, body, self._now())
@@ -67,13 +80,13 @@ class DeploymentActions(Api):
         return out
 
     async def cancel(self, token: str, dep_id: str) -> dict[str, Any]:
-        out, withdraw = await self.call(token, svc.cancel, dep_id, self._now())
+        out, withdraw = await self.call(token, self._signalled(svc.cancel), dep_id, self._now())
         self._withdraw(withdraw)
         self._poke(out["id"])
         return out
 
     async def rollback(self, token: str, dep_id: str) -> dict[str, Any]:
-        out, withdraw = await self.call(token, svc.rollback, dep_id, self._now())
+        out, withdraw = await self.call(token, self._signalled(svc.rollback), dep_id, self._now())
         self._withdraw(withdraw)
         self._poke(out["id"], out["rollbackOf"])
         return out

@@ -94,10 +94,14 @@ class Hub:
         self._gone: set[str] = set()
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._resend: set[str] = set()
+        self._resend_ready = asyncio.Event()
+        self.resent = 0
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._flush_loop(), name="presence-flusher"),
-                       asyncio.create_task(self._sweep_loop(), name="offline-sweep")]
+                       asyncio.create_task(self._sweep_loop(), name="offline-sweep"),
+                       asyncio.create_task(self._resend_loop(), name="signal-resend")]
 
     async def close(self) -> None:
         for conn in list(self.connections.values()):
@@ -158,6 +162,47 @@ class Hub:
 
     def send_ack(self, device_id: str, job_id: str, state: str) -> bool:
         return self._send(device_id, agent_pb2.CoordinatorMessage(ack=agent_pb2.Ack(job_id=job_id, state=state)))
+
+    # --- other replicas' changes (coordinator/store/signals.py) ---------------------------
+
+    def on_devices(self, device_ids: list[str]) -> None:
+        """Another replica changed these devices' jobs: those streaming here get their desired
+        state re-read and sent (one query per batch of signals, whatever the number of devices)."""
+        local = [d for d in device_ids if d in self.connections]
+        if local:
+            self._resend.update(local)
+            self._resend_ready.set()
+
+    def resync(self) -> None:
+        """Signals may have been lost: every device streaming here gets its desired state again."""
+        if self.connections:
+            self._resend.update(self.connections)
+            self._resend_ready.set()
+
+    async def _resend_loop(self) -> None:
+        while True:
+            await self._resend_ready.wait()
+            self._resend_ready.clear()
+            ids, self._resend = sorted(d for d in self._resend if d in self.connections), set()
+            if not ids:
+                continue
+            try:
+                desired = await self.app.run(self._desired, ids)
+            except Exception:  # noqa: BLE001 - keep them and try again; the store is the truth
+                log.exception("re-reading the jobs of %d devices failed; retrying", len(ids))
+                self._resend.update(ids)
+                await asyncio.sleep(1.0)
+                self._resend_ready.set()
+                continue
+            for job in desired.jobs:
+                self.send_job(job)
+            for device_id, job_id, reason in desired.withdrawn:
+                self.send_cancel(device_id, job_id, reason)
+            self.resent += len(ids)
+
+    def _desired(self, device_ids: list[str]) -> rollout.DeviceJobs:
+        with self.app.store.read() as s:
+            return rollout.device_jobs(s, device_ids, self.app.settings.default_install_timeout_minutes)
 
     # --- batched presence writes ---------------------------------------------------------
 

@@ -20,9 +20,9 @@ async def metrics(request: Request) -> Response:
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
-async def healthz() -> dict[str, Any]:
-    return {"status": "ok"}
+@router.get("/healthz", summary="Liveness: the process answers (and which replica it is)")
+async def healthz(request: Request) -> dict[str, Any]:
+    return {"status": "ok", "replica": request.app.state.convoy.replica_id}
 
 
 @router.get("/readyz", summary="Readiness: store reachable and migrations current (503 otherwise)",
@@ -31,4 +31,5 @@ async def readyz(request: Request) -> JSONResponse:
     state = await request.app.state.readiness.check()
     return JSONResponse(status_code=200 if state.ready else 503,
                         content={"status": "ready" if state.ready else "not ready",
+                                 "replica": request.app.state.convoy.replica_id,
                                  "store": state.store, "migrations": state.migrations})

@@ -32,7 +32,7 @@ from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
 from coordinator.engine.writer import Writer, chunks
 from coordinator.store import models as m
-from coordinator.store.transitions import transition
+from coordinator.store.transitions import mark_due, transition
 
 OUTPUT_LIMIT = 64 * 1024
 JOB_TERMINAL_VALUES = sorted(s.value for s in JOB_TERMINAL)
@@ -62,6 +62,8 @@ class ReconcileResult:
     changed: bool = False
     also: set[str] = field(default_factory=set)
     """Other deployments to look at (a rollback whose held records were released)."""
+    skipped: bool = False
+    """Another engine (another replica) holds the deployment's lock: it is doing this work."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,7 @@ def _flush(s: Session, d: m.Deployment, w: Writer, cfg: RolloutConfig, params: E
     result.withdrawn.extend(w.withdrawn)
     if _release_rollback(s, d, w.finished_devices, w.now):
         result.also.add(str(d.rolled_back_by))
+        mark_due(s, [str(d.rolled_back_by)], w.now)  # for any replica's engine, not only ours
     result.changed = result.changed or w.changed
 
 
@@ -305,12 +308,28 @@ def _next_due(s: Session, d: m.Deployment) -> datetime | None:
     return min(candidates) if candidates else None
 
 
+def _store_due(s: Session, d: m.Deployment, result: ReconcileResult) -> None:
+    """Keep the deployment's stored due time (what every replica's engine looks for) in step."""
+    result.next_due = _next_due(s, d)
+    if d.due_at != result.next_due:
+        s.execute(update(m.Deployment).where(m.Deployment.id == d.id).values(due_at=result.next_due)
+                  .execution_options(synchronize_session=False))
+        d.due_at = result.next_due
+
+
 def reconcile(s: Session, deployment_id: str, now: datetime, default_timeout_min: float = 30.0, *,
-              params: EngineParams | None = None, actor: str = "engine") -> ReconcileResult:
+              params: EngineParams | None = None, actor: str = "engine",
+              skip_locked: bool = False) -> ReconcileResult:
+    """One deployment's whole engine step. `skip_locked`: if another engine holds the
+    deployment's row lock (PostgreSQL, another replica), return at once with `skipped` set
+    instead of waiting: that engine is doing the work and will store the next due time."""
     params = params or EngineParams(default_timeout_minutes=default_timeout_min)
-    d = s.scalar(select(m.Deployment).where(m.Deployment.id == deployment_id).with_for_update())
+    d = s.scalar(select(m.Deployment).where(m.Deployment.id == deployment_id)
+                 .with_for_update(skip_locked=skip_locked))
     result = ReconcileResult(deployment_id=deployment_id)
     if d is None:
+        if skip_locked:
+            result.skipped = s.scalar(select(m.Deployment.id).where(m.Deployment.id == deployment_id)) is not None
         return result
     result.status = d.status
     cfg = RolloutConfig.parse(d.rollout_config)
@@ -321,7 +340,7 @@ def reconcile(s: Session, deployment_id: str, now: datetime, default_timeout_min
             w = Writer(s, d, now)
             _work_due(s, d, w, _ctx(d, now, params), dispatch=False)
             _flush(s, d, w, cfg, params, result)
-        result.next_due = _next_due(s, d)
+        _store_due(s, d, result)
         return result
     version = d.version
     for _ in range(d.total_batches + 2):  # each pass may start one batch; bounded
@@ -334,7 +353,7 @@ def reconcile(s: Session, deployment_id: str, now: datetime, default_timeout_min
             break
     result.status = d.status
     result.changed = result.changed or d.version != version
-    result.next_due = _next_due(s, d)
+    _store_due(s, d, result)
     return result
 
 
@@ -431,6 +450,8 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
         out.withdrawn.extend(w.withdrawn)
         if _release_rollback(s, d, w.finished_devices, now):
             out.touched.add(str(d.rolled_back_by))
+    # Due now for whichever engine gets there first (this replica's is poked right after commit).
+    mark_due(s, out.touched, now)
     return out
 
 
@@ -499,6 +520,24 @@ def manual_retry(s: Session, d: m.Deployment, record: m.DeploymentDevice, now: d
     w = Writer(s, d, now)
     w.apply(rec, record.device_id, rm.handle(rec, rm.ManualRetry(), ctx))
     w.flush()
+    mark_due(s, [d.id], now)
+
+
+def due_deployment_ids(s: Session, now: datetime, limit: int = 500) -> list[str]:
+    """Deployments whose stored due time has come (one index range, whatever the fleet size)."""
+    return list(s.scalars(select(m.Deployment.id).where(m.Deployment.due_at <= now)
+                          .order_by(m.Deployment.due_at).limit(limit)))
+
+
+def earliest_due(s: Session) -> datetime | None:
+    """The earliest stored due time of any deployment (one index lookup)."""
+    return s.scalar(select(func.min(m.Deployment.due_at)))
+
+
+def postpone(s: Session, deployment_id: str, at: datetime) -> None:
+    """Back off a deployment whose reconcile failed, for every replica (not only this one)."""
+    s.execute(update(m.Deployment).where(m.Deployment.id == deployment_id).values(due_at=at)
+              .execution_options(synchronize_session=False))
 
 
 def live_deployment_ids(s: Session) -> list[str]:

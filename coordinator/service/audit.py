@@ -26,7 +26,8 @@ def _bounded(value: int | None, name: str, default: int, lo: int, hi: int) -> in
 def list_events(s: Session, who: Principal, deployment_id: str, *, limit: int | None,
                 offset: int | None) -> tuple[list[dict[str, Any]], int]:
     """The events of a deployment the caller may see (404 otherwise), oldest first. `actor` is an
-    API token id (named by `actorName` while the token exists), `engine` or `agent:<device>`."""
+    API token id (named by `actorName` while the token exists), `engine@<replica id>` (`engine`
+    in rows written before replica ids) or `agent:<device>`."""
     d = load(s, who, deployment_id)
     lim = _bounded(limit, "limit", 100, 1, LIST_LIMIT_MAX)
     off = _bounded(offset, "offset", 0, 0, 10**9)

@@ -199,6 +199,7 @@ class Deployment(Base):
     __table_args__ = (
         Index("ix_deployments_client_status", "client_id", "status"),
         Index("ix_deployments_status_next_batch", "status", "next_batch_at"),
+        Index("ix_deployments_due_at", "due_at"),
     )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
@@ -232,6 +233,9 @@ class Deployment(Base):
     finished_baseline: Mapped[int] = mapped_column(Integer, default=0)
     batch_finished_at: Mapped[datetime | None]
     next_batch_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    """When an engine (any replica's) must reconcile this deployment next; NULL: nothing is due.
+    Written by every reconcile, set to now by every change that needs one (`mark_due`)."""
     created_by: Mapped[str | None] = mapped_column(ID)
     rollback_of: Mapped[str | None] = mapped_column(ID)
     rolled_back_by: Mapped[str | None] = mapped_column(ID)

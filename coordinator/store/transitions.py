@@ -5,10 +5,11 @@ Used by the service (API actions) and the engine alike, so neither imports the o
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from common.errors import Conflict
@@ -22,6 +23,18 @@ def add_event(s: Session, d: m.Deployment, actor: str, from_status: str, to_stat
                             to_status=to_status, reason=reason))
 
 
+def mark_due(s: Session, deployment_ids: Iterable[str], now: datetime) -> None:
+    """These deployments need an engine's look now (any replica's): their stored due time is
+    brought forward to `now`, in the transaction of the change, so a replica dying before its
+    engine reconciles costs nothing. Callers hold the deployments' row locks already."""
+    ids = sorted(set(deployment_ids))
+    for i in range(0, len(ids), 5000):  # IN lists in pieces (store-side twin of writer.chunks)
+        s.execute(update(m.Deployment)
+                  .where(m.Deployment.id.in_(ids[i:i + 5000]),
+                         or_(m.Deployment.due_at.is_(None), m.Deployment.due_at > now))
+                  .values(due_at=now).execution_options(synchronize_session=False))
+
+
 def transition(s: Session, d: m.Deployment, action: str, now: datetime, actor: str, reason: str = "",
                **fields: Any) -> None:
     """Move `d` by `action` (checked against the state table), as an update guarded by the row's
@@ -32,7 +45,9 @@ def transition(s: Session, d: m.Deployment, action: str, now: datetime, actor: s
     result = s.execute(
         update(m.Deployment)
         .where(m.Deployment.id == d.id, m.Deployment.version == d.version)
-        .values(status=target, version=m.Deployment.version + 1, updated_at=now, **fields)
+        # due_at: a moved deployment is due for an engine now (the engine's own moves write the
+        # real next due time when their reconcile ends).
+        .values(status=target, version=m.Deployment.version + 1, updated_at=now, due_at=now, **fields)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         s.refresh(d)

@@ -84,6 +84,7 @@ def test_metrics_follow_a_rollout(coordinator: InProcessCoordinator) -> None:
     assert value(s, "convoy_reports_queued") == 0
     assert value(s, "convoy_report_flush_duration_seconds_count") >= 1
     assert value(s, "convoy_store_up") == 1
+    assert value(s, "convoy_signals_listening") == 1 and value(s, "convoy_engine_skipped_total") == 0
     route = "/v2/deployments/{dep_id}"
     assert value(s, "convoy_http_requests_total", route=route, method="GET", code="200") >= 2
     assert value(s, "convoy_http_requests_total", route=route, method="GET", code="401") == 1
@@ -126,9 +127,12 @@ def test_grpc_error_codes_are_counted(coordinator: InProcessCoordinator) -> None
 
 
 def test_health_readiness_and_a_store_outage(coordinator: InProcessCoordinator, caplog: pytest.LogCaptureFixture) -> None:
-    assert httpx.get(f"{coordinator.http_url}/healthz").json() == {"status": "ok"}
+    replica = coordinator.coordinator.app.replica_id
+    assert replica  # generated when not given (tests/e2e/test_replicas.py gives one)
+    assert httpx.get(f"{coordinator.http_url}/healthz").json() == {"status": "ok", "replica": replica}
     ready = httpx.get(f"{coordinator.http_url}/readyz")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "store": "ok", "migrations": "current"}
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "replica": replica, "store": "ok",
+                                                         "migrations": "current"}
     serving = health_pb2.HealthCheckResponse.SERVING
     assert grpc_health(coordinator) == serving
     assert grpc_health(coordinator, "convoy.v1.AgentService") == serving

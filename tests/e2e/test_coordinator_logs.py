@@ -36,7 +36,9 @@ def _serve_env(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], dict[
 
 
 def test_json_logs_one_object_per_line_and_no_library_noise(tmp_path: Path) -> None:
-    proc, ports, log = _serve_env(tmp_path, CONVOY_LOG_FORMAT="json", CONVOY_LOG_LEVEL="info")
+    proc, ports, log = _serve_env(tmp_path, CONVOY_LOG_FORMAT="json", CONVOY_LOG_LEVEL="info",
+                                  CONVOY_REPLICA_ID="replica-7")
+    assert ports["replica_id"] == "replica-7"
     try:
         assert (tmp_path / "data" / "convoy.db").exists()  # CONVOY_DATA_DIR was used
         assert httpx.get(f"http://127.0.0.1:{ports['http_port']}/healthz").status_code == 200
@@ -48,6 +50,7 @@ def test_json_logs_one_object_per_line_and_no_library_noise(tmp_path: Path) -> N
     events = [json.loads(line) for line in lines]  # every line is one JSON object
     for ev in events:
         assert {"time", "level", "logger", "message", "replica"} <= ev.keys()
+        assert ev["replica"] == "replica-7"  # CONVOY_REPLICA_ID, on every line
     assert any(ev["logger"] == "convoy.coordinator" and "listening" in ev["message"] for ev in events)
     assert not [ev for ev in events if ev["logger"].startswith(("alembic", "uvicorn")) and ev["level"] == "INFO"]
 
@@ -65,3 +68,11 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
     assert "CONVOY_INSTALL_TIMEOUT" in res.stderr and "no unit" in res.stderr
     res = run_cli("coordinator", "serve", "--log-format", "xml", check=False, timeout=30)
     assert res.returncode == 2 and "--log-format" in res.stderr
+
+
+def test_a_bad_replica_id_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    for bad, why in (("a" * 49, "at most 48 characters"), ("a b", "may contain only")):
+        out = run_cli("coordinator", "serve", "--insecure", "--data-dir", str(tmp_path), "--replica-id", bad,
+                      check=False)
+        assert out.returncode == 2 and "--replica-id: " in out.stderr and why in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
