@@ -44,9 +44,12 @@ def register(sub: Any) -> None:
                 "  convoy agent install --server coordinator.example:7443 --token cvy_enr_... --ca-fingerprint sha256:...\n"
                 "  convoy agent install --server 10.0.0.5:7443 --token $TOKEN --ca /etc/convoy/ca.pem \\\n"
                 "      --state-dir /tmp/agent1 --machine-id vm-clone-17\n"
+                "  convoy agent install --server replica-a:7443,replica-b:7443 --token $TOKEN --ca-fingerprint sha256:...\n"
                 "  (--machine-id: for cloned VM images whose /etc/machine-id collides, or several agents on one host)",
                 _install, connection=False)
-    p.add_argument("--server", required=True, help="the coordinator's gRPC address, HOST:PORT")
+    p.add_argument("--server", required=True,
+                   help="the coordinator's gRPC address, HOST:PORT; several replicas: HOST:PORT,HOST:PORT "
+                        "(stored in agent.json, tried in turn)")
     p.add_argument("--token", required=True, help="an enrollment token from `convoy tokens create`")
     p.add_argument("--ca-fingerprint", metavar="SHA256",
                    help="pin the coordinator's CA: sha256:... as printed by `convoy tokens create`")
@@ -62,8 +65,12 @@ def register(sub: Any) -> None:
     p.add_argument("--no-service", action="store_true", help="do not write a systemd unit")
 
     r = command(agent, "run", "run the agent daemon: connect, heartbeat, receive and run jobs",
-                "  convoy agent run --state-dir /var/lib/convoy-agent", _run, connection=False, output=False)
+                "  convoy agent run --state-dir /var/lib/convoy-agent\n"
+                "  convoy agent run --server replica-a:7443,replica-b:7443   (instead of agent.json's addresses)",
+                _run, connection=False, output=False)
     r.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    r.add_argument("--server", metavar="HOST:PORT[,HOST:PORT...]",
+                   help="coordinator addresses for this run instead of those in agent.json (the pinned CA still applies)")
     r.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     r.add_argument("--log-format", default="text", choices=("text", "json"),
                    help="text for people, json for log collectors: one object per line (default text)")
