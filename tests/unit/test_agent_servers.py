@@ -146,3 +146,4 @@ def test_the_backoff_grows_per_round_when_every_address_is_down(tmp_path: Path) 
     # waits after failures 1..7: rounds 0,1,1,2,2,3,3 -> [0.5,1], [1,2], [1,2], [2,4], ...
     assert clock.waits[0] <= 1.0 and 1.0 <= clock.waits[1] <= 2.0 and 2.0 <= clock.waits[3] <= 4.0
     assert 4.0 <= clock.waits[5] <= 8.0
+
