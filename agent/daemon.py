@@ -25,7 +25,7 @@ import random
 import signal
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
@@ -70,6 +70,19 @@ def gather_facts() -> types_pb2.DeviceFacts:
 
 class _Rehello(Exception):
     """The windows changed: end this stream so the next hello reports them."""
+
+
+class StubSource(Protocol):
+    """Where `connect_loop` gets the stub of each attempt, and how it moves to the next address."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def endpoint(self) -> object: ...
+
+    def stub(self) -> Any: ...
+
+    async def advance(self) -> object: ...
 
 
 class Dialer:
@@ -218,7 +231,8 @@ class Daemon:
         log.info("agent stopped")
         return code
 
-    async def connect_loop(self, stub: Any, metadata: tuple[tuple[str, str], ...], dialer: Dialer | None = None) -> int:
+    async def connect_loop(self, stub: Any, metadata: tuple[tuple[str, str], ...],
+                           dialer: StubSource | None = None) -> int:
         """Keep one Connect stream up until `stop()`: reconnect with jittered backoff.
         0 when stopped, EXIT_UNAUTHENTICATED when the credential is refused. Needs `identity`
         and `runner` set (run() does that; the simulator sets its own, see agent/simulate.py).

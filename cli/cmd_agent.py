@@ -80,13 +80,15 @@ def register(sub: Any) -> None:
                   "  convoy agent simulate --server 127.0.0.1:7443 --token $TOKEN --count 10000 --channels 8 \\\n"
                   "      --install-time 0.5 --failure-rate 0.05 --window 'Sat 01:00-05:00 UTC' --state-dir /tmp/sim",
                   _simulate, connection=False, output=False)
-    sim.add_argument("--server", required=True, help="the coordinator's gRPC address, HOST:PORT")
+    sim.add_argument("--server", required=True,
+                     help="the coordinator's gRPC address, HOST:PORT; replicas: HOST:PORT,HOST:PORT (agents spread, and fail over)")
     sim.add_argument("--token", required=True, help="an enrollment token with enough uses for --count agents")
     sim.add_argument("--ca-fingerprint", metavar="SHA256", help="pin the coordinator's CA (as for install)")
     sim.add_argument("--ca", metavar="FILE", help="pin the coordinator's CA from this PEM file")
     sim.add_argument("--insecure", action="store_true", help="plaintext, for an --insecure loopback coordinator")
     sim.add_argument("--count", type=int, required=True, help="how many agents to simulate")
-    sim.add_argument("--channels", type=int, default=8, help="gRPC channels the streams are spread over (default 8)")
+    sim.add_argument("--channels", type=int, default=8,
+                     help="gRPC channels the streams are spread over, per address (default 8)")
     sim.add_argument("--install-time", type=_seconds, default=0.0, help="seconds each install takes (default 0)")
     sim.add_argument("--failure-rate", type=float, default=0.0, help="probability an install fails, 0..1 (default 0)")
     sim.add_argument("--window", action="append", default=[],

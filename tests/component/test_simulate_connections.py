@@ -69,3 +69,43 @@ def test_channels_share_one_connection_unless_each_has_its_own_pool(coordinator:
 
     assert asyncio.run(open_channels(own=False)) == 1
     assert asyncio.run(open_channels(own=True)) == 4
+
+
+def test_simulated_agents_spread_over_replicas_and_move_when_one_stops(tmp_path: Any) -> None:
+    """`--server A,B`: agents start half on each; when A goes away their streams move to B."""
+    db = f"sqlite:///{tmp_path / 'convoy.db'}"
+    a = InProcessCoordinator(db, tmp_path / "a")
+    a.start()
+    b = InProcessCoordinator(db, tmp_path / "b")
+    b.start(bootstrap=False)
+    proc = None
+    try:
+        token = a.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=a.client_id)).token
+        servers = f"{a.grpc_target},{b.grpc_target}"
+        proc = subprocess.Popen([*CONVOY, "agent", "simulate", "--server", servers, "--token", token, "--insecure",
+                                 "--count", "10", "--channels", "2", "--stats-interval", "0.2", "--seed", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        assert proc.stdout is not None
+        stdout = proc.stdout
+
+        def next_stats(pred: Any, limit: int = 200) -> dict[str, Any]:
+            for _ in range(limit):
+                line = stdout.readline()
+                assert line, f"simulator ended: {proc.stderr.read() if proc and proc.stderr else ''}"
+                event = json.loads(line)
+                if event.get("event") == "stats" and pred(event):
+                    return dict(event)
+            raise AssertionError("no such stats line")
+
+        spread = next_stats(lambda e: e.get("streams") == 10)
+        assert spread["by_server"] == {a.grpc_target: 5, b.grpc_target: 5}
+        assert len(a.coordinator.app.hub.connections) == 5 and len(b.coordinator.app.hub.connections) == 5
+        a.stop()
+        moved = next_stats(lambda e: e.get("by_server", {}).get(b.grpc_target) == 10)
+        assert moved["streams"] == 10 and moved["by_server"][a.grpc_target] == 0
+        wait_for(lambda: len(b.coordinator.app.hub.connections) == 10, what="10 streams on B")
+    finally:
+        terminate(proc)
+        b.stop()
+        if a.thread.is_alive():
+            a.stop()
