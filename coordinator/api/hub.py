@@ -5,8 +5,11 @@ Presence is written in batches like reports: hellos (facts, windows, online), he
 (IN lists chunked). A device is online while its stream lives; it is marked offline when the
 stream ends, or when it misses `offline_after_missed` heartbeats (one sweep over the live
 connections per heartbeat interval, plus one set-based UPDATE for devices whose coordinator
-died). Only a hello sets a device online: a heartbeat write never does, so a device whose stream
-ended is not written back to online. A presence write that fails (store locked, PostgreSQL
+died). A heartbeat write sets a device online only while its row still holds the very stream the
+heartbeat came on (below), so a device whose stream ended (its offline write clears the row's
+connection id) is never written back to online, and a device another replica's sweep took
+offline while this replica could not write (a store outage longer than the offline limit) is
+online again with its next heartbeat. A presence write that fails (store locked, PostgreSQL
 restarting) puts its hellos and disconnects back in the queue: nothing is forgotten.
 
 Connection epochs (several replicas on one store, docs/replicas.md): every stream gets a random
@@ -17,7 +20,8 @@ stream (`WHERE connection_id IN (...)`: the ids are unique, so with the device i
 per-device guard in one chunked statement), so a late disconnect on the replica an agent left
 cannot mark it offline after it reconnected elsewhere. The sweep for devices whose coordinator
 died rechecks its condition in the UPDATE itself (online and silent too long), so a hello written
-by another replica between its SELECT and its UPDATE wins.
+by another replica between its SELECT and its UPDATE wins; it leaves the row's connection id, so
+the stream that holds it (if it lives after all) revives it with its next heartbeat.
 
 Delivery: what each agent should be doing is stored per job (engine/rollout.py `device_jobs`).
 When a device connects, its hello is written and its whole desired state sent (jobs to run,
@@ -261,16 +265,14 @@ class Hub:
 
     def _touch(self, seen: set[str], now: datetime) -> None:
         limit = timedelta(seconds=self.app.settings.heartbeat_interval_s * self.app.settings.offline_after_missed)
-        # Only devices whose stream is still up, and only last_seen_at: online is set by a hello
-        # alone, so a device whose stream ended since its heartbeat stays offline.
-        # And only rows this replica's stream still holds (not one the device moved to elsewhere).
+        # Only devices whose stream is still up here, and only rows that stream still holds (not
+        # one the device moved to elsewhere, not one whose end was written since).
         conns = [c for d in seen if (c := self.connections.get(d)) is not None]
         with self.app.store.tx() as s:
             for part in chunks(conns):
                 s.execute(update(m.Device).where(m.Device.id.in_([c.device_id for c in part]),
-                                                 m.Device.connection_id.in_([c.id for c in part]),
-                                                 m.Device.online.is_(True))
-                          .values(last_seen_at=now).execution_options(synchronize_session=False))
+                                                 m.Device.connection_id.in_([c.id for c in part]))
+                          .values(last_seen_at=now, online=True).execution_options(synchronize_session=False))
             self._stale(s, now - limit)
 
     def _mark_stale_offline(self, now: datetime) -> None:
@@ -288,4 +290,4 @@ class Hub:
             # heartbeat) wrote since the SELECT is not stale any more and stays online.
             s.execute(update(m.Device).where(m.Device.id.in_(chunk), m.Device.online.is_(True),
                                              m.Device.last_seen_at < before)
-                      .values(online=False, connection_id=None).execution_options(synchronize_session=False))
+                      .values(online=False).execution_options(synchronize_session=False))

@@ -22,7 +22,22 @@ from tests.agents import ScriptedAgent, wait_for
 from tests.component.deploy_helpers import body, fleet, script
 from tests.harness import InProcessCoordinator
 
-FAST = {"heartbeat_interval_s": 0.3, "offline_after_missed": 2}
+# Sweeps every 0.5 s, offline after 3 s silent: fast, with room for a loaded machine. Every
+# stream here heartbeats (`_beat`), so only what a test does ends one.
+FAST = {"heartbeat_interval_s": 0.5, "offline_after_missed": 6}
+
+
+@pytest.fixture
+def beats() -> Iterator[list[Any]]:
+    stops: list[Any] = []
+    yield stops
+    for stop in stops:
+        stop.set()
+
+
+def _beat(beats: list[Any], *agents: ScriptedAgent) -> None:
+    for agent in agents:
+        beats.append(agent.start_heartbeats(0.1))
 
 
 @pytest.fixture
@@ -60,14 +75,16 @@ def _online_via_api(c: InProcessCoordinator, device_id: str) -> bool:
 
 
 def test_late_disconnect_on_the_old_replica_leaves_the_device_online(
-        replicas: tuple[InProcessCoordinator, InProcessCoordinator]) -> None:
+        replicas: tuple[InProcessCoordinator, InProcessCoordinator], beats: list[Any]) -> None:
     a, b = replicas
     [on_a] = fleet(a, 1)
+    _beat(beats, on_a)
     held_by_a = _row(a, on_a.device_id).connection_id
     assert held_by_a
     # The device reconnects through B while A has not noticed its stream ended (half-open):
     on_b = _twin(on_a, b.grpc_target)
     on_b.connect()
+    _beat(beats, on_b)
     wait_for(lambda: _row(b, on_a.device_id).connection_id not in (None, held_by_a), what="B's hello written")
     held_by_b = _row(b, on_a.device_id).connection_id
     # ... then A sees the old stream end and writes its disconnect, late.
@@ -78,14 +95,10 @@ def test_late_disconnect_on_the_old_replica_leaves_the_device_online(
     row = _row(a, on_a.device_id)
     assert row.online is True and row.connection_id == held_by_b
     assert _online_via_api(a, on_a.device_id) and _online_via_api(b, on_a.device_id)
-    # A's heartbeat sweeps (0.3 s, offline after 0.6 s silent) run meanwhile: B's stream keeps the
-    # row fresh (its heartbeats are written, the row is its), so no replica's sweep takes it offline.
-    stop = on_b.start_heartbeats(0.1)
-    try:
-        time.sleep(1.5)
-        assert _row(a, on_a.device_id).online is True
-    finally:
-        stop.set()
+    # A's sweeps (every 0.5 s, offline after 3 s silent) run meanwhile: B's stream keeps the row
+    # fresh (its heartbeats are written, the row is its), so no replica's sweep takes it offline.
+    time.sleep(4.0)
+    assert _row(a, on_a.device_id).online is True
     # The stream that holds the row ends: the device goes offline (the guard is not a blanket no).
     on_b.disconnect()
     wait_for(lambda: _row(b, on_a.device_id).online is False, what="offline after B's stream ended")
@@ -93,11 +106,12 @@ def test_late_disconnect_on_the_old_replica_leaves_the_device_online(
 
 
 def test_an_older_hello_flushed_late_does_not_take_the_row(
-        replicas: tuple[InProcessCoordinator, InProcessCoordinator]) -> None:
+        replicas: tuple[InProcessCoordinator, InProcessCoordinator], beats: list[Any]) -> None:
     from coordinator.api.hub import Connection, _Hello
 
     a, b = replicas
     [dev] = fleet(b, 1)
+    _beat(beats, dev)
     newer = _row(b, dev.device_id)
     hub_a = a.coordinator.app.hub
     # A accepted a stream from this device before B did; its hello is only written now.
@@ -117,16 +131,18 @@ def test_an_older_hello_flushed_late_does_not_take_the_row(
 
 
 def test_a_deployment_reaches_a_device_that_moved_replicas(
-        replicas: tuple[InProcessCoordinator, InProcessCoordinator]) -> None:
+        replicas: tuple[InProcessCoordinator, InProcessCoordinator], beats: list[Any]) -> None:
     """Through the public interface: the device moved from A to B, then A's late disconnect; it
     is online, so a deployment started through B (which holds its stream) runs on it."""
     import httpx
 
     a, b = replicas
     [on_a] = fleet(a, 1)
+    _beat(beats, on_a)
+    held_by_a = _row(a, on_a.device_id).connection_id
     on_b = _twin(on_a, b.grpc_target)
     on_b.connect()
-    held_by_a = _row(a, on_a.device_id).connection_id
+    _beat(beats, on_b)
     wait_for(lambda: _row(b, on_a.device_id).connection_id not in (None, held_by_a), what="B's hello written")
     on_a.disconnect()
     wait_for(lambda: on_a.device_id not in a.coordinator.app.hub.connections, what="A unregistered the stream")
@@ -140,3 +156,28 @@ def test_a_deployment_reaches_a_device_that_moved_replicas(
     assert done["status"] == "completed"
     assert on_b.executions[dep["id"]] == 1 and on_a.executions[dep["id"]] == 0
     on_b.disconnect()
+
+
+def test_a_device_swept_offline_by_another_replica_is_revived_by_its_live_stream(
+        replicas: tuple[InProcessCoordinator, InProcessCoordinator], beats: list[Any]) -> None:
+    """B could not write for longer than the offline limit (a store outage): A's sweep for
+    devices whose coordinator died took B's device offline. B's stream is alive and heartbeating,
+    so B's next heartbeat write (guarded by the stream's connection id) makes it online again."""
+    a, b = replicas
+    [dev] = fleet(b, 1)
+    hub_a = a.coordinator.app.hub
+    later = a.coordinator.app.clock.now() + timedelta(hours=1)
+
+    def sweep() -> None:
+        with a.store.tx() as s:
+            hub_a._stale(s, later)  # everything looks silent to A: the real sweep, an hour on
+
+    a.run(a.coordinator.app.run(sweep))
+    assert _row(a, dev.device_id).online is False
+    _beat(beats, dev)
+    wait_for(lambda: _row(b, dev.device_id).online is True, timeout=5, what="revived by B's heartbeat write")
+    dev.disconnect()
+    wait_for(lambda: _row(b, dev.device_id).online is False, what="offline after its stream ended")
+    # ... and once its stream has ended, no heartbeat write brings it back.
+    time.sleep(1.0)
+    assert _row(b, dev.device_id).online is False
