@@ -17,10 +17,12 @@ With `--state-dir`, credentials are kept in `simulated.json` and reused by the n
 the same coordinator (an enrollment of a machine id that is already a device would be refused
 without its credential).
 
-Several replicas (`--server a:7443,b:7443`, docs/replicas.md): the channels are spread over the
-addresses (`--channels` per address), agent i starts on address i mod n and, like the real
-agent, moves to the next address (on a channel of that address) when its stream cannot be
-opened or breaks. Stats lines then carry `streams` (agents on a live stream now) and `by_server`.
+Several replicas (`--server a:7443,b:7443`, docs/replicas.md): `--channels` channels per address
+(a channel connects on first use, so an address no agent has needed yet holds no connection).
+Like the real agent, each agent starts on the first address and moves to the next one (on a
+channel of that address) when its stream cannot be opened or breaks; with `--spread`, agent i
+starts on address i mod n instead. Stats lines then carry `streams` (agents on a live stream
+now) and `by_server`.
 
 The process prints JSON lines on stdout: `enrolled`, `connected`, then `stats` every
 `--stats-interval` seconds, and `stopped` after SIGTERM/SIGINT.
@@ -61,6 +63,8 @@ from common.maintenance import validate_windows
 log = logging.getLogger("convoy.simulate")
 
 CREDENTIALS_FILE = "simulated.json"
+MULTI_SERVER = True
+"""`--server` takes several addresses and simulated agents fail over between them."""
 
 # gRPC shares one connection (subchannel) between channels to the same target with the same
 # options: without this, "8 channels" would be one HTTP/2 connection (seen with `ss -tn`).
@@ -316,6 +320,8 @@ class FleetConfig:
     """Enrollments in flight at once."""
     seed: int | None = None
     """Random seed (failures, backoff jitter)."""
+    spread: bool = False
+    """With several addresses: agent i starts on address i mod n (else every agent on the first)."""
 
 
 class Fleet:
@@ -355,6 +361,8 @@ class Fleet:
         from agent.servers import parse_servers
 
         servers = parse_servers(cfg.server)
+        if len(servers) > 1:
+            self.counters.by_server = dict.fromkeys(servers, 0)
         per = max(1, cfg.channels)
         # stubs[s][k]: channel k of address s
         stubs: list[list[Any]] = []
@@ -379,7 +387,7 @@ class Fleet:
                 if n == 1:
                     self._tasks.append(asyncio.create_task(agent.serve(stubs[0][i % per])))
                 else:
-                    home = i % n
+                    home = i % n if cfg.spread else 0
                     route = routes.get((home, k))
                     if route is None:  # shared by every agent with this start and channel
                         route = routes[(home, k)] = [(servers[(home + j) % n], stubs[(home + j) % n][k])
@@ -462,7 +470,7 @@ def cli_simulate(args: argparse.Namespace) -> int:
     cfg = FleetConfig(server=args.server, token=args.token, count=args.count, tls=tls, channels=args.channels,
                       install_time=args.install_time, failure_rate=args.failure_rate, windows=windows,
                       state_dir=state_dir, wave=args.wave, wave_pause=args.wave_pause,
-                      enroll_concurrency=args.enroll_concurrency, seed=args.seed)
+                      enroll_concurrency=args.enroll_concurrency, seed=args.seed, spread=args.spread)
     try:
         return asyncio.run(simulate(cfg, args.stats_interval))
     except grpc.aio.AioRpcError as exc:

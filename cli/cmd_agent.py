@@ -99,4 +99,6 @@ def register(sub: Any) -> None:
     sim.add_argument("--enroll-concurrency", type=int, default=32, help="enrollments in flight at once (default 32)")
     sim.add_argument("--stats-interval", type=_seconds, default=1.0, help="seconds between stats lines (default 1)")
     sim.add_argument("--seed", type=int, help="random seed (failures, reconnect jitter)")
+    sim.add_argument("--spread", action="store_true",
+                     help="with several --server addresses: agent i starts on address i mod n (default: the first)")
     sim.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))

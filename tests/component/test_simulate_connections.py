@@ -14,6 +14,7 @@ import subprocess
 from typing import Any
 
 import psutil
+import pytest
 
 from agent.simulate import own_channel
 from common import transport
@@ -71,8 +72,10 @@ def test_channels_share_one_connection_unless_each_has_its_own_pool(coordinator:
     assert asyncio.run(open_channels(own=True)) == 4
 
 
-def test_simulated_agents_spread_over_replicas_and_move_when_one_stops(tmp_path: Any) -> None:
-    """`--server A,B`: agents start half on each; when A goes away their streams move to B."""
+@pytest.mark.parametrize("spread", [True, False])
+def test_simulated_agents_spread_over_replicas_and_move_when_one_stops(tmp_path: Any, spread: bool) -> None:
+    """`--server A,B`: agents start on A (with `--spread`: half on each); when A goes away their
+    streams move to B."""
     db = f"sqlite:///{tmp_path / 'convoy.db'}"
     a = InProcessCoordinator(db, tmp_path / "a")
     a.start()
@@ -83,7 +86,8 @@ def test_simulated_agents_spread_over_replicas_and_move_when_one_stops(tmp_path:
         token = a.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=a.client_id)).token
         servers = f"{a.grpc_target},{b.grpc_target}"
         proc = subprocess.Popen([*CONVOY, "agent", "simulate", "--server", servers, "--token", token, "--insecure",
-                                 "--count", "10", "--channels", "2", "--stats-interval", "0.2", "--seed", "1"],
+                                 "--count", "10", "--channels", "2", "--stats-interval", "0.2", "--seed", "1",
+                                 *(["--spread"] if spread else [])],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         assert proc.stdout is not None
         stdout = proc.stdout
@@ -97,9 +101,10 @@ def test_simulated_agents_spread_over_replicas_and_move_when_one_stops(tmp_path:
                     return dict(event)
             raise AssertionError("no such stats line")
 
-        spread = next_stats(lambda e: e.get("streams") == 10)
-        assert spread["by_server"] == {a.grpc_target: 5, b.grpc_target: 5}
-        assert len(a.coordinator.app.hub.connections) == 5 and len(b.coordinator.app.hub.connections) == 5
+        first = next_stats(lambda e: e.get("streams") == 10)
+        on_a = 5 if spread else 10
+        assert first["by_server"] == {a.grpc_target: on_a, b.grpc_target: 10 - on_a}
+        assert len(a.coordinator.app.hub.connections) == on_a and len(b.coordinator.app.hub.connections) == 10 - on_a
         a.stop()
         moved = next_stats(lambda e: e.get("by_server", {}).get(b.grpc_target) == 10)
         assert moved["streams"] == 10 and moved["by_server"][a.grpc_target] == 0
