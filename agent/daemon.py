@@ -455,8 +455,15 @@ def cli_run(args: argparse.Namespace) -> int:
         print(f"error: {state.root} holds no enrollment: run `convoy agent install` first", file=sys.stderr)
         return 1
     try:
-        state.client_tls(state.load()[0])  # a pinned CA or an explicit --insecure install
+        identity = state.load()[0]
+        state.client_tls(identity)  # a pinned CA or an explicit --insecure install
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if servers is None:
+        try:
+            servers = parse_servers(identity.addresses)
+        except ValueError as exc:
+            print(f"error: {state.identity_path}: {exc}; reinstall, or pass --server", file=sys.stderr)
+            return 1
     return asyncio.run(Daemon(state, servers=servers).run())

@@ -147,3 +147,19 @@ def test_the_backoff_grows_per_round_when_every_address_is_down(tmp_path: Path) 
     assert clock.waits[0] <= 1.0 and 1.0 <= clock.waits[1] <= 2.0 and 2.0 <= clock.waits[3] <= 4.0
     assert 4.0 <= clock.waits[5] <= 8.0
 
+
+
+def test_agent_run_refuses_bad_addresses_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from agent.daemon import cli_run
+
+    state = StateDir(tmp_path)
+    state.save(AgentIdentity(server="coord", servers=["coord"], device_id="d", client_id="c", machine_id="m",
+                             insecure=True), "cred")
+    args = argparse.Namespace(state_dir=str(tmp_path), server=None, log_level="error", log_format="text")
+    assert cli_run(args) == 1
+    assert "agent.json: bad coordinator address 'coord'" in capsys.readouterr().err
+    args.server = "a:1,b"
+    assert cli_run(args) == 2
+    assert "--server: bad coordinator address 'b'" in capsys.readouterr().err
