@@ -131,3 +131,31 @@ def test_agents_move_to_the_live_replica_and_a_deployment_completes_there(
         for agent in agents:
             agent.stop()
         fleet.http.close()
+
+
+def test_a_dead_first_address_is_skipped_at_install_and_at_run(coordinator_proc: CoordinatorProcess,
+                                                                tmp_path: Path) -> None:
+    """No replica needed: an address where nothing listens, then the live coordinator. Install
+    proves the CA and enrolls through the second; the daemon starts on the first, is refused, and
+    is online through the second after one short wait."""
+    coord = coordinator_proc
+    dead = "127.0.0.1:1"
+    token = coord.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=coord.client_id)).token
+    agent = RealAgent(coord, tmp_path, "dead-first")
+    out = run_cli("agent", "install", "--server", f"{dead},{coord.grpc_target}", "--token", token, "--state-dir",
+                  str(agent.state_dir), "--machine-id", "fo-dead-first", "--no-service", "-o", "json",
+                  "--ca-fingerprint", coord.ca_fingerprint)
+    assert f"cannot reach the coordinator at {dead}" in out.stderr and f"trying {coord.grpc_target}" in out.stderr
+    agent.device_id = json.loads(out.stdout)["device_id"]
+    assert json.loads((agent.state_dir / "agent.json").read_text())["servers"] == [dead, coord.grpc_target]
+    fleet = RealFleet(coord, tmp_path)
+    try:
+        started = time.monotonic()
+        agent.start()
+        fleet.wait_online([agent], timeout=20)
+        assert time.monotonic() - started < 15
+        log = agent.log()
+        assert f"stream to {dead} lost: UNAVAILABLE" in log and f"to {coord.grpc_target}" in log
+    finally:
+        agent.stop()
+        fleet.http.close()
