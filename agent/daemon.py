@@ -6,6 +6,11 @@ unacknowledged status in the journal, so results survive any number of broken st
 broken stream is retried with jittered exponential backoff (0.5–1 s first, capped at 30 s):
 when a coordinator restarts, every agent reconnects at once, and the jitter spreads the storm.
 
+With several coordinator addresses (replicas, agent/servers.py), each new attempt after a failed
+or broken stream goes to the next address, and the backoff grows per full round over them: an
+agent whose replica died is on another one after a single short wait. One channel per address
+is kept (created on first use); downloads go through the current one.
+
 The heartbeat interval is the active policy's `heartbeatIntervalSeconds` if one sets it, else
 the coordinator's (Welcome, then AgentConfig). A rejected credential stops the agent (exit 3).
 SIGTERM/SIGINT: stop taking jobs, let installing jobs finish and report, close the stream, exit 0.
@@ -20,7 +25,7 @@ import random
 import signal
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
@@ -28,6 +33,7 @@ import grpc.aio
 from agent.download import Downloader
 from agent.journal import Journal, JournalError
 from agent.runner import Runner
+from agent.servers import Endpoint, Rotation
 from agent.state import AGENT_VERSION, AgentIdentity, StateDir
 from common import transport
 from common.clock import Clock, SystemClock
@@ -66,11 +72,73 @@ class _Rehello(Exception):
     """The windows changed: end this stream so the next hello reports them."""
 
 
+class StubSource(Protocol):
+    """Where `connect_loop` gets the stub of each attempt, and how it moves to the next address."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def endpoint(self) -> object: ...
+
+    def stub(self) -> Any: ...
+
+    async def advance(self) -> object: ...
+
+
+class Dialer:
+    """A stub for the current address of a `Rotation`, one channel per endpoint."""
+
+    def __init__(self, rotation: Rotation, tls: transport.ClientTLS) -> None:
+        self.rotation = rotation
+        self.tls = tls
+        self._channels: dict[Endpoint, grpc.aio.Channel] = {}
+        self._stubs: dict[Endpoint, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.rotation)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.rotation.current
+
+    def stub(self) -> Any:
+        ep = self.rotation.current
+        if ep not in self._stubs:
+            self._channels[ep] = transport.aio_channel(ep.target, self.tls, extra_options=ep.channel_options)
+            self._stubs[ep] = agent_pb2_grpc.AgentServiceStub(self._channels[ep])
+        return self._stubs[ep]
+
+    async def advance(self) -> Endpoint:
+        ep = await asyncio.to_thread(self.rotation.advance)  # may resolve names: not on the loop
+        for old in [e for e in self._channels if e not in self.rotation.endpoints]:
+            self._stubs.pop(old, None)  # an address no longer resolved: its channel goes
+            await self._channels.pop(old).close()
+        return ep
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+        self._channels.clear()
+        self._stubs.clear()
+
+
+class _CurrentStub:
+    """What the downloader calls: the stub of whatever address the stream is on now."""
+
+    def __init__(self, dialer: Dialer) -> None:
+        self._dialer = dialer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dialer.stub(), name)
+
+
 class Daemon:
     def __init__(self, state: StateDir, *, clock: Clock | None = None, rng: random.Random | None = None,
                  facts: Callable[[], types_pb2.DeviceFacts] = gather_facts, workers: int = 4,
-                 journal: Journal | None = None) -> None:
+                 journal: Journal | None = None, servers: list[str] | None = None) -> None:
         self.state = state
+        self.servers = servers
+        """Coordinator addresses for this run instead of agent.json's (`agent run --server`)."""
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.facts = facts
@@ -143,9 +211,10 @@ class Daemon:
 
         self._policy_settings = effective_settings(self.state)
         metadata = (("authorization", f"Bearer {self.credential}"),)
-        channel = transport.aio_channel(self.identity.server, self.state.client_tls(self.identity))
-        stub = agent_pb2_grpc.AgentServiceStub(channel)
-        downloader = Downloader(stub, metadata, self.state.work_dir)
+        addresses = self.servers or self.identity.addresses
+        rotation = await asyncio.to_thread(Rotation, addresses)
+        dialer = Dialer(rotation, self.state.client_tls(self.identity))
+        downloader = Downloader(_CurrentStub(dialer), metadata, self.state.work_dir)
         self.runner = Runner(state=self.state, journal=self.journal, device_id=self.identity.device_id,
                              emit=self.emit, fetch=downloader.fetch, windows=self.windows, clock=self.clock,
                              on_settings=self.apply_settings, workers=self.workers)
@@ -153,19 +222,22 @@ class Daemon:
             self.runner.submit(entry.job_id)
         self._install_signal_handlers()
         log.info("agent %s starting: device %s, coordinator %s, state %s", AGENT_VERSION,
-                 self.identity.device_id, self.identity.server, self.state.root)
+                 self.identity.device_id, ",".join(addresses), self.state.root)
         try:
-            code = await self.connect_loop(stub, metadata)
+            code = await self.connect_loop(None, metadata, dialer)
         finally:
             await self.runner.stop()
-            await channel.close()
+            await dialer.close()
         log.info("agent stopped")
         return code
 
-    async def connect_loop(self, stub: Any, metadata: tuple[tuple[str, str], ...]) -> int:
+    async def connect_loop(self, stub: Any, metadata: tuple[tuple[str, str], ...],
+                           dialer: StubSource | None = None) -> int:
         """Keep one Connect stream up until `stop()`: reconnect with jittered backoff.
         0 when stopped, EXIT_UNAUTHENTICATED when the credential is refused. Needs `identity`
-        and `runner` set (run() does that; the simulator sets its own, see agent/simulate.py)."""
+        and `runner` set (run() does that; the simulator sets its own, see agent/simulate.py).
+        With a `dialer` (several addresses), `stub` is unused: each attempt after a failed or
+        broken stream goes to the dialer's next address, and the backoff grows per round."""
         assert self.identity is not None
         attempt = 0
         while not self._stop.is_set():
@@ -173,22 +245,28 @@ class Daemon:
             # (the usual way a coordinator restart looks) resets the backoff, whether it ended
             # cleanly or with an error.
             self._welcomed = False
+            where = str(dialer.endpoint) if dialer is not None else self.identity.server
             try:
-                await self._session(stub, metadata)
+                await self._session(dialer.stub() if dialer is not None else stub, metadata)
             except _Rehello:
                 continue
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                     log.error("credential rejected: re-enroll with convoy agent install (%s)", exc.details())
                     return EXIT_UNAUTHENTICATED
-                log.warning("stream to %s lost: %s: %s", self.identity.server, exc.code().name, exc.details())
+                log.warning("stream to %s lost: %s: %s", where, exc.code().name, exc.details())
             except ConnectionError as exc:
-                log.warning("stream to %s lost: %s", self.identity.server, exc)
+                log.warning("stream to %s lost: %s", where, exc)
             if self._stop.is_set():
                 break
             attempt = 0 if self._welcomed else attempt + 1
-            delay = reconnect_delay(attempt, self.rng)
-            log.info("reconnecting in %.1fs", delay)
+            rounds = attempt // len(dialer) if dialer is not None else attempt
+            delay = reconnect_delay(rounds, self.rng)
+            if dialer is not None:
+                nxt = await dialer.advance()
+                log.info("reconnecting in %.1fs to %s", delay, nxt)
+            else:
+                log.info("reconnecting in %.1fs", delay)
             await self.clock.wait(self._stop, delay)
         return 0
 
@@ -361,16 +439,31 @@ class Daemon:
 
 
 def cli_run(args: argparse.Namespace) -> int:
+    from agent.servers import parse_servers
     from common import logs
 
     logs.configure(str(getattr(args, "log_level", "info")), str(getattr(args, "log_format", "text")))
+    servers: list[str] | None = None
+    if getattr(args, "server", None):
+        try:
+            servers = parse_servers(args.server)
+        except ValueError as exc:
+            print(f"error: --server: {exc}", file=sys.stderr)
+            return 2
     state = StateDir(args.state_dir)
     if not state.is_enrolled():
         print(f"error: {state.root} holds no enrollment: run `convoy agent install` first", file=sys.stderr)
         return 1
     try:
-        state.client_tls(state.load()[0])  # a pinned CA or an explicit --insecure install
+        identity = state.load()[0]
+        state.client_tls(identity)  # a pinned CA or an explicit --insecure install
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(Daemon(state).run())
+    if servers is None:
+        try:
+            servers = parse_servers(identity.addresses)
+        except ValueError as exc:
+            print(f"error: {state.identity_path}: {exc}; reinstall, or pass --server", file=sys.stderr)
+            return 1
+    return asyncio.run(Daemon(state, servers=servers).run())

@@ -12,6 +12,10 @@ fetched and checked against the pin (common/transport.discover_ca), with `--ca` 
 verify against the given file; only `--insecure` skips this (a plaintext loopback coordinator).
 The CA is stored in the state dir and `convoy agent run` trusts nothing else.
 
+`--server` may list several coordinator addresses (replicas: `a:7443,b:7443`, docs/replicas.md):
+the first one that answers proves the CA and takes the enrollment (an unreachable one is
+skipped); all of them are stored in agent.json, and the pinned CA is the trust for every one.
+
 A reinstall from a state dir that already holds this machine's enrollment sends the old device
 credential with `Enroll` (`authorization: Bearer` metadata): that is the proof that lets the
 coordinator hand the same device id back (see docs/enrollment.md, "Reinstalling").
@@ -33,6 +37,7 @@ from typing import Any
 import grpc
 
 from agent import facts as facts_mod
+from agent.servers import parse_servers
 from agent.state import AGENT_VERSION, AgentIdentity, StateDir, atomic_write
 from common import pins, transport
 from common.clock import utcnow
@@ -137,9 +142,10 @@ class Installer:
             raise StepFailed(f"{message.rstrip('.')} failed - {reason}{where}") from exc
 
     def run(self, resp: pb.EnrollResponse, machine_id: str, tls: transport.ClientTLS) -> None:
-        identity = AgentIdentity(server=self.args.server, device_id=resp.device_id, client_id=resp.client_id,
-                                 machine_id=machine_id, agent_version=AGENT_VERSION, tags=list(self.args.tag),
-                                 site=self.args.site, insecure=not tls.secure)
+        servers = server_list(self.args)
+        identity = AgentIdentity(server=servers[0], servers=servers, device_id=resp.device_id,
+                                 client_id=resp.client_id, machine_id=machine_id, agent_version=AGENT_VERSION,
+                                 tags=list(self.args.tag), site=self.args.site, insecure=not tls.secure)
 
         def save_state() -> None:
             self.written += [self.state.credential_path, self.state.identity_path]
@@ -201,9 +207,30 @@ def _report(stub: Any, credential: str, enrollment_id: str, success: bool, lines
     raise AssertionError("unreachable")
 
 
+def server_list(args: argparse.Namespace) -> list[str]:
+    """`--server`'s addresses (exit 2 naming the bad one)."""
+    try:
+        return parse_servers(args.server)
+    except ValueError as exc:
+        raise CliError(f"--server: {exc}", 2) from None
+
+
 def install_trust(args: argparse.Namespace) -> transport.ClientTLS:
     """The coordinator proved against `--ca-fingerprint` or `--ca`, or plaintext for `--insecure`.
-    Exit 7 (nothing sent, nothing written) when it cannot be trusted."""
+    Exit 7 (nothing sent, nothing written) when it cannot be trusted. With several addresses the
+    first reachable one is checked (an unreachable one is skipped, an untrusted one is fatal)."""
+    servers = server_list(args)
+    for i, server in enumerate(servers):
+        try:
+            return _trust(args, server)
+        except CliError as exc:
+            if exc.exit_code != 6 or i == len(servers) - 1:
+                raise
+            print(f"warning: {exc}; trying {servers[i + 1]}", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
+def _trust(args: argparse.Namespace, server: str) -> transport.ClientTLS:
     fingerprint, ca_file, insecure = args.ca_fingerprint, args.ca, args.insecure
     if insecure:
         if fingerprint or ca_file:
@@ -227,9 +254,9 @@ def install_trust(args: argparse.Namespace) -> transport.ClientTLS:
                 raise CliError(f"--ca {ca_file} holds no PEM certificate", 2) from None
             if want and have != want:
                 raise CliError(f"--ca {ca_file} has fingerprint {have}, not {want}", EXIT_UNTRUSTED)
-            transport.verify_server(args.server, pem)
+            transport.verify_server(server, pem)
             return transport.ClientTLS(ca_pem=pem)
-        return transport.ClientTLS(ca_pem=transport.discover_ca(args.server, want))
+        return transport.ClientTLS(ca_pem=transport.discover_ca(server, want))
     except transport.TrustError as exc:
         if str(exc).startswith("cannot reach"):
             raise CliError(str(exc), 6) from None
@@ -247,6 +274,21 @@ def _proof(state: StateDir, machine_id: str) -> list[tuple[str, str]]:
     return [("authorization", f"Bearer {credential}")]
 
 
+def _enroll(servers: list[str], tls: transport.ClientTLS, request: pb.EnrollRequest,
+            proof: list[tuple[str, str]]) -> tuple[Any, pb.EnrollResponse, str]:
+    """Enroll through the first address that answers (UNAVAILABLE: the next one)."""
+    for i, server in enumerate(servers):
+        stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(server, tls))
+        try:
+            return stub, stub.Enroll(request, metadata=proof, timeout=RPC_TIMEOUT), server
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE and i < len(servers) - 1:
+                print(f"warning: cannot reach the coordinator at {server}; trying {servers[i + 1]}", file=sys.stderr)
+                continue
+            raise _rpc_error(exc, server, "enrollment refused") from None
+    raise AssertionError("unreachable")
+
+
 def cli_install(args: argparse.Namespace) -> int:
     """Enroll, install, report; print the result. Exit 0 only if the record ends `success`."""
     as_json = getattr(args, "output", "table") == "json"
@@ -257,13 +299,9 @@ def cli_install(args: argparse.Namespace) -> int:
     state = StateDir(args.state_dir)
     tls = install_trust(args)
 
-    stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(args.server, tls))
     request = pb.EnrollRequest(token=args.token, machine_id=machine_id, facts=facts_message(facts),
                                agent_version=AGENT_VERSION, tags=list(args.tag), site=args.site)
-    try:
-        resp = stub.Enroll(request, metadata=_proof(state, machine_id), timeout=RPC_TIMEOUT)
-    except grpc.RpcError as exc:
-        raise _rpc_error(exc, args.server, "enrollment refused") from None
+    stub, resp, server = _enroll(server_list(args), tls, request, _proof(state, machine_id))
 
     log = InstallLog(echo=not as_json)
     log.add("Starting deployment...")
@@ -275,10 +313,10 @@ def cli_install(args: argparse.Namespace) -> int:
         log.add(str(exc))
         installer.undo()
         log.add("Deployment aborted")
-        _report(stub, resp.credential, resp.enrollment_id, False, log.lines, args.server)
+        _report(stub, resp.credential, resp.enrollment_id, False, log.lines, server)
         raise CliError(f"install failed: {exc}", 1) from None
     log.add("Deployment complete")
-    _report(stub, resp.credential, resp.enrollment_id, True, log.lines, args.server)
+    _report(stub, resp.credential, resp.enrollment_id, True, log.lines, server)
 
     result = {"device_id": resp.device_id, "client_id": resp.client_id, "enrollment_id": resp.enrollment_id,
               "state_dir": str(state.root)}

@@ -17,6 +17,13 @@ With `--state-dir`, credentials are kept in `simulated.json` and reused by the n
 the same coordinator (an enrollment of a machine id that is already a device would be refused
 without its credential).
 
+Several replicas (`--server a:7443,b:7443`, docs/replicas.md): `--channels` channels per address
+(a channel connects on first use, so an address no agent has needed yet holds no connection).
+Like the real agent, each agent starts on the first address and moves to the next one (on a
+channel of that address) when its stream cannot be opened or breaks; with `--spread`, agent i
+starts on address i mod n instead. Stats lines then carry `streams` (agents on a live stream
+now) and `by_server`.
+
 The process prints JSON lines on stdout: `enrolled`, `connected`, then `stats` every
 `--stats-interval` seconds, and `stopped` after SIGTERM/SIGINT.
 """
@@ -43,7 +50,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from agent.daemon import Daemon
+from agent.daemon import Daemon, StubSource
 from agent.installers import JobContext, Outcome
 from agent.journal import Journal, JournalEntry
 from agent.runner import Runner
@@ -56,6 +63,8 @@ from common.maintenance import validate_windows
 log = logging.getLogger("convoy.simulate")
 
 CREDENTIALS_FILE = "simulated.json"
+MULTI_SERVER = True
+"""`--server` takes several addresses and simulated agents fail over between them."""
 
 # gRPC shares one connection (subchannel) between channels to the same target with the same
 # options: without this, "8 channels" would be one HTTP/2 connection (seen with `ss -tn`).
@@ -77,10 +86,16 @@ class Counters:
     completed: int = 0
     failed: int = 0
     acked: int = 0
+    by_server: dict[str, int] = field(default_factory=dict)
+    """Agents on a live (welcomed) stream now, per coordinator address."""
 
-    def as_dict(self) -> dict[str, int]:
-        return {"welcomed": self.welcomed, "jobs": self.jobs, "completed": self.completed, "failed": self.failed,
-                "acked": self.acked}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"welcomed": self.welcomed, "jobs": self.jobs, "completed": self.completed,
+                               "failed": self.failed, "acked": self.acked}
+        if len(self.by_server) > 1:
+            out["streams"] = sum(self.by_server.values())
+            out["by_server"] = dict(self.by_server)
+        return out
 
 
 class MemoryJournal(Journal):
@@ -140,25 +155,70 @@ class SimAgent(Daemon):
                                 state=state, journal=self.journal, device_id=identity.device_id, emit=self.emit,
                                 fetch=_no_fetch, windows=self.windows, clock=clock, workers=1)
 
+        self.on = ""
+        """The address of the live stream, while there is one."""
+        self._address = identity.server
+
     def windows(self) -> list[str]:
         return self._windows
 
     def _handle(self, msg: agent_pb2.CoordinatorMessage) -> None:
         kind = msg.WhichOneof("kind")
-        if kind == "welcome" and not self.welcomed.is_set():
-            self.welcomed.set()
-            self.counters.welcomed += 1
+        if kind == "welcome":
+            if not self.welcomed.is_set():
+                self.welcomed.set()
+                self.counters.welcomed += 1
+            self.on = self._address
+            self.counters.by_server[self.on] = self.counters.by_server.get(self.on, 0) + 1
         elif kind == "ack":
             self.counters.acked += 1
         super()._handle(msg)
 
-    async def serve(self, stub: Any) -> int:
+    async def _session(self, stub: Any, metadata: tuple[tuple[str, str], ...]) -> bool:
+        try:
+            return await super()._session(stub, metadata)
+        finally:
+            if self.on:
+                self.counters.by_server[self.on] -= 1
+                self.on = ""
+
+    async def serve(self, stub: Any, dialer: SharedStubs | None = None) -> int:
         metadata = (("authorization", f"Bearer {self.credential}"),)
         try:
-            return await self.connect_loop(stub, metadata)
+            if dialer is not None:
+                dialer.agent = self
+                self._address = dialer.endpoint
+            return await self.connect_loop(stub, metadata, dialer)
         finally:
             assert self.runner is not None
             await self.runner.stop()
+
+
+class SharedStubs(StubSource):
+    """One simulated agent's addresses, each a stub on a channel shared with other agents."""
+
+    __slots__ = ("_stubs", "_i", "agent")
+
+    def __init__(self, stubs: list[tuple[str, Any]]) -> None:
+        self._stubs = stubs
+        self._i = 0
+        self.agent: SimAgent | None = None
+
+    def __len__(self) -> int:
+        return len(self._stubs)
+
+    @property
+    def endpoint(self) -> str:
+        return self._stubs[self._i][0]
+
+    def stub(self) -> Any:
+        return self._stubs[self._i][1]
+
+    async def advance(self) -> str:
+        self._i = (self._i + 1) % len(self._stubs)
+        if self.agent is not None:
+            self.agent._address = self.endpoint
+        return self.endpoint
 
 
 # --- enrollment ---------------------------------------------------------------------------------
@@ -188,7 +248,11 @@ async def enroll_one(stub: Any, token: str, machine_id: str) -> Enrolled:
 
 async def enroll_many(server: str, tls: transport.ClientTLS, token: str, machine_ids: Sequence[str], *,
                       concurrency: int = 32, channels: int = 4) -> list[Enrolled]:
-    """Enroll every machine id, `concurrency` at a time, over a few channels."""
+    """Enroll every machine id, `concurrency` at a time, over a few channels (through the first
+    address of a `a:7443,b:7443` list: every replica shares one database)."""
+    from agent.servers import parse_servers
+
+    server = parse_servers(server)[0]
     chans = [own_channel(server, tls) for _ in range(max(1, channels))]
     stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in chans]
     gate = asyncio.Semaphore(concurrency)
@@ -238,7 +302,8 @@ class FleetConfig:
     tls: transport.ClientTLS
     """How the coordinator is trusted (a pinned CA, or plaintext for `--insecure`)."""
     channels: int = 8
-    """gRPC channels the streams are spread over, each its own TCP (HTTP/2) connection."""
+    """gRPC channels the streams are spread over, each its own TCP (HTTP/2) connection (that many
+    per address when `server` lists several)."""
     install_time: float = 0.0
     """Seconds each install step takes."""
     failure_rate: float = 0.0
@@ -255,6 +320,8 @@ class FleetConfig:
     """Enrollments in flight at once."""
     seed: int | None = None
     """Random seed (failures, backoff jitter)."""
+    spread: bool = False
+    """With several addresses: agent i starts on address i mod n (else every agent on the first)."""
 
 
 class Fleet:
@@ -291,8 +358,19 @@ class Fleet:
         clock = SystemClock()
         state = StateDir(cfg.state_dir or "/nonexistent-convoy-sim")
         windows = validate_windows(cfg.windows) if cfg.windows else []
-        self._channels = [own_channel(cfg.server, cfg.tls) for _ in range(max(1, cfg.channels))]
-        stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in self._channels]
+        from agent.servers import parse_servers
+
+        servers = parse_servers(cfg.server)
+        if len(servers) > 1:
+            self.counters.by_server = dict.fromkeys(servers, 0)
+        per = max(1, cfg.channels)
+        # stubs[s][k]: channel k of address s
+        stubs: list[list[Any]] = []
+        for server in servers:
+            chans = [own_channel(server, cfg.tls) for _ in range(per)]
+            self._channels.extend(chans)
+            stubs.append([agent_pb2_grpc.AgentServiceStub(c) for c in chans])
+        routes: dict[tuple[int, int], list[tuple[str, Any]]] = {}
         started = time.monotonic()
         for start in range(0, len(enrolled), cfg.wave):
             wave: list[SimAgent] = []
@@ -305,7 +383,16 @@ class Fleet:
                                  failure_rate=cfg.failure_rate, rng=random.Random(self.rng.random()),
                                  counters=self.counters, clock=clock)
                 wave.append(agent)
-                self._tasks.append(asyncio.create_task(agent.serve(stubs[i % len(stubs)])))
+                n, k = len(servers), (i // len(servers)) % per
+                if n == 1:
+                    self._tasks.append(asyncio.create_task(agent.serve(stubs[0][i % per])))
+                else:
+                    home = i % n if cfg.spread else 0
+                    route = routes.get((home, k))
+                    if route is None:  # shared by every agent with this start and channel
+                        route = routes[(home, k)] = [(servers[(home + j) % n], stubs[(home + j) % n][k])
+                                                     for j in range(n)]
+                    self._tasks.append(asyncio.create_task(agent.serve(None, SharedStubs(route))))
             self.agents.extend(wave)
             try:
                 await asyncio.wait_for(asyncio.gather(*(a.welcomed.wait() for a in wave)), 30)
@@ -383,7 +470,7 @@ def cli_simulate(args: argparse.Namespace) -> int:
     cfg = FleetConfig(server=args.server, token=args.token, count=args.count, tls=tls, channels=args.channels,
                       install_time=args.install_time, failure_rate=args.failure_rate, windows=windows,
                       state_dir=state_dir, wave=args.wave, wave_pause=args.wave_pause,
-                      enroll_concurrency=args.enroll_concurrency, seed=args.seed)
+                      enroll_concurrency=args.enroll_concurrency, seed=args.seed, spread=args.spread)
     try:
         return asyncio.run(simulate(cfg, args.stats_interval))
     except grpc.aio.AioRpcError as exc:

@@ -1,7 +1,9 @@
 """The agent's state directory.
 
     <state-dir>/
-      agent.json          server, device_id, client_id, machine_id, tags, site, agent_version, insecure
+      agent.json          servers (the coordinator addresses, in order; `server` is the first, and
+                          the only one an older agent.json holds), device_id, client_id,
+                          machine_id, tags, site, agent_version, insecure
       credential          the device credential, mode 0600 (the coordinator keeps only its hash)
       ca.pem              the coordinator's CA, pinned at install; every connection must verify
                           against it (absent only for an `--insecure` install)
@@ -55,6 +57,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
 @dataclass
 class AgentIdentity:
     server: str
+    """The first coordinator address (the only one an agent.json written before `servers` has)."""
     device_id: str
     client_id: str
     machine_id: str
@@ -63,6 +66,13 @@ class AgentIdentity:
     site: str = ""
     insecure: bool = False
     """Installed with `--insecure` (plaintext to a loopback coordinator): no CA is pinned."""
+    servers: list[str] = field(default_factory=list)
+    """Every coordinator address (replicas), tried in turn; the pinned CA applies to each."""
+
+    @property
+    def addresses(self) -> list[str]:
+        """The addresses to try: `servers`, or the single `server` of an older agent.json."""
+        return list(self.servers) if self.servers else [self.server]
 
 
 class StateDir:
@@ -116,7 +126,9 @@ class StateDir:
         if not self.is_enrolled():
             raise FileNotFoundError(f"{self.root} holds no enrollment: run `convoy agent install` first")
         data: dict[str, Any] = json.loads(self.identity_path.read_text())
-        return AgentIdentity(**data), self.credential_path.read_text().strip()
+        known = set(AgentIdentity.__dataclass_fields__)
+        identity = AgentIdentity(**{k: v for k, v in data.items() if k in known})
+        return identity, self.credential_path.read_text().strip()
 
     def client_tls(self, identity: AgentIdentity) -> ClientTLS:
         """How the daemon trusts its coordinator: the pinned CA, or plaintext if installed so.

@@ -97,19 +97,22 @@ def _credentials(tls: ClientTLS) -> grpc.ChannelCredentials:
 
 
 def aio_channel(target: str, tls: ClientTLS, *,
-                extra_options: Sequence[tuple[str, int]] = ()) -> grpc.aio.Channel:
+                extra_options: Sequence[tuple[str, int | str]] = ()) -> grpc.aio.Channel:
     """`extra_options`: e.g. `("grpc.use_local_subchannel_pool", 1)` for a TCP connection of the
-    channel's own (channels with the same target and options otherwise share one)."""
-    options = [*CLIENT_OPTIONS, *extra_options]
+    channel's own (channels with the same target and options otherwise share one), or
+    `("grpc.ssl_target_name_override", name)` to dial an IP the certificate names as `name`."""
+    options: list[tuple[str, int | str]] = [*CLIENT_OPTIONS, *extra_options]
     if not tls.secure:
         return grpc.aio.insecure_channel(target, options=options)
     return grpc.aio.secure_channel(target, _credentials(tls), options=options)
 
 
-def sync_channel(target: str, tls: ClientTLS) -> grpc.Channel:
+def sync_channel(target: str, tls: ClientTLS, *,
+                 extra_options: Sequence[tuple[str, int | str]] = ()) -> grpc.Channel:
+    options: list[tuple[str, int | str]] = [*CLIENT_OPTIONS, *extra_options]
     if not tls.secure:
-        return grpc.insecure_channel(target, options=CLIENT_OPTIONS)
-    return grpc.secure_channel(target, _credentials(tls), options=CLIENT_OPTIONS)
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, _credentials(tls), options=options)
 
 
 def aio_server(interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:

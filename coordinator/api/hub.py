@@ -5,9 +5,23 @@ Presence is written in batches like reports: hellos (facts, windows, online), he
 (IN lists chunked). A device is online while its stream lives; it is marked offline when the
 stream ends, or when it misses `offline_after_missed` heartbeats (one sweep over the live
 connections per heartbeat interval, plus one set-based UPDATE for devices whose coordinator
-died). Only a hello sets a device online: a heartbeat write never does, so a device whose stream
-ended is not written back to online. A presence write that fails (store locked, PostgreSQL
+died). A heartbeat write sets a device online only while its row still holds the very stream the
+heartbeat came on (below), so a device whose stream ended (its offline write clears the row's
+connection id) is never written back to online, and a device another replica's sweep took
+offline while this replica could not write (a store outage longer than the offline limit) is
+online again with its next heartbeat. A presence write that fails (store locked, PostgreSQL
 restarting) puts its hellos and disconnects back in the queue: nothing is forgotten.
+
+Connection epochs (several replicas on one store, docs/replicas.md): every stream gets a random
+id and the time it was accepted. A hello writes both on the device row, unless the row already
+holds a stream accepted later (a hello flushed late on one replica never overwrites the reconnect
+on another). A disconnect or a heartbeat write applies only while the row still holds *that*
+stream (`WHERE connection_id IN (...)`: the ids are unique, so with the device ids this is a
+per-device guard in one chunked statement), so a late disconnect on the replica an agent left
+cannot mark it offline after it reconnected elsewhere. The sweep for devices whose coordinator
+died rechecks its condition in the UPDATE itself (online and silent too long), so a hello written
+by another replica between its SELECT and its UPDATE wins; it leaves the row's connection id, so
+the stream that holds it (if it lives after all) revives it with its next heartbeat.
 
 Delivery: what each agent should be doing is stored per job (engine/rollout.py `device_jobs`).
 When a device connects, its hello is written and its whole desired state sent (jobs to run,
@@ -19,13 +33,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from common.convoy.v1 import agent_pb2
 from common.maintenance import parse_window
@@ -45,6 +60,10 @@ class Connection:
     """Messages for the agent; None ends the stream's writer."""
     last_seen: float = field(default_factory=time.monotonic)
     closed: bool = False
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """This stream's connection id, written on the device row by its hello."""
+    accepted_at: datetime | None = None
+    """When the stream was accepted (the store's ordering of a device's streams)."""
 
     def close(self) -> None:
         if not self.closed:
@@ -91,7 +110,8 @@ class Hub:
         self.connections: dict[str, Connection] = {}
         self._hellos: list[_Hello] = []
         self._seen: set[str] = set()
-        self._gone: set[str] = set()
+        self._gone: dict[str, Connection] = {}
+        """Ended streams whose offline write is due: device id -> the stream that ended."""
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._resend: set[str] = set()
@@ -119,9 +139,9 @@ class Hub:
         old = self.connections.get(device_id)
         if old is not None:
             old.close()  # a newer stream from the same device wins
-        conn = Connection(device_id)
+        conn = Connection(device_id, accepted_at=self.app.clock.now())
         self.connections[device_id] = conn
-        self._gone.discard(device_id)
+        self._gone.pop(device_id, None)
         windows = []
         for text in hello.maintenance_windows:
             try:
@@ -138,7 +158,7 @@ class Hub:
         conn.close()
         if self.connections.get(conn.device_id) is conn:
             del self.connections[conn.device_id]
-            self._gone.add(conn.device_id)
+            self._gone[conn.device_id] = conn
             self._ready.set()
 
     def heartbeat(self, conn: Connection) -> None:
@@ -220,7 +240,7 @@ class Hub:
 
     async def _flush_once(self) -> None:
         hellos, self._hellos = self._hellos, []
-        gone, self._gone = self._gone, set()
+        gone, self._gone = self._gone, {}
         if not (hellos or gone):
             return
         try:
@@ -229,33 +249,40 @@ class Hub:
             # Put them back (before anything queued since): the next flush writes them, and the
             # connected devices still get their jobs.
             self._hellos = hellos + self._hellos
-            self._gone = gone | self._gone
+            self._gone = gone | self._gone  # a newer end of the same device's stream wins
             raise
         for job in desired.jobs:
             self.send_job(job)
         for device_id, job_id, reason in desired.withdrawn:
             self.send_cancel(device_id, job_id, reason)
 
-    def _write_presence(self, hellos: list[_Hello], gone: set[str], now: datetime) -> rollout.DeviceJobs:
+    def _write_presence(self, hellos: list[_Hello], gone: dict[str, Connection], now: datetime) -> rollout.DeviceJobs:
         live = [h for h in hellos if self.connections.get(h.device_id) is h.conn]
         with self.app.store.tx() as s:
-            if live:
-                tbl: Any = m.Device.__table__
-                from sqlalchemy import bindparam
-
-                s.execute(tbl.update().where(tbl.c.id == bindparam("b_id")).values(
-                    online=True, last_seen_at=now, updated_at=now, hostname=bindparam("hostname"), os=bindparam("os"),
-                    os_version=bindparam("os_version"), arch=bindparam("arch"), cpu_count=bindparam("cpu_count"),
-                    memory_bytes=bindparam("memory_bytes"), disks=bindparam("disks"), ip_addresses=bindparam("ips"),
-                    maintenance_windows=bindparam("windows"), agent_version=bindparam("agent_version")),
-                    [{"b_id": h.device_id, "hostname": h.facts.get("hostname", ""), "os": h.facts.get("os", ""),
-                      "os_version": h.facts.get("os_version", ""), "arch": h.facts.get("arch", ""),
-                      "cpu_count": int(h.facts.get("cpu_count", 0)), "memory_bytes": int(h.facts.get("memory_bytes", 0)),
-                      "disks": h.facts.get("disks", []), "ips": h.facts.get("ip_addresses", []), "windows": h.windows,
-                      "agent_version": h.agent_version} for h in live])
-            gone = {d for d in gone if d not in self.connections}
-            for chunk in chunks(gone):
-                s.execute(update(m.Device).where(m.Device.id.in_(chunk)).values(online=False, updated_at=now)
+            tbl: Any = m.Device.__table__
+            # A hello takes the row unless it holds a stream accepted later (on another replica).
+            hello_write = tbl.update().where(
+                tbl.c.id == bindparam("b_id"),
+                or_(tbl.c.connected_at.is_(None), tbl.c.connected_at <= bindparam("b_at"))).values(
+                online=True, last_seen_at=now, updated_at=now, connection_id=bindparam("b_conn"),
+                connected_at=bindparam("b_at"), hostname=bindparam("hostname"), os=bindparam("os"),
+                os_version=bindparam("os_version"), arch=bindparam("arch"), cpu_count=bindparam("cpu_count"),
+                memory_bytes=bindparam("memory_bytes"), disks=bindparam("disks"), ip_addresses=bindparam("ips"),
+                maintenance_windows=bindparam("windows"), agent_version=bindparam("agent_version"))
+            for part in chunks(live):
+                s.execute(hello_write, [
+                    {"b_id": h.device_id, "b_conn": h.conn.id, "b_at": h.conn.accepted_at or now,
+                     "hostname": h.facts.get("hostname", ""), "os": h.facts.get("os", ""),
+                     "os_version": h.facts.get("os_version", ""), "arch": h.facts.get("arch", ""),
+                     "cpu_count": int(h.facts.get("cpu_count", 0)), "memory_bytes": int(h.facts.get("memory_bytes", 0)),
+                     "disks": h.facts.get("disks", []), "ips": h.facts.get("ip_addresses", []), "windows": h.windows,
+                     "agent_version": h.agent_version} for h in part])
+            ended = [c for d, c in gone.items() if d not in self.connections]
+            for part in chunks(ended):
+                # Only rows still held by the stream that ended: the ids are unique per stream.
+                s.execute(update(m.Device).where(m.Device.id.in_([c.device_id for c in part]),
+                                                 m.Device.connection_id.in_([c.id for c in part]))
+                          .values(online=False, connection_id=None, updated_at=now)
                           .execution_options(synchronize_session=False))
             return rollout.device_jobs(s, [h.device_id for h in live],
                                        self.app.settings.default_install_timeout_minutes)
@@ -283,13 +310,14 @@ class Hub:
 
     def _touch(self, seen: set[str], now: datetime) -> None:
         limit = timedelta(seconds=self.app.settings.heartbeat_interval_s * self.app.settings.offline_after_missed)
-        # Only devices whose stream is still up, and only last_seen_at: online is set by a hello
-        # alone, so a device whose stream ended since its heartbeat stays offline.
-        seen = {d for d in seen if d in self.connections}
+        # Only devices whose stream is still up here, and only rows that stream still holds (not
+        # one the device moved to elsewhere, not one whose end was written since).
+        conns = [c for d in seen if (c := self.connections.get(d)) is not None]
         with self.app.store.tx() as s:
-            for chunk in chunks(seen):
-                s.execute(update(m.Device).where(m.Device.id.in_(chunk), m.Device.online.is_(True))
-                          .values(last_seen_at=now).execution_options(synchronize_session=False))
+            for part in chunks(conns):
+                s.execute(update(m.Device).where(m.Device.id.in_([c.device_id for c in part]),
+                                                 m.Device.connection_id.in_([c.id for c in part]))
+                          .values(last_seen_at=now, online=True).execution_options(synchronize_session=False))
             self._stale(s, now - limit)
 
     def _mark_stale_offline(self, now: datetime) -> None:
@@ -303,5 +331,8 @@ class Hub:
                                                                  m.Device.last_seen_at < before))
                  if d not in self.connections]
         for chunk in chunks(stale):
-            s.execute(update(m.Device).where(m.Device.id.in_(chunk)).values(online=False)
-                      .execution_options(synchronize_session=False))
+            # The condition again in the UPDATE: a device that another replica's hello (or
+            # heartbeat) wrote since the SELECT is not stale any more and stays online.
+            s.execute(update(m.Device).where(m.Device.id.in_(chunk), m.Device.online.is_(True),
+                                             m.Device.last_seen_at < before)
+                      .values(online=False).execution_options(synchronize_session=False))

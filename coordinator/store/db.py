@@ -72,6 +72,9 @@ def make_engine(url: str, *, for_reads: bool = False) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
+MIGRATION_LOCK = 0x636F6E766F79  # "convoy": the advisory lock key migrations hold on PostgreSQL
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision (the coordinator does this on start)."""
     from alembic import command
@@ -80,6 +83,10 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Replicas starting at once on one database: one migrates, the others wait for it
+            # here and then find the schema current (the lock ends with this transaction).
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

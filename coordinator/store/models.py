@@ -114,6 +114,11 @@ class Device(Base):
     maintenance_windows: Mapped[list[Any]] = mapped_column(JSON, default=list)
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     last_seen_at: Mapped[datetime | None]
+    connection_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """The stream that holds this device's presence (set by its hello, on whichever replica);
+    an offline or heartbeat write from any other stream leaves the row alone (api/hub.py)."""
+    connected_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    """When that stream was accepted: a hello older than the row's is not written over it."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -145,6 +145,7 @@ def test_agent_run_refuses_an_impostor(coordinator_proc: CoordinatorProcess, tmp
     identity_path = agent.state_dir / "agent.json"
     identity = json.loads(identity_path.read_text())
     identity["server"] = impostor.target
+    identity["servers"] = [impostor.target]  # every address agent.json lists (docs/replicas.md)
     identity_path.write_text(json.dumps(identity))
     agent.start()
     try:
