@@ -1,7 +1,7 @@
 """presence epochs: which stream holds a device's presence
 
-Revision ID: 0005_presence_epoch
-Revises: 0004_approvals
+Revision ID: 0006_presence_epoch
+Revises: 0005_replicas
 Create Date: 2026-12-02 02:45:00
 
 - devices.connection_id: the id of the stream whose hello was last written (any replica); a
@@ -15,8 +15,8 @@ from alembic import op
 
 import coordinator.store.models
 
-revision = '0005_presence_epoch'
-down_revision = '0004_approvals'
+revision = '0006_presence_epoch'
+down_revision = '0005_replicas'
 branch_labels = None
 depends_on = None
 
