@@ -74,6 +74,8 @@ class JournalEntry:
     respect_maintenance_windows: bool = False
     timeout_seconds: float = 0.0
     rollback: bool = False
+    window_wait_max_seconds: float = 0.0
+    """> 0: outside every window, hold the job until a window opens (at most this long after receipt)."""
     exit_code: int | None = None
     output: str = ""
     reason: str = ""
@@ -144,7 +146,8 @@ class Journal:
                 job_id=job.job_id, deployment_id=job.deployment_id, type=job.type,
                 attempt=job.attempt, payload=json_format.MessageToDict(job.payload),
                 state=JobState.RECEIVED, respect_maintenance_windows=job.respect_maintenance_windows,
-                timeout_seconds=job.timeout_seconds, rollback=job.rollback, received_at=now,
+                timeout_seconds=job.timeout_seconds, rollback=job.rollback,
+                window_wait_max_seconds=job.window_wait_max_seconds, received_at=now,
                 history=[f"{now} received"],
             )
             self._write(entry)

@@ -1,8 +1,9 @@
 """The job runner: carries one journaled job through its states, one job per deployment at a time.
 
-    received → (outside every window, if asked: skipped "outside_maintenance_window")
+    received → (outside every window, if asked: skipped "outside_maintenance_window", or with
+                a window wait: held until the next window opens, software fetched first)
              → downloading (software installs: fetch and verify the artifact)
-             → installing → completed | failed
+             → installing (then the deployment's verify script, if any) → completed | failed
 
 Each state is journaled before the runner acts on it, then reported through `emit`. A cancel is
 honoured until installing begins. Jobs of different deployments run concurrently (up to
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +26,13 @@ from agent.journal import JobState, Journal
 from agent.state import StateDir
 from common.clock import Clock
 from common.convoy.v1 import agent_pb2
-from common.maintenance import in_window
+from common.maintenance import in_window, next_opening
 
 log = logging.getLogger("convoy.agent.runner")
 
 OUTSIDE_WINDOW = "outside_maintenance_window"
+VERIFICATION = "verification"
+"""The reason of a job whose install succeeded but whose verify script did not: `verification: …`."""
 
 Emit = Callable[[agent_pb2.JobStatus], None]
 Fetch = Callable[[str, "int | None"], Awaitable[Path]]
@@ -51,6 +56,7 @@ class Runner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: dict[str, str] = {}
         self._installing: set[str] = set()
+        self._wake: dict[str, asyncio.Event] = {}
         self._stopping = False
 
     # --- the daemon's side --------------------------------------------------------------
@@ -72,6 +78,8 @@ class Runner:
             return
         if entry.state == JobState.RECEIVED:
             self._finish(job_id, JobState.CANCELLED, reason=reason or "cancelled by the coordinator")
+            if job_id in self._wake:
+                self._wake[job_id].set()  # a job held for its window stops waiting
         elif entry.state == JobState.DOWNLOADING:
             self._cancel_requested[job_id] = reason or "cancelled by the coordinator"
             log.info("job %s will be cancelled once its download stops", job_id)
@@ -100,8 +108,10 @@ class Runner:
         lane = self._lanes.setdefault(deployment_id, asyncio.Lock())
         self._lane_users[deployment_id] = self._lane_users.get(deployment_id, 0) + 1
         try:
-            async with lane, self._slots:
-                await self._execute(job_id)
+            async with lane:
+                if await self._hold_for_window(job_id):
+                    async with self._slots:
+                        await self._execute(job_id)
         except asyncio.CancelledError:
             log.info("job %s handed back: the agent is stopping", job_id)
             raise
@@ -109,6 +119,67 @@ class Runner:
             self._lane_users[deployment_id] -= 1
             if not self._lane_users[deployment_id]:
                 del self._lane_users[deployment_id], self._lanes[deployment_id]
+
+    async def _hold_for_window(self, job_id: str) -> bool:
+        """windowPolicy "wait": outside every window, fetch a software artifact now, then wait
+        (holding no worker slot) until a window opens. False if the job ended meanwhile (cancelled,
+        or no window opens within its limit: skipped). The job stays `received` in the journal
+        while held, so an agent restarted meanwhile holds it again, with the same limit."""
+        entry = self.journal.get(job_id)
+        if entry is None or entry.state != JobState.RECEIVED:
+            return False
+        if not entry.respect_maintenance_windows or entry.window_wait_max_seconds <= 0 \
+                or in_window(self.windows(), self.clock.now()):
+            return True
+        received = datetime.fromisoformat(entry.received_at) if entry.received_at else self.clock.now()
+        limit = received + timedelta(seconds=entry.window_wait_max_seconds)
+        if not await self._prefetch(job_id):
+            return False
+        wake = self._wake.setdefault(job_id, asyncio.Event())
+        try:
+            while True:
+                entry = self.journal.get(job_id)
+                if entry is None or entry.state != JobState.RECEIVED:
+                    return False
+                now = self.clock.now()
+                windows = self.windows()
+                opens = next_opening(windows, now, max(timedelta(0), limit - now))
+                if opens is None:
+                    self._finish(job_id, JobState.SKIPPED, reason=f"{OUTSIDE_WINDOW}: no window opens within "
+                                 f"{entry.window_wait_max_seconds / 3600:g} hours")
+                    return False
+                if opens <= now:
+                    return True
+                log.info("job %s held until its maintenance window opens at %s", job_id, opens.isoformat())
+                await self.clock.wait(wake, (opens - now).total_seconds())
+        finally:
+            self._wake.pop(job_id, None)
+
+    async def _prefetch(self, job_id: str) -> bool:
+        """Fetch a held software job's artifact now (it is verified again, from the cache, when the
+        job runs); the journal goes back to `received` so a restart holds the job again."""
+        entry = self.journal.get(job_id)
+        assert entry is not None
+        spec = entry.payload.get("artifact")
+        if entry.type != "software" or str(entry.payload.get("action") or "install") != "install" \
+                or not isinstance(spec, dict) or not isinstance(spec.get("sha256"), str):
+            return True
+        size = spec.get("size")
+        async with self._slots:
+            self._move(job_id, JobState.DOWNLOADING)
+            try:
+                await self.fetch(spec["sha256"], int(size) if isinstance(size, (int, float)) and size > 0 else None)
+            except DownloadError as exc:
+                self._finish(job_id, JobState.FAILED, reason=str(exc))
+                return False
+            finally:
+                current = self.journal.get(job_id)
+                if current is not None and current.state == JobState.DOWNLOADING:
+                    self.journal.update(job_id, JobState.RECEIVED)
+        if job_id in self._cancel_requested:
+            self._finish(job_id, JobState.CANCELLED, reason=self._cancel_requested.pop(job_id))
+            return False
+        return True
 
     def _move(self, job_id: str, state: JobState) -> None:
         entry = self.journal.update(job_id, state)
@@ -161,12 +232,35 @@ class Runner:
         try:
             self._move(job_id, JobState.INSTALLING)
             outcome = await self._install(installer, ctx)
+            if outcome.success and payload.get("verify") is not None:
+                outcome = await self._verify(ctx, outcome)
         finally:
             self._installing.discard(job_id)
         self._finish(job_id, JobState.COMPLETED if outcome.success else JobState.FAILED,
                      exit_code=outcome.exit_code, output=outcome.output, reason=outcome.reason)
         if entry.type == "policy" and outcome.success and self.on_settings is not None:
             self.on_settings(outcome.settings)
+
+    async def _verify(self, ctx: JobContext, installed: Outcome) -> Outcome:
+        """rolloutConfig.verify: run the check script right after a successful install, as part of
+        the same job (one journal entry, one result). Its payload is checked like any script's.
+        Only a passing check keeps the job completed; the output holds both, the check's last."""
+        from agent.installers import script
+
+        check = ctx.payload.get("verify")
+        if not isinstance(check, Mapping):
+            checked = Outcome(False, None, "", "payload field 'verify' must be an object")
+        else:
+            seconds = check.get("timeoutSeconds")
+            timeout = float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else ctx.timeout
+            vctx = replace(ctx, job_id=f"{ctx.job_id}-verify", timeout_seconds=timeout,
+                           payload={"interpreter": check.get("interpreter"), "body": check.get("body"),
+                                    "parameters": {}})
+            checked = await self._install(script.run, vctx)
+        output = f"{installed.output}\n--- verify ---\n{checked.output}" if installed.output else checked.output
+        if checked.success:
+            return Outcome(True, installed.exit_code, output, "", installed.settings)
+        return Outcome(False, checked.exit_code, output, f"{VERIFICATION}: {checked.reason}", installed.settings)
 
     async def _install(self, installer: Callable[[JobContext], Outcome], ctx: JobContext) -> Outcome:
         try:

@@ -22,10 +22,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["Window", "parse_window", "in_window", "validate_windows", "FORMAT_HELP"]
+__all__ = ["Window", "parse_window", "in_window", "next_opening", "validate_windows", "FORMAT_HELP"]
 
 FORMAT_HELP = (
     "expected 'DAYS HH:MM-HH:MM TIME_ZONE', e.g. 'Sat 01:00-05:00 Europe/Berlin', "
@@ -156,6 +156,28 @@ def in_window(windows: Sequence[Window | str], now: datetime) -> bool:
     return any(
         (w if isinstance(w, Window) else parse_window(w)).contains(now) for w in windows
     )
+
+
+def next_opening(windows: Sequence[Window | str], now: datetime, within: timedelta) -> datetime | None:
+    """When a window is next open: `now` if one is open already, else the earliest window start
+    after `now` and no later than `now + within`; None if none opens by then (or no windows:
+    then every instant is in the window and `now` is returned)."""
+    if in_window(windows, now):
+        return now
+    limit = now + within
+    best: datetime | None = None
+    for w in (w if isinstance(w, Window) else parse_window(w) for w in windows):
+        zone = ZoneInfo(w.tz)
+        today = now.astimezone(zone).date()
+        for k in range(-1, within.days + 2):
+            day = today + timedelta(days=k)
+            if day.weekday() not in w.days:
+                continue
+            start = datetime.combine(day, w.start, tzinfo=zone).astimezone(now.tzinfo)
+            # A start inside a skipped hour (clocks going forward) does not occur.
+            if now < start <= limit and w.contains(start) and (best is None or start < best):
+                best = start
+    return best
 
 
 def validate_windows(texts: Iterable[str]) -> list[str]:

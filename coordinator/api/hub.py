@@ -92,7 +92,8 @@ def job_message(job: Dispatch) -> agent_pb2.CoordinatorMessage:
     payload = _payload_struct(job)
     return agent_pb2.CoordinatorMessage(job=agent_pb2.Job(
         job_id=job.job_id, deployment_id=job.deployment_id, attempt=job.attempt, type=job.type, payload=payload,
-        respect_maintenance_windows=job.respect_windows, timeout_seconds=job.timeout_seconds, rollback=job.rollback))
+        respect_maintenance_windows=job.respect_windows, timeout_seconds=job.timeout_seconds, rollback=job.rollback,
+        window_wait_max_seconds=job.window_wait_max_seconds))
 
 
 @dataclass
@@ -251,6 +252,8 @@ class Hub:
             self._hellos = hellos + self._hellos
             self._gone = gone | self._gone  # a newer end of the same device's stream wins
             raise
+        if desired.late_arrivals:
+            self.app.engine.poke(*desired.late_arrivals)
         for job in desired.jobs:
             self.send_job(job)
         for device_id, job_id, reason in desired.withdrawn:
@@ -284,8 +287,10 @@ class Hub:
                                                  m.Device.connection_id.in_([c.id for c in part]))
                           .values(online=False, connection_id=None, updated_at=now)
                           .execution_options(synchronize_session=False))
-            return rollout.device_jobs(s, [h.device_id for h in live],
-                                       self.app.settings.default_install_timeout_minutes)
+            desired = rollout.device_jobs(s, [h.device_id for h in live],
+                                          self.app.settings.default_install_timeout_minutes)
+            desired.late_arrivals = rollout.wake_late_arrivers(s, [h.device_id for h in live], now)
+            return desired
 
     # --- liveness ------------------------------------------------------------------------
 

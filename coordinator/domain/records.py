@@ -52,6 +52,9 @@ class Record:
     due_at: datetime | None = None
     manual: bool = False
     """An operator asked for this attempt (dispatched even while the deployment is paused)."""
+    wait_until: datetime | None = None
+    """offlineDevices "wait": the record, offline when its batch dispatched it, waits for its
+    device to connect until then (a late arriver); None: not waiting."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class Job:
     desired: Desired = Desired.RUN
     ran: bool = False
     activity_at: datetime | None = None
+    hold_until: datetime | None = None
+    """windowPolicy "wait": the device holds the job until its window opens then; silence is
+    counted from no earlier than this."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,9 @@ class Due:
     paused: bool = False
     """The deployment is paused: only an operator's manual retry goes out (seed 004: "retry a
     small number of devices without resuming the entire deployment")."""
+    window_opens_at: datetime | None = None
+    """Outside its windows: when the device's next window opens, if within windowWaitMaxHours
+    (the engine computes it only for windowPolicy "wait")."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,8 @@ class CreateJob:
     """Create the next attempt's job (desired run) and deliver it after commit."""
 
     attempt: int
+    hold_until: datetime | None = None
+    """windowPolicy "wait": the job is held on the device until its window opens at this time."""
 
 
 @dataclass(frozen=True)
@@ -231,13 +242,47 @@ def _due(rec: Record, ev: Due, ctx: Context) -> list[Instruction]:
     if ev.gate == Gate.CLOSED:
         return [Move("skip", {"skip_reason": "not completed by the original", "due_at": None, "finished_at": ctx.now})]
     if not ev.online:
-        return [_not_run(rec, ctx, OFFLINE, skip="skip", fail="undeliverable")]
+        late = _late_arrival_wait(rec, ctx)
+        if late is not None:
+            return late
+        return [_not_waiting(rec, _not_run(rec, ctx, OFFLINE, skip="skip", fail="undeliverable"))]
     if ctx.config.respect_maintenance_windows and not ev.in_window:
-        return [_not_run(rec, ctx, OUTSIDE_WINDOW, skip="skip", fail="undeliverable")]
-    return [CreateJob(attempt=rec.attempts + 1),
-            Move("dispatch", {"attempts": rec.attempts + 1, "retry_count": rec.runs, "manual": False,
-                              "due_at": ctx.now + ctx.timeout, "started_at": ctx.now,
-                              "exit_code": None, "output": "", "skip_reason": ""})]
+        if ctx.config.waits_for_window and ev.window_opens_at is not None:
+            return _dispatch(rec, ctx, hold_until=ev.window_opens_at)
+        return [_not_waiting(rec, _not_run(rec, ctx, OUTSIDE_WINDOW, skip="skip", fail="undeliverable"))]
+    return _dispatch(rec, ctx)
+
+
+def _dispatch(rec: Record, ctx: Context, hold_until: datetime | None = None) -> list[Instruction]:
+    """A new attempt. Held for a window, its silence deadline starts when the window opens."""
+    start = hold_until if hold_until is not None and hold_until > ctx.now else ctx.now
+    return [CreateJob(attempt=rec.attempts + 1, hold_until=hold_until),
+            _not_waiting(rec, Move("dispatch", {"attempts": rec.attempts + 1, "retry_count": rec.runs, "manual": False,
+                                                "due_at": start + ctx.timeout, "started_at": ctx.now,
+                                                "exit_code": None, "output": "", "skip_reason": ""}))]
+
+
+def _not_waiting(rec: Record, move: Move) -> Move:
+    """A record that leaves pending is no longer a late arriver waiting for its device."""
+    if rec.wait_until is None:
+        return move
+    return Move(move.move, {**move.values, "wait_until": None})
+
+
+def _late_arrival_wait(rec: Record, ctx: Context) -> list[Instruction] | None:
+    """offlineDevices "wait": a device offline when its batch dispatched it keeps its record
+    pending until `waitMinutes` after that moment; it gets the job when it connects (the hub
+    makes its record due) and is skipped only once the wait is over. Only the first dispatch
+    waits: a retry or a manual retry of an offline device is not a late arrival. None: no wait."""
+    od = ctx.config.offline_devices
+    if not od.waits or rec.attempts > 0 or rec.manual:
+        return None
+    if rec.wait_until is None:
+        until = od.wait_until(ctx.now)
+        return [SetRecord({"wait_until": until, "due_at": until})]
+    if ctx.now < rec.wait_until:
+        return [SetRecord({"due_at": rec.wait_until})]  # woken early, still offline: keep waiting
+    return None
 
 
 def _reported(rec: Record, ev: Reported, ctx: Context) -> list[Instruction]:
@@ -291,7 +336,7 @@ def _reported(rec: Record, ev: Reported, ctx: Context) -> list[Instruction]:
 def silence_deadline(job: Job, device_last_seen: datetime | None, floor: datetime | None,
                      timeout: timedelta) -> datetime | None:
     """When the device will have been silent about `job` for `timeout` (None: no time known)."""
-    times = [t for t in (job.activity_at, device_last_seen, floor) if t is not None]
+    times = [t for t in (job.activity_at, device_last_seen, floor, job.hold_until) if t is not None]
     return max(times) + timeout if times else None
 
 
@@ -321,7 +366,7 @@ def _cancelled(rec: Record, ev: Cancelled, ctx: Context) -> list[Instruction]:
     # record treated as pending (it would otherwise run after the cancel, whenever the device
     # came back).
     if rec.status == R.PENDING:
-        return [_not_run(rec, ctx, ev.reason, skip="skip", fail="undeliverable")]
+        return [_not_waiting(rec, _not_run(rec, ctx, ev.reason, skip="skip", fail="undeliverable"))]
     if rec.status == R.DOWNLOADING and ev.job is not None and ev.job.state == JobState.QUEUED \
             and rec.job_id == ev.job.id:
         return [Withdraw(ev.job.id, ev.reason), _not_run(rec, ctx, ev.reason, skip="withdraw_skip", fail="withdraw_fail")]
@@ -342,5 +387,5 @@ def _manual_retry(rec: Record, ctx: Context) -> list[Instruction]:
         raise RetriesExhausted(
             f"device has used all {retry.max_retries} retries (retryConfig.maxRetries); no further automatic or "
             f"manual retries are permitted", retry_count=max(0, rec.runs - 1), max_retries=retry.max_retries)
-    return [Move("manual_retry", {"due_at": ctx.now, "manual": True, "retry_count": rec.runs, "skip_reason": "",
-                                  "finished_at": None})]
+    return [_not_waiting(rec, Move("manual_retry", {"due_at": ctx.now, "manual": True, "retry_count": rec.runs,
+                                                    "skip_reason": "", "finished_at": None}))]

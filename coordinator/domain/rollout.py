@@ -46,6 +46,9 @@ class Snapshot:
     batch_delay_minutes: float
     pause_on_failure_count: int | None
     pause_on_failure_percent: float | None
+    late_waiting: int = 0
+    """Open records (counted in open_records) waiting for their offline device to connect
+    (offlineDevices "wait"): a batch is done without them; the deployment is not."""
 
 
 class Kind(StrEnum):
@@ -93,11 +96,16 @@ def decide(s: Snapshot, now: datetime) -> Decision:
         if s.total_batches == 0:
             return Decision(Kind.FINISH, status=DeploymentStatus.COMPLETED, reason="no target devices")
         return Decision(Kind.START_BATCH, status=DeploymentStatus.DOWNLOADING, batch=1)
-    if s.open_records > 0:
+    if s.open_records > s.late_waiting:
         if paused:
             return Decision(Kind.NONE)
         status = _in_batch_status(s)
         return Decision(Kind.NONE, status=status if status != s.status else None)
+    if s.late_waiting and s.current_batch >= s.total_batches:
+        # The last batch is done but late arrivers may still connect: running until their wait ends.
+        if paused or s.status == DeploymentStatus.RUNNING:
+            return Decision(Kind.NONE)
+        return Decision(Kind.NONE, status=DeploymentStatus.RUNNING)
 
     finished_at = s.batch_finished_at or now
     reason = crossed(s)

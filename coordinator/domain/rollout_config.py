@@ -55,6 +55,40 @@ class Staggered:
         return batch_finished_at + timedelta(minutes=self.batch_delay_minutes)
 
 
+# --- health check, late arrivers, waiting for the window (docs/deployments-rules.md) ---------------
+
+DEFAULT_VERIFY_TIMEOUT_MINUTES = 10.0
+"""`rolloutConfig.verify.timeoutMinutes` when left out."""
+DEFAULT_WINDOW_WAIT_MAX_HOURS = 168.0
+"""`rolloutConfig.windowWaitMaxHours` when left out: a device whose next window opens later than
+this after dispatch is skipped as outside its window (a week covers every weekly window)."""
+
+
+@dataclass(frozen=True)
+class Verify:
+    """rolloutConfig.verify: a script each device runs right after a successful install."""
+
+    script_id: str
+    timeout_minutes: float = DEFAULT_VERIFY_TIMEOUT_MINUTES
+
+
+@dataclass(frozen=True)
+class OfflineDevices:
+    """rolloutConfig.offlineDevices: what a device offline when its batch is dispatched gets."""
+
+    policy: str = "skip"
+    """skip (seed 004: skipped at once) | wait (late arrivers get the job when they connect)."""
+    wait_minutes: float = 0.0
+    """With `wait`: how long after the batch's start a device may still connect and get it."""
+
+    @property
+    def waits(self) -> bool:
+        return self.policy == "wait" and self.wait_minutes > 0
+
+    def wait_until(self, batch_started_at: datetime) -> datetime:
+        return batch_started_at + timedelta(minutes=self.wait_minutes)
+
+
 @dataclass(frozen=True)
 class RolloutConfig:
     """The whole rolloutConfig of a deployment."""
@@ -69,6 +103,21 @@ class RolloutConfig:
     install_timeout_minutes: float | None = None
     """Silence allowed from a device running a job before its attempt is failed; None: the
     coordinator's default (`convoy coordinator serve --install-timeout`)."""
+    verify: Verify | None = None
+    """A health check after each successful install; None: the install's result is the record's."""
+    offline_devices: OfflineDevices = field(default_factory=OfflineDevices)
+    window_policy: str = "skip"
+    """With respectMaintenanceWindows, a device outside its windows at dispatch is skipped (skip)
+    or gets the job now and installs when its next window opens (wait)."""
+    window_wait_max_hours: float = DEFAULT_WINDOW_WAIT_MAX_HOURS
+
+    @property
+    def waits_for_window(self) -> bool:
+        return self.respect_maintenance_windows and self.window_policy == "wait"
+
+    @property
+    def window_wait_max(self) -> timedelta:
+        return timedelta(hours=self.window_wait_max_hours)
 
     @property
     def is_staggered(self) -> bool:
@@ -105,4 +154,23 @@ class RolloutConfig:
                 backoff_minutes=tuple(float(v) for v in backoff) if backoff else (5.0,),
             ),
             install_timeout_minutes=float(timeout) if timeout else None,
+            **_parse_devstrat(raw),
         )
+
+
+def _parse_devstrat(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """verify, offlineDevices, windowPolicy and windowWaitMaxHours (absent: the seed's behaviour)."""
+    out: dict[str, Any] = {}
+    v = raw.get("verify")
+    if v:
+        out["verify"] = Verify(script_id=str(v["scriptId"]),
+                               timeout_minutes=float(v.get("timeoutMinutes") or DEFAULT_VERIFY_TIMEOUT_MINUTES))
+    o = raw.get("offlineDevices")
+    if o:
+        out["offline_devices"] = OfflineDevices(policy=str(o.get("policy") or "skip"),
+                                                wait_minutes=float(o.get("waitMinutes") or 0))
+    if raw.get("windowPolicy"):
+        out["window_policy"] = str(raw["windowPolicy"])
+    if raw.get("windowWaitMaxHours"):
+        out["window_wait_max_hours"] = float(raw["windowWaitMaxHours"])
+    return out

@@ -308,7 +308,8 @@ def _retry(raw: Any) -> dict[str, Any]:
 
 def _rollout(raw: Any) -> dict[str, Any]:
     r = {} if raw is None else _object(raw, "rolloutConfig")
-    allowed = ("type", "staggered", "respectMaintenanceWindows", "retryConfig", "installTimeoutMinutes")
+    allowed = ("type", "staggered", "respectMaintenanceWindows", "retryConfig", "installTimeoutMinutes",
+               *DEVSTRAT_KEYS)
     _no_unknown_keys(r, allowed, "rolloutConfig")
     kind = r.get("type", "immediate")
     if kind not in ROLLOUT_TYPES:
@@ -329,7 +330,73 @@ def _rollout(raw: Any) -> dict[str, Any]:
     # coordinator's setting applies to every deployment that does not choose its own.
     out["installTimeoutMinutes"] = None if timeout is None else _number(
         timeout, "rolloutConfig.installTimeoutMinutes", minimum=0, exclusive_minimum=True, maximum=MAX_MINUTES)
+    out.update(_devstrat(r, out))
     return out
+
+
+# --- verify, offlineDevices, windowPolicy (docs/deployments-rules.md, "Health checks, late
+# arrivers, waiting for the window"). Each is stored only when given, so a body that uses none
+# of them is stored exactly as before.
+
+DEVSTRAT_KEYS = ("verify", "offlineDevices", "windowPolicy", "windowWaitMaxHours")
+WINDOW_POLICIES = ("skip", "wait")
+OFFLINE_POLICIES = ("skip", "wait")
+VERIFY_TIMEOUT_MAX_MINUTES = 1440
+WINDOW_WAIT_MAX_HOURS_LIMIT = 24 * 31
+
+
+def _verify(raw: Any) -> dict[str, Any]:
+    path = "rolloutConfig.verify"
+    v = _object(raw, path)
+    _no_unknown_keys(v, ("scriptId", "timeoutMinutes"), path)
+    if v.get("scriptId") is None:
+        _fail(f"{path}.scriptId", "required: the id of the script that checks the device after the install")
+    timeout = v.get("timeoutMinutes")
+    return {"scriptId": _uuid(v["scriptId"], f"{path}.scriptId"),
+            "timeoutMinutes": 10 if timeout is None else _number(
+                timeout, f"{path}.timeoutMinutes", minimum=0, exclusive_minimum=True,
+                maximum=VERIFY_TIMEOUT_MAX_MINUTES)}
+
+
+def _offline_devices(raw: Any) -> dict[str, Any]:
+    path = "rolloutConfig.offlineDevices"
+    o = _object(raw, path)
+    _no_unknown_keys(o, ("policy", "waitMinutes"), path)
+    policy = o.get("policy", "skip")
+    if policy not in OFFLINE_POLICIES:
+        _fail(f"{path}.policy", f"must be one of {', '.join(OFFLINE_POLICIES)}, got {policy!r}")
+    wait = o.get("waitMinutes")
+    if policy == "skip":
+        if wait is not None:
+            _fail(f"{path}.waitMinutes", "only allowed with policy 'wait'")
+        return {"policy": "skip"}
+    if wait is None:
+        _fail(f"{path}.waitMinutes", "required with policy 'wait': how long after its batch starts a device "
+                                      "may still connect and get the job")
+    return {"policy": "wait", "waitMinutes": _number(wait, f"{path}.waitMinutes", minimum=0,
+                                                     exclusive_minimum=True, maximum=MAX_MINUTES)}
+
+
+def _devstrat(r: Mapping[str, Any], out: Mapping[str, Any]) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if r.get("verify") is not None:
+        extra["verify"] = _verify(r["verify"])
+    if r.get("offlineDevices") is not None:
+        extra["offlineDevices"] = _offline_devices(r["offlineDevices"])
+    policy = r.get("windowPolicy")
+    if policy is not None:
+        if policy not in WINDOW_POLICIES:
+            _fail("rolloutConfig.windowPolicy", f"must be one of {', '.join(WINDOW_POLICIES)}, got {policy!r}")
+        if policy == "wait" and not out["respectMaintenanceWindows"]:
+            _fail("rolloutConfig.windowPolicy", "'wait' needs rolloutConfig.respectMaintenanceWindows: true")
+        extra["windowPolicy"] = policy
+    max_hours = r.get("windowWaitMaxHours")
+    if max_hours is not None:
+        if extra.get("windowPolicy") != "wait":
+            _fail("rolloutConfig.windowWaitMaxHours", "only allowed with rolloutConfig.windowPolicy 'wait'")
+        extra["windowWaitMaxHours"] = _number(max_hours, "rolloutConfig.windowWaitMaxHours", minimum=0,
+                                              exclusive_minimum=True, maximum=WINDOW_WAIT_MAX_HOURS_LIMIT)
+    return extra
 
 
 # --- the whole body --------------------------------------------------------------------------

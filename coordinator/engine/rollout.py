@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from common.maintenance import in_window
+from common.maintenance import in_window, next_opening
 from common.states import JOB_TERMINAL, Desired, JobState
 from coordinator.domain import records as rm
 from coordinator.domain.rollout import Decision, Kind, Snapshot, decide
@@ -49,6 +49,8 @@ class Dispatch:
     respect_windows: bool
     timeout_seconds: float
     rollback: bool
+    window_wait_max_seconds: float = 0.0
+    """windowPolicy "wait": the agent holds the job outside its windows, up to this long."""
 
 
 @dataclass
@@ -84,7 +86,8 @@ def _dispatch_of(d: m.Deployment, cfg: RolloutConfig, job_id: str, device_id: st
     return Dispatch(device_id=device_id, job_id=job_id, deployment_id=d.id, attempt=attempt, type=d.type,
                     payload=d.job_payload, respect_windows=cfg.respect_maintenance_windows,
                     timeout_seconds=cfg.install_timeout(default_timeout_min).total_seconds(),
-                    rollback=d.rollback_of is not None)
+                    rollback=d.rollback_of is not None,
+                    window_wait_max_seconds=cfg.window_wait_max.total_seconds() if cfg.waits_for_window else 0.0)
 
 
 # --- counters ------------------------------------------------------------------------------------
@@ -124,27 +127,37 @@ def snapshot(s: Session, d: m.Deployment) -> Snapshot:
     # so the open records up to the current batch follow from the counters.
     later = d.total - _planned(s, d)
     th = cfg.thresholds
+    late = _late_waiting(s, d) if cfg.offline_devices.waits else 0
     return Snapshot(
         status=d.status, current_batch=d.current_batch, total_batches=d.total_batches, total=d.total,
         open_records=d.n_running + max(0, d.n_pending - later), downloading=d.n_running - d.n_installing,
         installing=d.n_installing, completed=d.n_completed, failed=d.n_failed,
         failure_baseline=d.failure_baseline, batch_finished_at=d.batch_finished_at, next_batch_at=d.next_batch_at,
         batch_delay_minutes=th.batch_delay_minutes, pause_on_failure_count=th.pause_on_failure_count,
-        pause_on_failure_percent=th.pause_on_failure_percent)
+        pause_on_failure_percent=th.pause_on_failure_percent, late_waiting=late)
+
+
+def _late_waiting(s: Session, d: m.Deployment) -> int:
+    """Pending records waiting for their offline device (offlineDevices "wait"): a batch does not
+    wait for them, the deployment's end does."""
+    r = m.DeploymentDevice
+    return s.scalar(select(func.count()).select_from(r).where(
+        r.deployment_id == d.id, r.status == R.PENDING.value, r.wait_until.is_not(None))) or 0
 
 
 # --- due records ---------------------------------------------------------------------------------
 
 def _rec(row: Any) -> rm.Record:
     return rm.Record(id=row.id, status=R(row.status), job_id=row.job_id, runs=row.runs, attempts=row.attempts,
-                     error=row.error or "", due_at=row.due_at, manual=bool(row.manual))
+                     error=row.error or "", due_at=row.due_at, manual=bool(row.manual),
+                     wait_until=getattr(row, "wait_until", None))
 
 
 def _job(row: Any) -> rm.Job | None:
     if row.j_id is None:
         return None
     return rm.Job(id=row.j_id, state=JobState(row.j_state), desired=Desired(row.j_desired), ran=bool(row.j_ran),
-                  activity_at=row.j_activity_at)
+                  activity_at=row.j_activity_at, hold_until=getattr(row, "j_hold_until", None))
 
 
 def _in_window_safe(windows: Sequence[str], now: datetime) -> bool:
@@ -156,13 +169,23 @@ def _in_window_safe(windows: Sequence[str], now: datetime) -> bool:
         return True  # unparseable windows were rejected at hello; never block a device on them
 
 
+def _window_opens(ctx: rm.Context, windows: Sequence[str]) -> datetime | None:
+    """windowPolicy "wait": when the device's next window opens, if within windowWaitMaxHours."""
+    if not ctx.config.waits_for_window:
+        return None
+    try:
+        return next_opening(list(windows), ctx.now, ctx.config.window_wait_max)
+    except ValueError:
+        return None
+
+
 def _due_rows(s: Session, d: m.Deployment, now: datetime) -> list[Any]:
     r, dev, j = m.DeploymentDevice, m.Device, m.Job
     return list(s.execute(
-        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual,
+        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual, r.wait_until,
                dev.online, dev.maintenance_windows, dev.last_seen_at,
                j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"), j.ran.label("j_ran"),
-               j.activity_at.label("j_activity_at"))
+               j.activity_at.label("j_activity_at"), j.hold_until.label("j_hold_until"))
         .join(dev, dev.id == r.device_id).outerjoin(j, j.id == r.job_id)
         .where(r.deployment_id == d.id, r.due_at <= now)
         .order_by(r.position)))
@@ -196,8 +219,10 @@ def _work_due(s: Session, d: m.Deployment, w: Writer, ctx: rm.Context, *, dispat
             if gate == rm.Gate.HOLD:
                 held.append(rec.id)
                 continue
-            event: rm.Event = rm.Due(online=bool(row.online), in_window=_in_window_safe(row.maintenance_windows or [], ctx.now),
-                                     gate=gate, paused=paused)
+            windows = row.maintenance_windows or []
+            inside = _in_window_safe(windows, ctx.now)
+            event: rm.Event = rm.Due(online=bool(row.online), in_window=inside, gate=gate, paused=paused,
+                                     window_opens_at=None if inside else _window_opens(ctx, windows))
         elif rec.status in RECORD_RUNNING:
             job = _job(row)
             if job is None:
@@ -409,7 +434,7 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
     records: dict[str, rm.Record] = {}
     for chunk in chunks({j["deployment_device_id"] for j in jobs.values()}):
         for rrow in s.execute(select(rt.c.id, rt.c.job_id, rt.c.status, rt.c.runs, rt.c.attempts, rt.c.error,
-                                     rt.c.due_at, rt.c.manual).where(rt.c.id.in_(chunk))):
+                                     rt.c.due_at, rt.c.manual, rt.c.wait_until).where(rt.c.id.in_(chunk))):
             records[rrow.id] = _rec(rrow)
     writers: dict[str, Writer] = {}
     contexts: dict[str, rm.Context] = {}
@@ -461,6 +486,24 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
 class DeviceJobs:
     jobs: list[Dispatch] = field(default_factory=list)
     withdrawn: list[tuple[str, str, str]] = field(default_factory=list)
+    late_arrivals: list[str] = field(default_factory=list)
+    """Deployments with a record of these devices that waited for them (offlineDevices "wait"):
+    made due now, to be reconciled."""
+
+
+def wake_late_arrivers(s: Session, device_ids: Sequence[str], now: datetime) -> list[str]:
+    """These devices connected: their records waiting as late arrivers (still within the wait,
+    deployment live) are due now, so the engine dispatches them. The deployments to reconcile."""
+    r, d = m.DeploymentDevice, m.Deployment
+    found: list[tuple[str, str]] = []
+    for chunk in chunks(device_ids):
+        found.extend(s.execute(select(r.id, r.deployment_id).join(d, d.id == r.deployment_id).where(
+            r.device_id.in_(chunk), r.wait_until >= now, r.status == R.PENDING.value,
+            d.status.in_([x.value for x in LIVE]))).tuples())
+    for ids in chunks([rec_id for rec_id, _ in found]):
+        s.execute(update(r).where(r.id.in_(ids), r.status == R.PENDING.value).values(due_at=now)
+                  .execution_options(synchronize_session=False))
+    return sorted({dep for _, dep in found})
 
 
 def device_jobs(s: Session, device_ids: Sequence[str], default_timeout_min: float = 30.0) -> DeviceJobs:
@@ -497,9 +540,9 @@ def cancel_records(s: Session, d: m.Deployment, now: datetime, reason: str,
     r, j = m.DeploymentDevice, m.Job
     w = Writer(s, d, now)
     rows = s.execute(
-        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual,
+        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual, r.wait_until,
                j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"), j.ran.label("j_ran"),
-               j.activity_at.label("j_activity_at"))
+               j.activity_at.label("j_activity_at"), j.hold_until.label("j_hold_until"))
         .outerjoin(j, j.id == r.job_id)
         .where(r.deployment_id == d.id, r.status.in_([R.PENDING.value, R.DOWNLOADING.value])))
     for row in rows:
@@ -516,7 +559,8 @@ def manual_retry(s: Session, d: m.Deployment, record: m.DeploymentDevice, now: d
     """One more attempt for this record, now (domain/records.py says whether it may)."""
     ctx = _ctx(d, now, params or EngineParams())
     rec = rm.Record(id=record.id, status=R(record.status), job_id=record.job_id, runs=record.runs,
-                    attempts=record.attempts, error=record.error or "", due_at=record.due_at, manual=record.manual)
+                    attempts=record.attempts, error=record.error or "", due_at=record.due_at, manual=record.manual,
+                    wait_until=record.wait_until)
     w = Writer(s, d, now)
     w.apply(rec, record.device_id, rm.handle(rec, rm.ManualRetry(), ctx))
     w.flush()

@@ -51,6 +51,7 @@ class NewJob:
     record_id: str
     device_id: str
     attempt: int
+    hold_until: datetime | None = None
 
 
 class Writer:
@@ -83,7 +84,7 @@ class Writer:
                 rec = _replace(rec, status=rec.status, values=ins.values)
             elif isinstance(ins, rm.CreateJob):
                 job_id = new_id()
-                self.created.append(NewJob(job_id, rec.id, device_id, ins.attempt))
+                self.created.append(NewJob(job_id, rec.id, device_id, ins.attempt, ins.hold_until))
                 w = self._records.setdefault(rec.id, _RecordWrite(rec.status, rec.status, device_id))
                 w.values["job_id"] = job_id
                 rec = _replace(rec, status=rec.status, values={"job_id": job_id})
@@ -113,7 +114,8 @@ class Writer:
                 {"id": j.job_id, "deployment_device_id": j.record_id, "deployment_id": self.d.id,
                  "device_id": j.device_id, "attempt": j.attempt, "state": JobState.QUEUED.value,
                  "desired": Desired.RUN.value, "withdraw_reason": "", "ran": False, "activity_at": now,
-                 "output": "", "reason": "", "created_at": now, "updated_at": now} for j in self.created])
+                 "output": "", "reason": "", "created_at": now, "updated_at": now, "hold_until": j.hold_until}
+                for j in self.created])
         for job_id, (_dev, why) in self._withdrawn.items():
             self._jobs.setdefault(job_id, {}).update(desired=Desired.WITHDRAWN.value, withdraw_reason=why)
         _grouped_update(s, jt, {k: {**v, "updated_at": now} for k, v in self._jobs.items()}, guard=None)
@@ -153,7 +155,7 @@ def _replace(rec: rm.Record, *, status: R, values: dict[str, Any]) -> rm.Record:
     return rm.Record(id=rec.id, status=status, job_id=values.get("job_id", rec.job_id),
                      runs=int(values.get("runs", rec.runs)), attempts=int(values.get("attempts", rec.attempts)),
                      error=str(values.get("error", rec.error)), due_at=values.get("due_at", rec.due_at),
-                     manual=bool(values.get("manual", rec.manual)))
+                     manual=bool(values.get("manual", rec.manual)), wait_until=values.get("wait_until", rec.wait_until))
 
 
 def _grouped_update(s: Session, table: Any, rows: dict[str, dict[str, Any]], *, guard: dict[str, str] | None) -> None:

@@ -177,6 +177,9 @@ def _check_payload_refs(s: Session, client_id: str, spec: dict[str, Any]) -> Non
         payloads.validate_parameters(script.parameters_schema or {}, payload.get("parameters") or {})
     elif spec["type"] == "software":
         payloads.get_artifact(s, client_id, payload["artifactId"], field="payload.artifactId")
+    verify = spec["rolloutConfig"].get("verify")
+    if verify:
+        payloads.get_script(s, client_id, verify["scriptId"], field="rolloutConfig.verify.scriptId")
 
 
 def _check_target_refs(s: Session, client_id: str, spec: dict[str, Any]) -> None:
@@ -267,6 +270,23 @@ def resolve_job_payload(s: Session, d: m.Deployment, *, rollback: bool = False) 
 
     A rollback payload names the deployment it reverts (`revertsDeploymentId`, the id of `d`):
     the agent restores what its pre-state record of that deployment says was there before."""
+    resolved = _resolve_change(s, d, rollback=rollback)
+    check = None if rollback else _verify_payload(s, d)
+    return {**resolved, "verify": check} if check else resolved
+
+
+def _verify_payload(s: Session, d: m.Deployment) -> dict[str, Any] | None:
+    """rolloutConfig.verify as the agent runs it: the check script's body, frozen with the change.
+    A rollback runs no check (it restores what was there)."""
+    verify = RolloutConfig.parse(d.rollout_config).verify
+    if verify is None:
+        return None
+    script = payloads.get_script(s, d.client_id, verify.script_id, field="rolloutConfig.verify.scriptId")
+    return {"scriptId": script.id, "interpreter": script.interpreter, "body": script.body,
+            "timeoutSeconds": verify.timeout_minutes * 60}
+
+
+def _resolve_change(s: Session, d: m.Deployment, *, rollback: bool) -> dict[str, Any]:
     p = d.payload
     reverts: dict[str, Any] = {"revertsDeploymentId": d.id} if rollback else {}
     if d.type == "script":

@@ -260,6 +260,7 @@ class DeploymentDevice(Base):
         Index("ix_deployment_devices_due", "status", "due_at"),
         Index("ix_deployment_devices_job", "job_id"),
         Index("ix_deployment_devices_dep_due", "deployment_id", "due_at"),
+        Index("ix_deployment_devices_device_wait", "device_id", "wait_until"),
     )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
@@ -285,6 +286,9 @@ class DeploymentDevice(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    wait_until: Mapped[datetime | None] = mapped_column(default=None)
+    """offlineDevices "wait": a pending record whose device was offline at dispatch waits for it
+    to connect until then (NULL: not waiting). The hub makes it due when the device connects."""
 
 
 class Job(Base):
@@ -311,6 +315,9 @@ class Job(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    hold_until: Mapped[datetime | None] = mapped_column(default=None)
+    """windowPolicy "wait": the agent holds the job until the device's window opens then; the
+    silence deadline counts from no earlier than this (NULL: not held)."""
 
 
 class DeploymentEvent(Base):

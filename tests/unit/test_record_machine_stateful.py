@@ -14,6 +14,10 @@ after every step:
   a new attempt while an earlier one may still run (not terminal and not withdrawn);
 - the counters (computed from the records, as the writer's deltas must be) sum to the total;
 - a batch never starts while a threshold is crossed, and a batch done with one crossed pauses.
+- late arrivers (offlineDevices "wait"): a record offline at its first dispatch is not skipped
+  before its wait ends, never waits past it, and the deployment never finishes while one waits;
+  jobs held for a window (windowPolicy "wait") are never failed by silence before the window
+  opened plus the timeout; a failed health check (verify) never makes a record completed.
 
 Thousands of sequences run in seconds: CONVOY_MACHINE_EXAMPLES sets how many.
 """
@@ -65,6 +69,23 @@ rollout_configs = st.builds(
     st.sampled_from([[1], [0.5, 5]]), st.booleans(), st.sampled_from([None, 5]))
 
 
+def _with_strategies(cfg: dict[str, Any], offline: float | None, window_wait: bool, verify: bool) -> dict[str, Any]:
+    """The rollout strategies of this branch (verify, offlineDevices, windowPolicy) on top."""
+    out = dict(cfg)
+    if offline is not None:
+        out["offlineDevices"] = {"policy": "wait", "waitMinutes": offline}
+    if window_wait and cfg["respectMaintenanceWindows"]:
+        out["windowPolicy"] = "wait"
+        out["windowWaitMaxHours"] = 2
+    if verify:
+        out["verify"] = {"scriptId": "00000000-0000-4000-8000-000000000001", "timeoutMinutes": 1}
+    return out
+
+
+rollout_configs = st.builds(_with_strategies, rollout_configs, st.sampled_from([None, None, 3, 45]), st.booleans(),
+                            st.booleans())
+
+
 class Machine(RuleBasedStateMachine):
     @initialize(cfg=rollout_configs, n=st.integers(1, 6))
     def setup(self, cfg: dict[str, Any], n: int) -> None:
@@ -75,6 +96,9 @@ class Machine(RuleBasedStateMachine):
         self.devices = [f"dev-{i}" for i in range(n)]
         self.online = dict.fromkeys(self.devices, True)
         self.in_window = dict.fromkeys(self.devices, True)
+        self.window_opens_in: dict[str, float | None] = dict.fromkeys(self.devices, 30.0)
+        """Minutes until a device outside its window sees it open (None: not within the limit)."""
+        self.verify_failed: set[str] = set()
         self.last_seen: dict[str, datetime | None] = dict.fromkeys(self.devices, T0)
         plan = plan_batches(self.devices, cfg)
         self.batch_sizes = [len(b) for b in plan]
@@ -121,7 +145,11 @@ class Machine(RuleBasedStateMachine):
                             "a new attempt while an earlier one may still run"
                 self.seq += 1
                 jid = f"job-{self.seq}"
-                self.jobs[jid] = rm.Job(id=jid, activity_at=self.now)
+                self.jobs[jid] = rm.Job(id=jid, activity_at=self.now, hold_until=ins.hold_until)
+                if ins.hold_until is not None:
+                    event("a job held for its window")
+                if rec.wait_until is not None:
+                    event("a late arriver dispatched")
                 self.job_record[jid] = rid
                 rec = replace(rec, job_id=jid)
             elif isinstance(ins, rm.UpdateJob):
@@ -137,7 +165,8 @@ class Machine(RuleBasedStateMachine):
     def _set(rec: rm.Record, status: R, v: dict[str, Any]) -> rm.Record:
         return rm.Record(id=rec.id, status=status, job_id=v.get("job_id", rec.job_id), runs=int(v.get("runs", rec.runs)),
                          attempts=int(v.get("attempts", rec.attempts)), error=str(v.get("error", rec.error)),
-                         due_at=v.get("due_at", rec.due_at), manual=bool(v.get("manual", rec.manual)))
+                         due_at=v.get("due_at", rec.due_at), manual=bool(v.get("manual", rec.manual)),
+                         wait_until=v.get("wait_until", rec.wait_until))
 
     def counts(self) -> dict[R, int]:
         out = dict.fromkeys(R, 0)
@@ -156,7 +185,8 @@ class Machine(RuleBasedStateMachine):
                         failed=c[R.FAILED], failure_baseline=self.baseline, batch_finished_at=self.batch_finished_at,
                         next_batch_at=self.next_batch_at, batch_delay_minutes=th.batch_delay_minutes,
                         pause_on_failure_count=th.pause_on_failure_count,
-                        pause_on_failure_percent=th.pause_on_failure_percent)
+                        pause_on_failure_percent=th.pause_on_failure_percent,
+                        late_waiting=sum(1 for r in self.recs.values() if r.status == R.PENDING and r.wait_until))
 
     def work_due(self) -> None:
         dispatch = self.status in LIVE and self.current_batch > 0
@@ -166,10 +196,22 @@ class Machine(RuleBasedStateMachine):
             dev = self.device_of[rid]
             if rec.status == R.PENDING:
                 if dispatch:
-                    self.apply(rid, rm.handle(rec, rm.Due(online=self.online[dev], in_window=self.in_window[dev],
-                                                          paused=self.status == D.PAUSED), self.ctx()))
+                    opens = self.window_opens_in[dev]
+                    at = None if self.in_window[dev] or opens is None or not self.cfg.waits_for_window \
+                        else self.now + timedelta(minutes=opens)
+                    out = rm.handle(rec, rm.Due(online=self.online[dev], in_window=self.in_window[dev],
+                                                paused=self.status == D.PAUSED, window_opens_at=at), self.ctx())
+                    for ins in out:
+                        if isinstance(ins, rm.Move) and ins.to == R.SKIPPED and ins.values.get("skip_reason") == rm.OFFLINE \
+                                and self.cfg.offline_devices.waits and rec.attempts == 0 and not rec.manual:
+                            assert rec.wait_until is not None and self.now >= rec.wait_until, \
+                                "a late arriver skipped before its wait ended"
+                    self.apply(rid, out)
             elif rec.status in (R.DOWNLOADING, R.INSTALLING) and rec.job_id:
-                self.apply(rid, rm.handle(rec, rm.SilenceCheck(self.jobs[rec.job_id], self.last_seen[dev]), self.ctx()))
+                job = self.jobs[rec.job_id]
+                self.apply(rid, rm.handle(rec, rm.SilenceCheck(job, self.last_seen[dev]), self.ctx()))
+                if self.recs[rid].status not in (R.DOWNLOADING, R.INSTALLING) and job.hold_until is not None:
+                    assert self.now >= job.hold_until + self.ctx().timeout, "a held job failed before its window"
 
     # --- rules -------------------------------------------------------------------------------
 
@@ -287,10 +329,14 @@ class Machine(RuleBasedStateMachine):
         rec = self.recs[rid]
         if rec.job_id == jid and rec.status in RECORD_TERMINAL | {R.PENDING}:
             self.allowed_leave.add(rid)  # a late result of the current attempt may finish it
-        self.apply(rid, rm.handle(rec, rm.Reported(job=self.jobs[jid], state=state, reason="r"), self.ctx()))
+        reason = "verification: exit code 1" if jid in self.verify_failed else "r"
+        self.apply(rid, rm.handle(rec, rm.Reported(job=self.jobs[jid], state=state, reason=reason), self.ctx()))
+        if jid in self.verify_failed and self.recs[rid].job_id == jid:
+            assert self.recs[rid].status != R.COMPLETED, "a failed health check completed the record"
 
     @precondition(lambda self: bool(self.jobs))
-    @rule(i=st.integers(0, 50), outcome=st.sampled_from(["ack", "install", "complete", "fail", "skip", "honour"]))
+    @rule(i=st.integers(0, 50), outcome=st.sampled_from(["ack", "install", "complete", "fail", "skip", "honour",
+                                                         "verify_fail"]))
     def agent(self, i: int, outcome: str) -> None:
         """A connected agent works on one of its jobs, as agent/runner.py does."""
         self.begin("agent")
@@ -312,6 +358,8 @@ class Machine(RuleBasedStateMachine):
         if outcome == "skip" and job.state == JobState.RECEIVED:
             self._report(jid, JobState.SKIPPED)
             return
+        if job.hold_until is not None and self.now < job.hold_until:
+            return  # held until the device's window opens (agent/runner.py)
         if job.state == JobState.RECEIVED:
             self.executions[jid] = self.executions.get(jid, 0) + 1
             assert self.executions[jid] == 1, "a job ran twice"
@@ -320,6 +368,13 @@ class Machine(RuleBasedStateMachine):
             self._report(jid, JobState.COMPLETED)
         elif outcome == "fail":
             self._report(jid, JobState.FAILED)
+        elif outcome == "verify_fail":
+            if self.cfg.verify is None:
+                self._report(jid, JobState.COMPLETED)
+            else:  # installed, but the health check failed: the agent reports the job failed
+                self.verify_failed.add(jid)
+                event("a health check failed")
+                self._report(jid, JobState.FAILED)
 
     @precondition(lambda self: bool(self.jobs))
     @rule(outcomes=st.lists(st.sampled_from(["complete", "complete", "fail", "skip", "ack", "honour"]),
@@ -349,12 +404,21 @@ class Machine(RuleBasedStateMachine):
         self.begin("presence")
         dev = self.devices[i % len(self.devices)]
         self.online[dev] = not self.online[dev]
+        if self.online[dev] and self.status in LIVE:
+            # The hub on connect: the device's waiting late-arrival records are due now.
+            for rid, rec in self.recs.items():
+                if self.device_of[rid] == dev and rec.status == R.PENDING and rec.wait_until \
+                        and rec.wait_until >= self.now:
+                    self.recs[rid] = replace(rec, due_at=self.now)
+            self.step = "reconcile"
+            self.engine_pass()
 
     @rule(i=st.integers(0, 5))
     def toggle_window(self, i: int) -> None:
         self.begin("window")
         dev = self.devices[i % len(self.devices)]
         self.in_window[dev] = not self.in_window[dev]
+        self.window_opens_in[dev] = [30.0, 1.0, None, 200.0][i % 4]
 
     @rule(minutes=st.sampled_from([0.5, 1, 2, 6, 31, 120]))
     def time_passes(self, minutes: float) -> None:
@@ -397,6 +461,17 @@ class Machine(RuleBasedStateMachine):
     def finished_is_final(self) -> None:
         if self.status == D.CANCELLED:
             assert self.counts()[R.PENDING] == 0
+        if self.status in (D.COMPLETED, D.FAILED):
+            assert self.counts()[R.PENDING] == 0, "finished while a record is pending (a late arriver waiting?)"
+
+    @invariant()
+    def late_arrivers_wait_no_longer_than_allowed(self) -> None:
+        if self.step != "reconcile" or self.status not in ACTIVE:
+            return
+        for r in self.recs.values():
+            if r.status == R.PENDING and r.wait_until is not None:
+                assert self.now <= r.wait_until, "a late arriver waits past its waitMinutes"
+                assert r.wait_until - self.now <= timedelta(minutes=self.cfg.offline_devices.wait_minutes)
 
     @invariant()
     def crossed_threshold_pauses(self) -> None:

@@ -121,7 +121,7 @@ class Welcome(_message.Message):
     def __init__(self, device_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "deployment_id", "attempt", "type", "payload", "respect_maintenance_windows", "timeout_seconds", "rollback")
+    __slots__ = ("job_id", "deployment_id", "attempt", "type", "payload", "respect_maintenance_windows", "timeout_seconds", "rollback", "window_wait_max_seconds")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +130,7 @@ class Job(_message.Message):
     RESPECT_MAINTENANCE_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ROLLBACK_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_WAIT_MAX_SECONDS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     deployment_id: str
     attempt: int
@@ -138,7 +139,8 @@ class Job(_message.Message):
     respect_maintenance_windows: bool
     timeout_seconds: float
     rollback: bool
-    def __init__(self, job_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., attempt: _Optional[int] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., respect_maintenance_windows: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., rollback: _Optional[bool] = ...) -> None: ...
+    window_wait_max_seconds: float
+    def __init__(self, job_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., attempt: _Optional[int] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., respect_maintenance_windows: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., rollback: _Optional[bool] = ..., window_wait_max_seconds: _Optional[float] = ...) -> None: ...
 
 class CancelJob(_message.Message):
     __slots__ = ("job_id", "reason")
