@@ -497,9 +497,10 @@ def wake_late_arrivers(s: Session, device_ids: Sequence[str], now: datetime) -> 
     r, d = m.DeploymentDevice, m.Deployment
     found: list[tuple[str, str]] = []
     for chunk in chunks(device_ids):
-        found.extend(s.execute(select(r.id, r.deployment_id).join(d, d.id == r.deployment_id).where(
-            r.device_id.in_(chunk), r.wait_until >= now, r.status == R.PENDING.value,
-            d.status.in_([x.value for x in LIVE]))).tuples())
+        found.extend((rec_id, dep_id) for rec_id, dep_id in s.execute(
+            select(r.id, r.deployment_id).join(d, d.id == r.deployment_id).where(
+                r.device_id.in_(chunk), r.wait_until >= now, r.status == R.PENDING.value,
+                d.status.in_([x.value for x in LIVE]))))
     for ids in chunks([rec_id for rec_id, _ in found]):
         s.execute(update(r).where(r.id.in_(ids), r.status == R.PENDING.value).values(due_at=now)
                   .execution_options(synchronize_session=False))
