@@ -24,6 +24,7 @@ from cli.common import (
 from common.convoy.v1 import admin_pb2 as pb
 from common.convoy.v1 import types_pb2 as tpb
 from common.durations import minutes_arg
+from common.rollout_text import strategy_lines
 
 STATUSES = ("draft", "pending", "downloading", "installing", "running", "paused", "completed", "failed",
             "cancelled", "rollback")
@@ -252,9 +253,45 @@ def _apply_flags(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, An
         rollout["retryConfig"], touched = retry, True
     if args.install_timeout is not None:
         rollout["installTimeoutMinutes"], touched = _whole(args.install_timeout), True
+    touched = _apply_strategy_flags(args, rollout) or touched
     if touched:
         out["rolloutConfig"] = rollout
     return out
+
+
+def _apply_strategy_flags(args: argparse.Namespace, rollout: dict[str, Any]) -> bool:
+    """--verify-script/--verify-timeout, --offline-devices/--offline-wait, --window-policy/--window-wait-max
+    into `rollout` (rolloutConfig.verify, offlineDevices, windowPolicy, windowWaitMaxHours)."""
+    touched = False
+    if args.verify_script is not None or args.verify_timeout is not None:
+        verify = dict(rollout.get("verify") or {})
+        if args.verify_script is not None:
+            verify["scriptId"] = args.verify_script
+        if args.verify_timeout is not None:
+            verify["timeoutMinutes"] = _whole(args.verify_timeout)
+        if "scriptId" not in verify:
+            raise CliError("--verify-timeout needs --verify-script ID (the health check to run)", 2)
+        rollout["verify"], touched = verify, True
+    if args.offline_devices is not None or args.offline_wait is not None:
+        policy = args.offline_devices or "wait"
+        if policy == "skip":
+            if args.offline_wait is not None:
+                raise CliError("--offline-wait is for --offline-devices wait", 2)
+            rollout["offlineDevices"] = {"policy": "skip"}
+        else:
+            wait = args.offline_wait if args.offline_wait is not None else \
+                (rollout.get("offlineDevices") or {}).get("waitMinutes")
+            if wait is None:
+                raise CliError("--offline-devices wait needs --offline-wait DURATION (e.g. 2h)", 2)
+            rollout["offlineDevices"] = {"policy": "wait", "waitMinutes": _whole(wait)}
+        touched = True
+    if args.window_policy is not None:
+        rollout["windowPolicy"], touched = args.window_policy, True
+        if args.window_policy == "skip":
+            rollout.pop("windowWaitMaxHours", None)
+    if args.window_wait_max is not None:
+        rollout["windowWaitMaxHours"], touched = _whole(round(args.window_wait_max / 60, 6)), True
+    return touched
 
 
 # --- printing ---------------------------------------------------------------------------------
@@ -292,6 +329,7 @@ def _show(d: dict[str, Any]) -> None:
     ]
     if d.get("approval") and (text := approval_text(d["approval"])):
         rows.append(("approval", text))
+    rows.extend(("strategy", line) for line in strategy_lines(r))
     if d["rollbackOf"]:
         rows.append(("rollback of", d["rollbackOf"]))
     if d["rolledBackBy"]:
@@ -389,6 +427,8 @@ def _initialize(args: argparse.Namespace) -> int:
         print(f"initialized deployment {args.id}: {pv['resolvedCount']} device(s) in {pv['totalBatches']} batch(es); "
               f"status {out['deployment']['status']}")
         print_table(["batch", "devices"], [[b["batchNumber"], b["deviceCount"]] for b in pv["batches"]])
+        for line in strategy_lines(out["deployment"]["rolloutConfig"]):
+            print(f"  {line}")
         if pv.get("approval", {}).get("status") == "required":
             print(f"{pv['approval']['reason']}: another operator runs convoy deployments approve {args.id}, "
                   f"then convoy deployments start {args.id}")
@@ -522,6 +562,19 @@ def _spec_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--backoff", metavar="5m,15m,1h", help="wait before each retry (bare numbers are minutes); the last is reused")
     r.add_argument("--install-timeout", type=minutes_arg, metavar="DURATION",
                    help="fail a device silent for this long, e.g. 45m, 2h (a bare number is minutes; default 30m)")
+    v = p.add_argument_group("health check, late arrivers, maintenance-window wait")
+    v.add_argument("--verify-script", metavar="ID",
+                   help="script run on each device right after a successful install; only a passing check completes it")
+    v.add_argument("--verify-timeout", type=minutes_arg, metavar="DURATION", help="bound on the check (default 10m)")
+    v.add_argument("--offline-devices", choices=("skip", "wait"),
+                   help="a device offline when its batch starts: skipped (default) or waited for")
+    v.add_argument("--offline-wait", type=minutes_arg, metavar="DURATION",
+                   help="with wait: how long after its batch starts an offline device still gets the job, e.g. 2h")
+    v.add_argument("--window-policy", choices=("skip", "wait"),
+                   help="with --respect-maintenance-windows, a device outside its window: skipped (default) or "
+                        "sent the job now, installing when its next window opens")
+    v.add_argument("--window-wait-max", type=minutes_arg, metavar="DURATION",
+                   help="with --window-policy wait: skip the device if no window opens within this (default 7d)")
     p.add_argument("--client", metavar="ID", help="client id (needed when the API token spans several clients)")
 
 

@@ -26,6 +26,7 @@ from cli.cmd_deployments import (
 )
 from cli.common import CliError, admin_stub, printable, rpc_failure, server_address, to_dict
 from common.convoy.v1 import admin_pb2 as pb
+from common.rollout_text import strategy_lines
 
 
 def _events(args: argparse.Namespace) -> tuple[Any, Iterator[dict[str, Any]]]:
@@ -54,9 +55,10 @@ def _plain_line(ev: dict[str, Any]) -> str:
     reason = f" reason={printable(d['statusReason'])!r}" if d["statusReason"] else ""
     if (text := approval_text(d.get("approval") or {})):
         reason += f" approval={printable(text)!r}"
+    late = " waiting-for-late-arrivers" if late_arrivers_line(d) else ""
     return (f"{time.strftime('%H:%M:%S')} {d['status']}{batch} completed={p['completed']} failed={p['failed']} "
             f"skipped={p['skipped']} running={p['running']} pending={p['pending']} total={p['total']} "
-            f"{p['percentComplete']}%{reason}")
+            f"{p['percentComplete']}%{reason}{late}")
 
 
 def _ending(d: dict[str, Any]) -> str:
@@ -130,9 +132,24 @@ def _render(ev: dict[str, Any]) -> Any:
                           "" if r["exitCode"] is None else str(r["exitCode"]),
                           Text(printable(r.get("error") or "")), Text(printable(tail[0][-80:])))
         parts.append(table)
+    parts.extend(Text(f"  {line}", style="dim") for line in strategy_lines(d.get("rolloutConfig")))
+    late = late_arrivers_line(d)
+    if late:
+        parts.append(Text(late, style="yellow"))
     if d["status"] == "paused":
         parts.append(Text(f"⏸ paused: {printable(d['statusReason']) or 'by an operator'}", style="bold yellow"))
     return Group(*parts)
+
+
+def late_arrivers_line(d: dict[str, Any]) -> str:
+    """Every batch dispatched, devices still pending, offlineDevices "wait": the deployment is
+    waiting for late arrivers (not stuck)."""
+    p, offline = d["progress"], (d.get("rolloutConfig") or {}).get("offlineDevices") or {}
+    if offline.get("policy") != "wait" or d["status"] != "running" or not p["pending"] \
+            or p["currentBatch"] < p["totalBatches"]:
+        return ""
+    return (f"waiting for {p['pending']} late arriver(s): each gets the job if it connects within "
+            f"{float(offline.get('waitMinutes') or 0):g} min of its batch's start, else it is skipped")
 
 
 def watch(args: argparse.Namespace) -> int:

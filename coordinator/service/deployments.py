@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from common.errors import Conflict, InvalidArgument, NotFound
 from common.ids import new_id, parse_uuid
+from common.rollout_text import strategy_lines
 from common.timefmt import iso
 from coordinator.auth import Principal
 from coordinator.domain import batch_plan
@@ -28,6 +29,7 @@ from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
 from coordinator.domain.states import check_action
 from coordinator.engine.rollout import cancel_records, manual_retry
+from coordinator.engine.writer import chunks
 from coordinator.service import approvals, payloads
 from coordinator.store import models as m
 from coordinator.store.transitions import add_event as _event
@@ -84,6 +86,8 @@ def record_dict(r: m.DeploymentDevice, hostname: str = "") -> dict[str, Any]:
         # A device waiting for its automatic retry is `pending` (counted in progress.pending)
         # with the time of that retry here.
         "nextAttemptAt": iso(r.due_at) if r.status == R.PENDING and r.job_id and r.due_at else None,
+        # A late arriver (offlineDevices "wait"): pending until its device connects, or until then.
+        "waitingUntil": iso(r.wait_until) if r.status == R.PENDING and r.wait_until else None,
         "startedAt": iso(r.started_at),
         "finishedAt": iso(r.finished_at),
         "updatedAt": iso(r.updated_at),
@@ -340,7 +344,24 @@ def initialize(s: Session, who: Principal, deployment_id: str, now: datetime) ->
                "batches": [{"batchNumber": i, "deviceCount": len(b)} for i, b in enumerate(plan, start=1)]}
     if dep["approval"]["required"]:
         preview["approval"] = dep["approval"]  # named in the preview only when one is needed
+    preview.update(_strategies_preview(s, d, device_ids))
     return dep, preview
+
+
+def _strategies_preview(s: Session, d: m.Deployment, device_ids: Sequence[str]) -> dict[str, Any]:
+    """verify, offlineDevices, windowPolicy in the preview: what each will do, and for late
+    arrivers how many of the devices are offline right now (only when used)."""
+    lines = strategy_lines(d.rollout_config)
+    if not lines:
+        return {}
+    out: dict[str, Any] = {"strategies": lines}
+    if RolloutConfig.parse(d.rollout_config).offline_devices.waits:
+        online = 0
+        for chunk in chunks(device_ids):
+            online += s.scalar(select(func.count()).select_from(m.Device).where(
+                m.Device.id.in_(chunk), m.Device.online.is_(True))) or 0
+        out["offlineNow"] = len(device_ids) - online
+    return out
 
 
 def start(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:

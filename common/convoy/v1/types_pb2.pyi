@@ -145,19 +145,43 @@ class RetryConfig(_message.Message):
     backoff_minutes: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, max_retries: _Optional[int] = ..., backoff_minutes: _Optional[_Iterable[float]] = ...) -> None: ...
 
+class VerifyConfig(_message.Message):
+    __slots__ = ("script_id", "timeout_minutes")
+    SCRIPT_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    script_id: str
+    timeout_minutes: float
+    def __init__(self, script_id: _Optional[str] = ..., timeout_minutes: _Optional[float] = ...) -> None: ...
+
+class OfflineDevicesConfig(_message.Message):
+    __slots__ = ("policy", "wait_minutes")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    wait_minutes: float
+    def __init__(self, policy: _Optional[str] = ..., wait_minutes: _Optional[float] = ...) -> None: ...
+
 class RolloutConfig(_message.Message):
-    __slots__ = ("type", "staggered", "respect_maintenance_windows", "retry_config", "install_timeout_minutes")
+    __slots__ = ("type", "staggered", "respect_maintenance_windows", "retry_config", "install_timeout_minutes", "verify", "offline_devices", "window_policy", "window_wait_max_hours")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     STAGGERED_FIELD_NUMBER: _ClassVar[int]
     RESPECT_MAINTENANCE_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     RETRY_CONFIG_FIELD_NUMBER: _ClassVar[int]
     INSTALL_TIMEOUT_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
+    OFFLINE_DEVICES_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_POLICY_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_WAIT_MAX_HOURS_FIELD_NUMBER: _ClassVar[int]
     type: str
     staggered: StaggeredConfig
     respect_maintenance_windows: bool
     retry_config: RetryConfig
     install_timeout_minutes: float
-    def __init__(self, type: _Optional[str] = ..., staggered: _Optional[_Union[StaggeredConfig, _Mapping]] = ..., respect_maintenance_windows: _Optional[bool] = ..., retry_config: _Optional[_Union[RetryConfig, _Mapping]] = ..., install_timeout_minutes: _Optional[float] = ...) -> None: ...
+    verify: VerifyConfig
+    offline_devices: OfflineDevicesConfig
+    window_policy: str
+    window_wait_max_hours: float
+    def __init__(self, type: _Optional[str] = ..., staggered: _Optional[_Union[StaggeredConfig, _Mapping]] = ..., respect_maintenance_windows: _Optional[bool] = ..., retry_config: _Optional[_Union[RetryConfig, _Mapping]] = ..., install_timeout_minutes: _Optional[float] = ..., verify: _Optional[_Union[VerifyConfig, _Mapping]] = ..., offline_devices: _Optional[_Union[OfflineDevicesConfig, _Mapping]] = ..., window_policy: _Optional[str] = ..., window_wait_max_hours: _Optional[float] = ...) -> None: ...
 
 class DeploymentSpec(_message.Message):
     __slots__ = ("name", "type", "payload", "target_type", "target_config", "rollout_config", "client_id")
