@@ -139,10 +139,11 @@ def snapshot(s: Session, d: m.Deployment) -> Snapshot:
 
 def _late_waiting(s: Session, d: m.Deployment) -> int:
     """Pending records waiting for their offline device (offlineDevices "wait"): a batch does not
-    wait for them, the deployment's end does."""
+    wait for them, the deployment's end does. wait_until is cleared whenever a record leaves
+    pending, so this is a range of the (deployment_id, wait_until) index over waiting records only."""
     r = m.DeploymentDevice
     return s.scalar(select(func.count()).select_from(r).where(
-        r.deployment_id == d.id, r.status == R.PENDING.value, r.wait_until.is_not(None))) or 0
+        r.deployment_id == d.id, r.wait_until.is_not(None), r.status == R.PENDING.value)) or 0
 
 
 # --- due records ---------------------------------------------------------------------------------

@@ -261,6 +261,7 @@ class DeploymentDevice(Base):
         Index("ix_deployment_devices_job", "job_id"),
         Index("ix_deployment_devices_dep_due", "deployment_id", "due_at"),
         Index("ix_deployment_devices_device_wait", "device_id", "wait_until"),
+        Index("ix_deployment_devices_dep_wait", "deployment_id", "wait_until"),
     )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
