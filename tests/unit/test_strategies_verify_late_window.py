@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 from google.protobuf import struct_pb2
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.journal import JobState, Journal
 from agent.runner import Runner
@@ -295,3 +297,34 @@ def test_agent_skips_a_held_job_when_no_window_opens_within_the_limit(tmp_path: 
     entry = journal.get("j5")
     assert entry is not None and entry.state == JobState.SKIPPED
     assert entry.reason.startswith("outside_maintenance_window")
+
+
+# --- properties: any value in one of these fields validates or names that field -------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
+        ["scriptId", "timeoutMinutes", "policy", "waitMinutes", "x"]), inner, max_size=3),
+    max_leaves=8,
+)
+fields = st.sampled_from([("verify",), ("verify", "scriptId"), ("verify", "timeoutMinutes"), ("offlineDevices",),
+                          ("offlineDevices", "policy"), ("offlineDevices", "waitMinutes"), ("windowPolicy",),
+                          ("windowWaitMaxHours",)])
+
+
+@given(fields, json_values, st.booleans())
+def test_one_field_either_validates_or_is_named(path: tuple[str, ...], value: Any, windows: bool) -> None:
+    rollout: dict[str, Any] = {"respectMaintenanceWindows": windows, "windowPolicy": "wait" if windows else "skip",
+                               "verify": {"scriptId": CHECK}, "offlineDevices": {"policy": "wait", "waitMinutes": 5}}
+    node: Any = rollout
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    try:
+        spec = validate_spec(body(**rollout))
+    except InvalidArgument as exc:
+        parameter = exc.details["parameter"]
+        assert exc.message.startswith(f"{parameter}: ")
+        assert parameter.startswith("rolloutConfig."), parameter
+        return
+    RolloutConfig.parse(spec["rolloutConfig"])  # whatever validates, parses
