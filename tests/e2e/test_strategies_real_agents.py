@@ -1,9 +1,11 @@
 """Rollout strategies, part 2 (issue 13) with real `convoy agent run` processes running real
-scripts: a verify script that fails on one device, and a late arriver started after its batch."""
+scripts: a verify script that fails on one device, a late arriver started after its batch, and a
+job held by the agent until its maintenance window opens."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,23 @@ def test_a_late_arriver_started_after_its_batch_completes(env: tuple[Coordinator
     assert done["status"] == "completed" and done["progress"]["completed"] == 2
     rec = next(r for r in fleet.records(dep) if r["deviceId"] == late.device_id)
     assert rec["status"] == "completed" and f"hello from {late.device_id}" in rec["output"]
+
+
+def test_window_wait_a_real_agent_holds_the_job_and_installs_when_its_window_opens(
+        env: tuple[CoordinatorProcess, RealFleet], tmp_path: Path) -> None:
+    """Real time: the window opens at the next whole minute (20 to 80 s away)."""
+    coord, fleet = env
+    now = datetime.now(UTC)
+    start = (now + timedelta(seconds=80)).replace(second=0, microsecond=0)
+    window = f"daily {start:%H:%M}-{start + timedelta(minutes=30):%H:%M} UTC"
+    [agent] = fleet.add(1, "--maintenance-window", window)
+    marker = tmp_path / "installed-at"
+    sid = script(coord, "stamp", f"date -u +%s > {marker}")
+    dep = fleet.deploy({"name": "in the window", "type": "script", "payload": {"scriptId": sid},
+                        "targetType": "devices", "targetConfig": {"deviceIds": [agent.device_id]},
+                        "rolloutConfig": {"respectMaintenanceWindows": True, "windowPolicy": "wait"}})
+    wait_for(lambda: "held until its maintenance window opens" in agent.log(), what="job held by the agent")
+    assert fleet.records(dep)[0]["status"] == "downloading" and not marker.exists()
+    done = fleet.wait_finished(dep, timeout=150)
+    assert done["status"] == "completed" and fleet.records(dep)[0]["status"] == "completed"
+    assert int(marker.read_text()) >= int(start.timestamp())  # installed once the window opened, not before
