@@ -65,6 +65,8 @@ def deployment_dict(d: m.Deployment) -> dict[str, Any]:
         "nextBatchAt": iso(d.next_batch_at),
         "rollbackOf": d.rollback_of,
         "rolledBackBy": d.rolled_back_by,
+        # verify, offlineDevices, windowPolicy in words (common/rollout_text.py), for the dashboard.
+        "strategies": strategy_lines(d.rollout_config),
     }
 
 

@@ -51,11 +51,13 @@ def test_a_late_arriver_gets_its_job_when_it_connects_and_the_batch_does_not_wai
     wait_for(lambda: all(record(rest, dep_id, a.device_id)["status"] == "completed" for a in agents[1:]),
              what="online devices completed")
     rec = record(rest, dep_id, late.device_id)
-    assert rec["status"] == "pending" and not late.jobs
+    assert rec["status"] == "pending" and not late.jobs and rec["waitingUntil"]
     # ...but the deployment does not complete while the late arriver may still come.
     time.sleep(0.5)
     dep = rest("GET", f"/deployments/{dep_id}")
     assert dep["status"] == "running" and dep["progress"]["currentBatch"] == 3
+    assert dep["strategies"] == ["offline devices: wait up to 30 min after their batch starts and get the job when "
+                                 "they connect (batches do not wait for them; the deployment does)"]
     fc.advance(12 * 60)  # 12 minutes after its batch started, the device connects
     late.reconnect()
     done = rest.wait_status(dep_id, "completed")

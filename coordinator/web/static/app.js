@@ -257,6 +257,13 @@ const ACTION_TEXT = {
   rollback: "Roll back this deployment? A new deployment reverts the change on every device where it completed.",
 };
 
+// Every batch dispatched, devices still pending, offlineDevices "wait": waiting for late arrivers.
+function lateArrivers(dep) {
+  const p = dep.progress, offline = (dep.rolloutConfig || {}).offlineDevices || {};
+  if (offline.policy !== "wait" || dep.status !== "running" || !p.pending || p.currentBatch < p.totalBatches) return "";
+  return `waiting for ${p.pending} device(s) to connect: each gets the job within ${offline.waitMinutes} min of its batch's start, else it is skipped`;
+}
+
 async function deploymentPage(depId) {
   let dep = await api("GET", `/deployments/${enc(depId)}`);
   let batches = [];
@@ -283,6 +290,8 @@ async function deploymentPage(depId) {
         h("dt", {}, "client"), h("dd", {}, clientName(dep.clientId)),
         dep.statusReason ? [h("dt", {}, "reason"), h("dd", { id: "status-reason" }, dep.statusReason)] : null,
         dep.nextBatchAt && dep.status === "running" ? [h("dt", {}, "next batch"), h("dd", {}, when(dep.nextBatchAt))] : null,
+        dep.strategies && dep.strategies.length ? [h("dt", {}, "strategies"), h("dd", { id: "strategies" }, ...dep.strategies.map((s) => h("div", {}, s)))] : null,
+        lateArrivers(dep) ? [h("dt", {}, "late arrivers"), h("dd", { id: "late-arrivers" }, lateArrivers(dep))] : null,
         dep.rollbackOf ? [h("dt", {}, "rollback of"), h("dd", {}, h("a", { href: `#/deployments/${enc(dep.rollbackOf)}` }, dep.rollbackOf))] : null,
         dep.rolledBackBy ? [h("dt", {}, "rolled back by"), h("dd", {}, h("a", { href: `#/deployments/${enc(dep.rolledBackBy)}` }, dep.rolledBackBy))] : null,
         approvalText(dep.approval) ? [h("dt", {}, "approval"), h("dd", { id: "approval" }, approvalText(dep.approval))] : null,
