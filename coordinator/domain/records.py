@@ -327,7 +327,9 @@ def _reported(rec: Record, ev: Reported, ctx: Context) -> list[Instruction]:
         out.append(Move("late_fail", {"runs": runs, **result, "error": _clip(ev.reason or "failed"),
                                       "finished_at": ctx.now}))
     elif ev.state == JobState.FAILED and rec.status in (R.FAILED, R.PENDING):
-        out.append(SetRecord({"runs": runs, **result}))
+        # Pending here means a retry is scheduled (or asked for): retryCount keeps counting it.
+        scheduled = {"retry_count": runs} if rec.status == R.PENDING else {}
+        out.append(SetRecord({"runs": runs, **result, **scheduled}))
     elif runs != rec.runs:
         out.append(SetRecord({"runs": runs}))
     return out

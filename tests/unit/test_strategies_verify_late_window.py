@@ -328,3 +328,15 @@ def test_one_field_either_validates_or_is_named(path: tuple[str, ...], value: An
         assert parameter.startswith("rolloutConfig."), parameter
         return
     RolloutConfig.parse(spec["rolloutConfig"])  # whatever validates, parses
+
+
+def test_a_late_failed_report_keeps_counting_the_scheduled_retry() -> None:
+    """Found by extending the store-level stateful test: the attempt was failed by silence and its
+    retry scheduled (retryCount 1); the device's late `failed` for that attempt keeps retryCount 1."""
+    cfg = RolloutConfig.parse({"retryConfig": {"maxRetries": 2, "backoffMinutes": [5]}})
+    rec = rm.Record(id="r", status=R.PENDING, job_id="j", runs=1, attempts=1, error="install timeout",
+                    due_at=T0 + timedelta(minutes=5))
+    job = rm.Job(id="j", state=JobState.INSTALLING, ran=True, activity_at=T0)
+    out = rm.handle(rec, rm.Reported(job=job, state=JobState.FAILED, exit_code=3, output="boom"), ctx(cfg))
+    [record_write] = [i for i in out if isinstance(i, rm.SetRecord)]
+    assert record_write.values["retry_count"] == 1 and record_write.values["runs"] == 1
