@@ -1,7 +1,8 @@
 """Batch sizing and the batch plan frozen at initialize (seed 004; docs/deployments-rules.md, "Batch sizing").
 
 `batchSize` is an integer ≥ 1 or "N%" (0 < N ≤ 100, decimals allowed) of the resolved device
-count, rounded up and never 0, capped at the resolved count. Immediate mode is one batch. The
+count, rounded up and never 0, capped at the resolved count. `batches` is a list of such sizes
+(the last repeats); `ramp` grows each batch by a factor up to a cap. Immediate mode is one batch. The
 plan sorts device ids first, so the same targets always give the same batches whatever order
 target resolution returned them in.
 """
@@ -45,15 +46,65 @@ def batch_size(spec: int | str, resolved: int) -> int:
     raise ValueError(f"batch size must be an integer or 'N%', got {spec!r}")
 
 
-def plan_batches(device_ids: Sequence[str], rollout: Mapping[str, Any]) -> list[list[str]]:
-    """Device ids split into batches for a normalized rolloutConfig; duplicates collapse."""
-    ids = sorted(set(device_ids))
-    if not ids:
+def step_sizes(steps: Sequence[int | str], resolved: int) -> list[int]:
+    """`staggered.batches`: each step an integer or "N%" of `resolved` (rounded up, at least 1);
+    the last step repeats until every device is planned. The sizes sum to `resolved`."""
+    if not steps:
+        raise ValueError("a step list needs at least one step")
+    sizes: list[int] = []
+    left = resolved
+    i = 0
+    while left > 0:
+        size = min(left, batch_size(steps[min(i, len(steps) - 1)], resolved))
+        sizes.append(size)
+        left -= size
+        i += 1
+    return sizes
+
+
+def ramp_sizes(start: int, factor: float | int, cap: int | str | None, resolved: int) -> list[int]:
+    """`staggered.ramp`: the first batch has `start` devices, each next one the previous × `factor`
+    rounded up, never more than `cap` (an integer or "N%" of `resolved`). Sums to `resolved`."""
+    if start < 1 or factor < 1:
+        raise ValueError(f"a ramp needs start >= 1 and factor >= 1, got {start}, {factor}")
+    limit = resolved if cap is None else batch_size(cap, resolved)
+    exact_factor = Fraction(repr(float(factor)))  # 1.5 is exactly 3/2
+    sizes: list[int] = []
+    left = resolved
+    current = Fraction(start)
+    while left > 0:
+        size = min(left, limit, math.ceil(current))
+        sizes.append(size)
+        left -= size
+        current = min(Fraction(limit), Fraction(math.ceil(current)) * exact_factor)
+    return sizes
+
+
+def planned_sizes(rollout: Mapping[str, Any], resolved: int) -> list[int]:
+    """Devices per batch for a normalized rolloutConfig over `resolved` devices."""
+    if resolved <= 0:
         return []
     kind = rollout.get("type")
     if kind == "immediate":
-        return [ids]
-    if kind == "staggered":
-        size = batch_size(rollout["staggered"]["batchSize"], len(ids))
-        return [ids[i:i + size] for i in range(0, len(ids), size)]
-    raise ValueError(f"unknown rollout type {kind!r}")
+        return [resolved]
+    if kind != "staggered":
+        raise ValueError(f"unknown rollout type {kind!r}")
+    s = rollout["staggered"]
+    if s.get("batches") is not None:
+        return step_sizes(s["batches"], resolved)
+    ramp = s.get("ramp")
+    if ramp is not None:
+        return ramp_sizes(int(ramp["start"]), ramp.get("factor", 2), ramp.get("max"), resolved)
+    size = batch_size(s["batchSize"], resolved)
+    return [min(size, resolved - i) for i in range(0, resolved, size)]
+
+
+def plan_batches(device_ids: Sequence[str], rollout: Mapping[str, Any]) -> list[list[str]]:
+    """Device ids split into batches for a normalized rolloutConfig; duplicates collapse."""
+    ids = sorted(set(device_ids))
+    out: list[list[str]] = []
+    at = 0
+    for size in planned_sizes(rollout, len(ids)):
+        out.append(ids[at:at + size])
+        at += size
+    return out

@@ -50,6 +50,17 @@ class Staggered:
     """Pause when this many devices failed (since the last resume)."""
     pause_on_failure_percent: float | None = None
     """Pause when failed devices (since the last resume) reach this percentage of the targets."""
+    # --- rollout strategies (docs/deployments-rules.md, "Rollout strategies") ---
+    batches: tuple[int | str, ...] | None = None
+    """A step list instead of batchSize: each an integer or "N%"; the last repeats."""
+    ramp: Mapping[str, Any] | None = None
+    """{"start", "factor", "max"}: each batch the previous × factor, capped."""
+    success_gate_percent: float | None = None
+    """The next batch starts only when at least this share of the finished batch completed."""
+    failure_basis: str = "targets"
+    """The percent threshold's denominator: "targets" (seed 004) or "finished" (since the last resume)."""
+    min_finished_for_percent: int = 0
+    """No percent pause before this many devices finished (since the last resume)."""
 
     def next_batch_due(self, batch_finished_at: datetime) -> datetime:
         return batch_finished_at + timedelta(minutes=self.batch_delay_minutes)
@@ -118,6 +129,13 @@ class RolloutConfig:
     @property
     def window_wait_max(self) -> timedelta:
         return timedelta(hours=self.window_wait_max_hours)
+    # --- rollout strategies ---
+    max_per_minute: int | None = None
+    """At most this many jobs dispatched in any 60 seconds, across the deployment (None: no cap)."""
+    on_failure_threshold: str = "pause"
+    """What a crossed threshold does: pause (seed 004) | cancel | rollback."""
+    start_at: datetime | None = None
+    """The first batch is dispatched at this time (None: when started)."""
 
     @property
     def is_staggered(self) -> bool:
@@ -147,6 +165,7 @@ class RolloutConfig:
                 batch_delay_minutes=float(s.get("batchDelayMinutes") or 0),
                 pause_on_failure_count=s.get("pauseOnFailureCount"),
                 pause_on_failure_percent=s.get("pauseOnFailurePercent"),
+                **_staggered_strategies(s),
             ),
             respect_maintenance_windows=bool(raw.get("respectMaintenanceWindows")),
             retry=RetryPolicy(
@@ -155,6 +174,7 @@ class RolloutConfig:
             ),
             install_timeout_minutes=float(timeout) if timeout else None,
             **_parse_devstrat(raw),
+            **_strategies(raw),
         )
 
 
@@ -174,3 +194,26 @@ def _parse_devstrat(raw: Mapping[str, Any]) -> dict[str, Any]:
     if raw.get("windowWaitMaxHours"):
         out["window_wait_max_hours"] = float(raw["windowWaitMaxHours"])
     return out
+
+
+def _strategies(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The rollout-strategy fields of `parse` (items 1, 2, 4, 5, 8 of the strategies)."""
+    per_minute = raw.get("maxPerMinute")
+    start_at = raw.get("startAt")
+    return {
+        "max_per_minute": int(per_minute) if per_minute else None,
+        "on_failure_threshold": str(raw.get("onFailureThreshold") or "pause"),
+        "start_at": datetime.fromisoformat(start_at) if start_at else None,
+    }
+
+
+def _staggered_strategies(s: Mapping[str, Any]) -> dict[str, Any]:
+    steps = s.get("batches")
+    gate = s.get("successGatePercent")
+    return {
+        "batches": tuple(steps) if steps else None,
+        "ramp": s.get("ramp") or None,
+        "success_gate_percent": float(gate) if gate is not None else None,
+        "failure_basis": str(s.get("failureBasis") or "targets"),
+        "min_finished_for_percent": int(s.get("minFinishedForPercent") or 0),
+    }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, NoReturn
 
 from common.errors import InvalidArgument
@@ -257,30 +258,123 @@ def _target_config(target_type: str, raw: Any) -> dict[str, Any]:
 # --- rollout ---------------------------------------------------------------------------------
 
 
-def _batch_size(value: Any) -> int | str:
-    path = "rolloutConfig.staggered.batchSize"
+def _batch_size(value: Any, path: str = "rolloutConfig.staggered.batchSize", **details: Any) -> int | str:
     if isinstance(value, int) and not isinstance(value, bool):
-        return _integer(value, path, minimum=1)
+        if value < 1:
+            _fail(path, f"must be at least 1, got {value}", **details)
+        return value
     if isinstance(value, str):
         percent = parse_percent(value)
         if percent is not None:
             return "".join(value.split())
     _fail(path, f"must be an integer of at least 1 or a percentage such as \"10%\" "
-                f"(0 < N <= 100), got {value!r}")
+                f"(0 < N <= 100), got {value!r}", **details)
+
+
+# --- rollout strategies, part 1 (docs/deployments-rules.md, "Rollout strategies") ---------
+
+STAGGERED_STRATEGY_FIELDS = ("batches", "ramp", "successGatePercent", "failureBasis", "minFinishedForPercent")
+ROLLOUT_STRATEGY_FIELDS = ("maxPerMinute", "onFailureThreshold", "startAt")
+FAILURE_BASES = ("targets", "finished")
+THRESHOLD_ACTIONS = ("pause", "cancel", "rollback")
+MAX_STEPS = 100
+MAX_RAMP_FACTOR = 100
+
+
+def _steps(value: Any) -> list[int | str]:
+    path = "rolloutConfig.staggered.batches"
+    items = _list(value, path, non_empty=True)
+    if len(items) > MAX_STEPS:
+        _fail(path, f"at most {MAX_STEPS} steps, got {len(items)}")
+    return [_batch_size(item, f"{path}[{i}]", index=i) for i, item in enumerate(items)]
+
+
+def _ramp(value: Any) -> dict[str, Any]:
+    path = "rolloutConfig.staggered.ramp"
+    r = _object(value, path)
+    _no_unknown_keys(r, ("start", "factor", "max"), path)
+    if r.get("start") is None:
+        _fail(f"{path}.start", "required: the size of the first batch (an integer >= 1)")
+    factor = r.get("factor")
+    cap = r.get("max")
+    return {
+        "start": _integer(r["start"], f"{path}.start", minimum=1),
+        "factor": 2 if factor is None else _number(factor, f"{path}.factor", minimum=1, maximum=MAX_RAMP_FACTOR),
+        "max": None if cap is None else _batch_size(cap, f"{path}.max"),
+    }
+
+
+def _choice(value: Any, path: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        _fail(path, f"must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _staggered_strategies(s: Mapping[str, Any]) -> dict[str, Any]:
+    """The staggered fields of the rollout strategies, normalized (absent: seed 004's behaviour)."""
+    path = "rolloutConfig.staggered"
+    out: dict[str, Any] = {}
+    if s.get("batches") is not None:
+        out["batches"] = _steps(s["batches"])
+    if s.get("ramp") is not None:
+        out["ramp"] = _ramp(s["ramp"])
+    gate, basis, sample = s.get("successGatePercent"), s.get("failureBasis"), s.get("minFinishedForPercent")
+    if gate is not None:
+        out["successGatePercent"] = _number(gate, f"{path}.successGatePercent", minimum=0, exclusive_minimum=True,
+                                            maximum=100)
+    if basis is not None:
+        out["failureBasis"] = _choice(basis, f"{path}.failureBasis", FAILURE_BASES)
+    if sample is not None:
+        out["minFinishedForPercent"] = _integer(sample, f"{path}.minFinishedForPercent", minimum=0)
+    return out
+
+
+def _start_at(value: Any) -> str:
+    path = "rolloutConfig.startAt"
+    if not isinstance(value, str):
+        _fail(path, f"must be an ISO 8601 time with an offset such as \"2030-01-31T22:00:00+01:00\", "
+                    f"got {_json_type(value)}")
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        _fail(path, f"{value!r} is not an ISO 8601 time such as \"2030-01-31T22:00:00+01:00\"")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        _fail(path, f"{value!r} has no UTC offset: add one (\"Z\", \"+01:00\") so the time is unambiguous")
+    return parsed.isoformat()
+
+
+def _rollout_strategies(r: Mapping[str, Any]) -> dict[str, Any]:
+    """rolloutConfig's own strategy fields, normalized; absent ones stay absent (seed behaviour)."""
+    out: dict[str, Any] = {}
+    if r.get("maxPerMinute") is not None:
+        out["maxPerMinute"] = _integer(r["maxPerMinute"], "rolloutConfig.maxPerMinute", minimum=1,
+                                       maximum=1_000_000)
+    if r.get("onFailureThreshold") is not None:
+        out["onFailureThreshold"] = _choice(r["onFailureThreshold"], "rolloutConfig.onFailureThreshold",
+                                            THRESHOLD_ACTIONS)
+    if r.get("startAt") is not None:
+        out["startAt"] = _start_at(r["startAt"])
+    return out
 
 
 def _staggered(raw: Any) -> dict[str, Any]:
     path = "rolloutConfig.staggered"
     s = _object(raw, path)
-    allowed = ("batchSize", "batchDelayMinutes", "pauseOnFailureCount", "pauseOnFailurePercent")
+    allowed = ("batchSize", "batchDelayMinutes", "pauseOnFailureCount", "pauseOnFailurePercent",
+               *STAGGERED_STRATEGY_FIELDS)
     _no_unknown_keys(s, allowed, path)
-    if s.get("batchSize") is None:
-        _fail(f"{path}.batchSize", "required for a staggered rollout")
+    sizing = [key for key in ("batchSize", "batches", "ramp") if s.get(key) is not None]
+    if not sizing:
+        _fail(f"{path}.batchSize", "required for a staggered rollout (or staggered.batches, or staggered.ramp)")
+    if len(sizing) > 1:
+        _fail(f"{path}.{sizing[1]}", f"cannot be combined with staggered.{sizing[0]}: give one of batchSize, "
+                                     f"batches, ramp")
     delay = s.get("batchDelayMinutes")
     count = s.get("pauseOnFailureCount")
     percent = s.get("pauseOnFailurePercent")
     return {
-        "batchSize": _batch_size(s["batchSize"]),
+        **({"batchSize": _batch_size(s["batchSize"])} if "batchSize" in sizing else {}),
+        **_staggered_strategies(s),
         "batchDelayMinutes": 0 if delay is None else _number(delay, f"{path}.batchDelayMinutes", minimum=0,
                                                                            maximum=MAX_MINUTES),
         "pauseOnFailureCount": None if count is None else _integer(count, f"{path}.pauseOnFailureCount", minimum=1),
@@ -309,7 +403,7 @@ def _retry(raw: Any) -> dict[str, Any]:
 def _rollout(raw: Any) -> dict[str, Any]:
     r = {} if raw is None else _object(raw, "rolloutConfig")
     allowed = ("type", "staggered", "respectMaintenanceWindows", "retryConfig", "installTimeoutMinutes",
-               *DEVSTRAT_KEYS)
+               *DEVSTRAT_KEYS, *ROLLOUT_STRATEGY_FIELDS)
     _no_unknown_keys(r, allowed, "rolloutConfig")
     kind = r.get("type", "immediate")
     if kind not in ROLLOUT_TYPES:
@@ -331,6 +425,7 @@ def _rollout(raw: Any) -> dict[str, Any]:
     out["installTimeoutMinutes"] = None if timeout is None else _number(
         timeout, "rolloutConfig.installTimeoutMinutes", minimum=0, exclusive_minimum=True, maximum=MAX_MINUTES)
     out.update(_devstrat(r, out))
+    out.update(_rollout_strategies(r))
     return out
 
 

@@ -61,6 +61,9 @@ DEPLOYMENT_ACTIONS: dict[str, tuple[frozenset[DeploymentStatus], DeploymentStatu
     "complete": (ACTIVE, D.COMPLETED),
     "fail": (ACTIVE, D.FAILED),
     "reopen": (frozenset({D.COMPLETED, D.FAILED}), D.RUNNING),
+    # onFailureThreshold "cancel" / "rollback" (also when paused by hand: the threshold decides)
+    "auto_cancel": (LIVE, D.CANCELLED),
+    "auto_rollback": (LIVE, D.ROLLBACK),
 }
 
 RECORD_MOVES: dict[str, tuple[frozenset[RecordStatus], RecordStatus]] = {

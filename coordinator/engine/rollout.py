@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from common.ids import new_id
 from common.maintenance import in_window, next_opening
 from common.states import JOB_TERMINAL, Desired, JobState
+from coordinator.domain import rate
 from coordinator.domain import records as rm
+from coordinator.domain.batch_plan import plan_batches
 from coordinator.domain.rollout import Decision, Kind, Snapshot, decide
 from coordinator.domain.rollout_config import RolloutConfig
 from coordinator.domain.states import LIVE, RECORD_RUNNING
@@ -32,7 +35,7 @@ from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
 from coordinator.engine.writer import Writer, chunks
 from coordinator.store import models as m
-from coordinator.store.transitions import mark_due, transition
+from coordinator.store.transitions import add_event, mark_due, transition
 
 OUTPUT_LIMIT = 64 * 1024
 JOB_TERMINAL_VALUES = sorted(s.value for s in JOB_TERMINAL)
@@ -134,7 +137,8 @@ def snapshot(s: Session, d: m.Deployment) -> Snapshot:
         installing=d.n_installing, completed=d.n_completed, failed=d.n_failed,
         failure_baseline=d.failure_baseline, batch_finished_at=d.batch_finished_at, next_batch_at=d.next_batch_at,
         batch_delay_minutes=th.batch_delay_minutes, pause_on_failure_count=th.pause_on_failure_count,
-        pause_on_failure_percent=th.pause_on_failure_percent, late_waiting=late)
+        pause_on_failure_percent=th.pause_on_failure_percent, late_waiting=late,
+        **_strategy_snapshot(s, d, cfg, open_records=d.n_running + max(0, d.n_pending - later)))
 
 
 def _late_waiting(s: Session, d: m.Deployment) -> int:
@@ -144,6 +148,34 @@ def _late_waiting(s: Session, d: m.Deployment) -> int:
     r = m.DeploymentDevice
     return s.scalar(select(func.count()).select_from(r).where(
         r.deployment_id == d.id, r.wait_until.is_not(None), r.status == R.PENDING.value)) or 0
+
+
+def _strategy_snapshot(s: Session, d: m.Deployment, cfg: RolloutConfig, *, open_records: int) -> dict[str, Any]:
+    """The rollout-strategy part of the snapshot: basis, sample, action, success gate."""
+    th = cfg.thresholds
+    out: dict[str, Any] = {
+        "finished_baseline": d.finished_baseline, "failure_basis": th.failure_basis,
+        "min_finished_for_percent": th.min_finished_for_percent,
+        "on_failure_threshold": _threshold_action(d, cfg),
+    }
+    gate = th.success_gate_percent
+    if gate is not None and 0 < d.current_batch < d.total_batches and open_records == 0:
+        # Only when a batch is done and another follows: one indexed count of its completed records.
+        out.update(success_gate_percent=gate, gate_passed=d.gate_passed_batch == d.current_batch,
+                   batch_devices=int((d.batch_sizes or [])[d.current_batch - 1]) if d.batch_sizes else 0,
+                   batch_completed=s.scalar(select(func.count()).select_from(m.DeploymentDevice).where(
+                       m.DeploymentDevice.deployment_id == d.id, m.DeploymentDevice.batch_number == d.current_batch,
+                       m.DeploymentDevice.status == R.COMPLETED.value)) or 0)
+    return out
+
+
+def _threshold_action(d: m.Deployment, cfg: RolloutConfig) -> str:
+    """onFailureThreshold; "rollback" needs a frozen revert payload (and a rollback is never rolled
+    back), else the seed's pause."""
+    action = cfg.on_failure_threshold
+    if action == "rollback" and (d.rollback_of is not None or d.rollback_job_payload is None):
+        return "pause"
+    return action
 
 
 # --- due records ---------------------------------------------------------------------------------
@@ -180,16 +212,34 @@ def _window_opens(ctx: rm.Context, windows: Sequence[str]) -> datetime | None:
         return None
 
 
-def _due_rows(s: Session, d: m.Deployment, now: datetime) -> list[Any]:
+def _due_rows(s: Session, d: m.Deployment, now: datetime, *, pending: bool | None = None, after: int = -1,
+              limit: int | None = None) -> list[Any]:
+    """Due records in plan order; `pending` True / False: only pending / only the others (for the
+    rate cap, pending ones page by position after `after`, `limit` at a time)."""
     r, dev, j = m.DeploymentDevice, m.Device, m.Job
-    return list(s.execute(
+    query = (
         select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual, r.wait_until,
+               r.position,
                dev.online, dev.maintenance_windows, dev.last_seen_at,
                j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"), j.ran.label("j_ran"),
                j.activity_at.label("j_activity_at"), j.hold_until.label("j_hold_until"))
         .join(dev, dev.id == r.device_id).outerjoin(j, j.id == r.job_id)
-        .where(r.deployment_id == d.id, r.due_at <= now)
-        .order_by(r.position)))
+        .where(r.deployment_id == d.id, r.due_at <= now))
+    if pending is True:
+        query = query.where(r.status == R.PENDING.value, r.position > after)
+    elif pending is False:
+        query = query.where(r.status != R.PENDING.value)
+    query = query.order_by(r.position)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(s.execute(query))
+
+
+def _recent_dispatches(s: Session, d: m.Deployment, now: datetime, cap: int) -> list[datetime]:
+    """The deployment's dispatch times in the last minute, newest first (at most `cap`)."""
+    return list(s.scalars(select(m.Job.created_at).where(
+        m.Job.deployment_id == d.id, m.Job.created_at > rate.window_start(now))
+        .order_by(m.Job.created_at.desc()).limit(cap)))
 
 
 def _gates(s: Session, d: m.Deployment, device_ids: list[str]) -> dict[str, rm.Gate]:
@@ -207,7 +257,28 @@ def _gates(s: Session, d: m.Deployment, device_ids: list[str]) -> dict[str, rm.G
 
 def _work_due(s: Session, d: m.Deployment, w: Writer, ctx: rm.Context, *, dispatch: bool,
               paused: bool = False) -> None:
-    rows = _due_rows(s, d, ctx.now)
+    cap = ctx.config.max_per_minute
+    if cap is None or not dispatch or paused:
+        _handle_due(s, d, w, ctx, _due_rows(s, d, ctx.now), dispatch=dispatch, paused=paused)
+        return
+    # maxPerMinute: silence checks as usual; pending records page by plan order while the window
+    # allows (offline devices skipped on the way use none of it). The rest stay due: `_next_due`
+    # wakes the engine when the next slot opens.
+    _handle_due(s, d, w, ctx, _due_rows(s, d, ctx.now, pending=False), dispatch=dispatch, paused=paused)
+    left = rate.budget(cap, _recent_dispatches(s, d, ctx.now, cap))
+    after = -1
+    while left > 0:
+        page = _due_rows(s, d, ctx.now, pending=True, after=after, limit=left)
+        if not page:
+            break
+        left -= _handle_due(s, d, w, ctx, page, dispatch=dispatch, paused=paused)
+        after = page[-1].position
+
+
+def _handle_due(s: Session, d: m.Deployment, w: Writer, ctx: rm.Context, rows: list[Any], *, dispatch: bool,
+                paused: bool) -> int:
+    """Feed due rows to the record machine; returns the jobs created."""
+    created = len(w.created)
     pending = [row.device_id for row in rows if row.status == R.PENDING]
     gates = _gates(s, d, pending) if dispatch else {}
     held: list[str] = []
@@ -237,6 +308,7 @@ def _work_due(s: Session, d: m.Deployment, w: Writer, ctx: rm.Context, *, dispat
         # Parked until the original record finishes (released by `_release_rollback`).
         for rec_id in held:
             w.apply(rm.Record(id=rec_id, status=R.PENDING), "", [rm.SetRecord({"due_at": None})])
+    return len(w.created) - created
 
 
 def _release_rollback(s: Session, d: m.Deployment, device_ids: list[str], now: datetime) -> bool:
@@ -277,14 +349,17 @@ def _start_batch(s: Session, d: m.Deployment, batch: int, now: datetime) -> None
         m.DeploymentDevice.status == R.PENDING).values(due_at=now).execution_options(synchronize_session=False))
 
 
-def _apply(s: Session, d: m.Deployment, decision: Decision, now: datetime, actor: str) -> None:
+def _apply(s: Session, d: m.Deployment, decision: Decision, now: datetime, actor: str,
+           result: ReconcileResult | None = None, params: EngineParams | None = None) -> None:
     fields: dict[str, Any] = {}
     if decision.batch_finished_at is not None and d.batch_finished_at is None:
         fields["batch_finished_at"] = decision.batch_finished_at
     if decision.kind == Kind.START_BATCH:
         transition(s, d, "dispatch_batch", now, actor, f"batch {decision.batch} of {d.total_batches} started",
-                   current_batch=decision.batch, batch_finished_at=None, next_batch_at=None)
+                   current_batch=decision.batch, batch_finished_at=None, next_batch_at=None, status_reason="")
         _start_batch(s, d, decision.batch, now)
+    elif decision.kind in (Kind.CANCEL, Kind.ROLLBACK):
+        _threshold_stop(s, d, decision, now, actor, result or ReconcileResult(d.id), params or EngineParams(), fields)
     elif decision.kind == Kind.PAUSE:
         if d.status == D.PAUSED:  # paused by hand: keep the threshold's reason visible
             if d.status_reason != decision.reason or fields:
@@ -319,7 +394,73 @@ def _apply(s: Session, d: m.Deployment, decision: Decision, now: datetime, actor
             s.refresh(d)
 
 
-def _next_due(s: Session, d: m.Deployment) -> datetime | None:
+def _threshold_stop(s: Session, d: m.Deployment, decision: Decision, now: datetime, actor: str,
+                    result: ReconcileResult, params: EngineParams, fields: dict[str, Any]) -> None:
+    """onFailureThreshold "cancel" / "rollback": the rest is cancelled; for rollback, a rollback
+    deployment reverts the devices where the change completed. The reason goes in the events."""
+    result.withdrawn.extend(cancel_records(s, d, now, "rolled back" if decision.kind == Kind.ROLLBACK else "cancelled",
+                                           params))
+    devices = rollback_devices(s, d) if decision.kind == Kind.ROLLBACK else []
+    if decision.kind == Kind.CANCEL or not devices:
+        reason = decision.reason if decision.kind == Kind.CANCEL else f"{decision.reason}; nothing to roll back"
+        transition(s, d, "auto_cancel", now, actor, reason, status_reason=reason, completed_at=now,
+                   next_batch_at=None, **fields)
+        return
+    assert d.rollback_job_payload is not None  # _threshold_action checked it
+    rb = create_rollback(s, d, d.rollback_job_payload, devices, now, actor, created_by=d.created_by,
+                         why=decision.reason)
+    transition(s, d, "auto_rollback", now, actor, f"{decision.reason}; rollback deployment {rb.id}",
+               status_reason=decision.reason, rolled_back_by=rb.id, completed_at=now, next_batch_at=None, **fields)
+    result.also.add(rb.id)
+
+
+def rollback_devices(s: Session, d: m.Deployment) -> list[str]:
+    """Every device where the change completed, and every device still applying it (its revert
+    waits for the outcome; if the change does not complete there, its revert is skipped)."""
+    return sorted(s.scalars(select(m.DeploymentDevice.device_id).where(
+        m.DeploymentDevice.deployment_id == d.id,
+        m.DeploymentDevice.status.in_([R.COMPLETED.value, R.DOWNLOADING.value, R.INSTALLING.value]))))
+
+
+def create_records(s: Session, d: m.Deployment, plan: Sequence[Sequence[str]], now: datetime) -> None:
+    """The deployment's device records, batch by batch, in plan order (inserted 2,000 at a time)."""
+    rows = []
+    position = 0
+    for batch_number, device_ids in enumerate(plan, start=1):
+        for device_id in device_ids:
+            rows.append({"id": new_id(), "deployment_id": d.id, "device_id": device_id, "batch_number": batch_number,
+                         "position": position, "status": R.PENDING.value, "retry_count": 0, "attempts": 0,
+                         "output": "", "error": "", "skip_reason": "", "updated_at": now})
+            position += 1
+    for i in range(0, len(rows), 2000):
+        s.execute(insert(m.DeploymentDevice), rows[i:i + 2000])
+
+
+def create_rollback(s: Session, d: m.Deployment, job_payload: dict[str, Any], devices: list[str], now: datetime,
+                    actor: str, *, created_by: str | None, why: str = "") -> m.Deployment:
+    """Create and start the deployment that reverts `d` on `devices` (the caller moves `d`)."""
+    config = {k: v for k, v in d.rollout_config.items() if k != "startAt"}  # a revert starts now
+    if "onFailureThreshold" in config:
+        config["onFailureThreshold"] = "pause"  # a rollback is never rolled back
+    rb = m.Deployment(
+        id=new_id(), client_id=d.client_id, name=f"Rollback of {d.name}"[:300], type=d.type, payload=d.payload,
+        job_payload=job_payload, target_type="devices", target_config={"type": "devices", "deviceIds": sorted(devices)},
+        rollout_config=config, status=D.PENDING, status_reason="", version=0, total=len(devices),
+        total_batches=0, current_batch=0, n_pending=len(devices), n_running=0, n_completed=0, n_failed=0,
+        n_skipped=0, failure_baseline=0, finished_baseline=0, created_by=created_by,
+        rollback_of=d.id, created_at=now, updated_at=now, initialized_at=now)
+    plan = plan_batches(devices, config)
+    rb.total_batches = len(plan)
+    rb.batch_sizes = [len(b) for b in plan]
+    s.add(rb)
+    s.flush()
+    create_records(s, rb, plan, now)
+    add_event(s, rb, actor, "", D.PENDING, f"rollback of {d.id}" + (f": {why}" if why else ""), now)
+    transition(s, rb, "start", now, actor, started_at=now)
+    return rb
+
+
+def _next_due(s: Session, d: m.Deployment, now: datetime | None = None) -> datetime | None:
     r = m.DeploymentDevice
     if d.status == D.PAUSED or d.status not in LIVE:
         # Nothing is dispatched (but a manual retry while paused): only the silence checks of
@@ -330,13 +471,19 @@ def _next_due(s: Session, d: m.Deployment) -> datetime | None:
             waiting = waiting | ((r.status == R.PENDING.value) & r.manual.is_(True))
         return s.scalar(select(func.min(r.due_at)).where(r.deployment_id == d.id, r.due_at.is_not(None), waiting))
     due = s.scalar(select(func.min(r.due_at)).where(r.deployment_id == d.id, r.due_at.is_not(None)))
+    cap = RolloutConfig.parse(d.rollout_config).max_per_minute
+    if cap is not None and now is not None and due is not None and due <= now:
+        # Records held back by maxPerMinute: due again when the window has room.
+        slot = rate.next_slot(cap, _recent_dispatches(s, d, now, cap), now)
+        if slot is not None:
+            due = slot
     candidates = [t for t in (due, d.next_batch_at) if t is not None]
     return min(candidates) if candidates else None
 
 
-def _store_due(s: Session, d: m.Deployment, result: ReconcileResult) -> None:
+def _store_due(s: Session, d: m.Deployment, result: ReconcileResult, now: datetime | None = None) -> None:
     """Keep the deployment's stored due time (what every replica's engine looks for) in step."""
-    result.next_due = _next_due(s, d)
+    result.next_due = _next_due(s, d, now)
     if d.due_at != result.next_due:
         s.execute(update(m.Deployment).where(m.Deployment.id == d.id).values(due_at=result.next_due)
                   .execution_options(synchronize_session=False))
@@ -366,7 +513,7 @@ def reconcile(s: Session, deployment_id: str, now: datetime, default_timeout_min
             w = Writer(s, d, now)
             _work_due(s, d, w, _ctx(d, now, params), dispatch=False)
             _flush(s, d, w, cfg, params, result)
-        _store_due(s, d, result)
+        _store_due(s, d, result, now)
         return result
     version = d.version
     for _ in range(d.total_batches + 2):  # each pass may start one batch; bounded
@@ -374,12 +521,12 @@ def reconcile(s: Session, deployment_id: str, now: datetime, default_timeout_min
         _work_due(s, d, w, _ctx(d, now, params), dispatch=d.current_batch > 0, paused=d.status == D.PAUSED)
         _flush(s, d, w, cfg, params, result)
         decision = decide(snapshot(s, d), now)
-        _apply(s, d, decision, now, actor)
+        _apply(s, d, decision, now, actor, result, params)
         if decision.kind != Kind.START_BATCH:
             break
     result.status = d.status
     result.changed = result.changed or d.version != version
-    _store_due(s, d, result)
+    _store_due(s, d, result, now)
     return result
 
 

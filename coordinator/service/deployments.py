@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from common.errors import Conflict, InvalidArgument, NotFound
@@ -28,7 +28,13 @@ from coordinator.domain.spec import validate_spec
 from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
 from coordinator.domain.states import check_action
-from coordinator.engine.rollout import cancel_records, manual_retry
+from coordinator.engine.rollout import (
+    cancel_records,
+    create_records,
+    create_rollback,
+    manual_retry,
+    rollback_devices,
+)
 from coordinator.engine.writer import chunks
 from coordinator.service import approvals, payloads
 from coordinator.store import models as m
@@ -208,6 +214,7 @@ def _check_target_refs(s: Session, client_id: str, spec: dict[str, Any]) -> None
 def create(s: Session, who: Principal, body: dict[str, Any], now: datetime) -> dict[str, Any]:
     who.require_role("operator", "create deployments")
     spec = validate_spec(body)
+    check_start_at(spec, now)
     client_id = who.default_client(s, spec.get("clientId"))
     _check_payload_refs(s, client_id, spec)
     _check_target_refs(s, client_id, spec)
@@ -232,6 +239,7 @@ def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, 
     if "targetType" in body and "targetConfig" not in body:
         base.pop("targetConfig")
     spec = validate_spec(body, partial_base=base)
+    check_start_at(spec, now)
     if spec.get("clientId") and spec["clientId"] != d.client_id:
         raise InvalidArgument("clientId cannot be changed", parameter="clientId")
     _check_payload_refs(s, d.client_id, spec)
@@ -315,19 +323,6 @@ def _resolve_change(s: Session, d: m.Deployment, *, rollback: bool) -> dict[str,
             "action": "restore" if rollback else "apply", **reverts}
 
 
-def _create_records(s: Session, d: m.Deployment, plan: Sequence[Sequence[str]], now: datetime) -> None:
-    rows = []
-    position = 0
-    for batch_number, device_ids in enumerate(plan, start=1):
-        for device_id in device_ids:
-            rows.append({"id": new_id(), "deployment_id": d.id, "device_id": device_id, "batch_number": batch_number,
-                         "position": position, "status": R.PENDING.value, "retry_count": 0, "attempts": 0,
-                         "output": "", "error": "", "skip_reason": "", "updated_at": now})
-            position += 1
-    for i in range(0, len(rows), 2000):
-        s.execute(insert(m.DeploymentDevice), rows[i:i + 2000])
-
-
 def initialize(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     who.require_role("operator", "initialize deployments")
     d = load(s, who, deployment_id, lock=True)
@@ -336,14 +331,25 @@ def initialize(s: Session, who: Principal, deployment_id: str, now: datetime) ->
     if not device_ids:
         raise InvalidArgument("the deployment's targets resolve to no devices", parameter="targetConfig")
     job_payload = resolve_job_payload(s, d)
+    cfg = RolloutConfig.parse(d.rollout_config)
+    rollback_payload = None
+    if cfg.on_failure_threshold == "rollback":
+        # Frozen now, so a crossed threshold can start the revert by itself (and a script with no
+        # rollback body is refused before anything runs).
+        try:
+            rollback_payload = resolve_job_payload(s, d, rollback=True)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"rolloutConfig.onFailureThreshold: 'rollback' needs a revertible payload: {e}",
+                                  parameter="rolloutConfig.onFailureThreshold") from e
     plan = batch_plan.plan_batches(device_ids, d.rollout_config)
-    _create_records(s, d, plan, now)
+    create_records(s, d, plan, now)
     transition(s, d, "initialize", now, who.token_id, f"{len(device_ids)} devices in {len(plan)} batches",
                job_payload=job_payload, total=len(device_ids), total_batches=len(plan), n_pending=len(device_ids),
-               batch_sizes=[len(b) for b in plan], initialized_at=now)
+               batch_sizes=[len(b) for b in plan], initialized_at=now, rollback_job_payload=rollback_payload)
     dep = with_approval(s, d)
     preview = {"resolvedCount": len(device_ids), "totalBatches": len(plan),
-               "batches": [{"batchNumber": i, "deviceCount": len(b)} for i, b in enumerate(plan, start=1)]}
+               "batches": [{"batchNumber": i, "deviceCount": len(b)} for i, b in enumerate(plan, start=1)],
+               **_strategy_preview(cfg)}
     if dep["approval"]["required"]:
         preview["approval"] = dep["approval"]  # named in the preview only when one is needed
     preview.update(_strategies_preview(s, d, device_ids))
@@ -366,12 +372,42 @@ def _strategies_preview(s: Session, d: m.Deployment, device_ids: Sequence[str]) 
     return out
 
 
+def _strategy_preview(cfg: RolloutConfig) -> dict[str, Any]:
+    """The rollout strategies in use, beside the plan (docs/deployments-rules.md); a deployment
+    that uses none previews exactly as seed 004 says."""
+    th = cfg.thresholds
+    shown = {"startAt": iso(cfg.start_at), "maxPerMinute": cfg.max_per_minute,
+             "onFailureThreshold": None if cfg.on_failure_threshold == "pause" else cfg.on_failure_threshold,
+             "successGatePercent": th.success_gate_percent,
+             "failureBasis": None if th.failure_basis == "targets" else th.failure_basis,
+             "minFinishedForPercent": th.min_finished_for_percent or None}
+    return {k: v for k, v in shown.items() if v is not None}
+
+
+def check_start_at(spec: dict[str, Any], now: datetime) -> None:
+    """rolloutConfig.startAt must be in the future when a deployment is created or updated."""
+    start_at = RolloutConfig.parse(spec["rolloutConfig"]).start_at
+    if start_at is not None and start_at <= now:
+        raise InvalidArgument(f"rolloutConfig.startAt: {iso(start_at)} is not in the future (now {iso(now)})",
+                              parameter="rolloutConfig.startAt")
+
+
 def start(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
+    """Start. With rolloutConfig.startAt still ahead, batch 1 is due then (`nextBatchAt`, and the
+    status reason says so); a startAt that passed while the deployment waited starts it now."""
     who.require_role("operator", "start deployments")
     d = load(s, who, deployment_id, lock=True)
     check_action("start", d.status)
     approvals.gate(s, d)
-    transition(s, d, "start", now, who.token_id, started_at=now)
+    start_at = RolloutConfig.parse(d.rollout_config).start_at
+    if start_at is not None and start_at > now:
+        why = f"scheduled: the first batch starts at {iso(start_at)}"
+        transition(s, d, "start", now, who.token_id, why, started_at=now, next_batch_at=start_at, status_reason=why)
+    elif start_at is not None:
+        transition(s, d, "start", now, who.token_id, f"rolloutConfig.startAt {iso(start_at)} has passed: starting now",
+                   started_at=now)
+    else:
+        transition(s, d, "start", now, who.token_id, started_at=now)
     return with_approval(s, d)
 
 
@@ -399,6 +435,8 @@ def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dic
     if d.batch_finished_at is not None:
         due = RolloutConfig.parse(d.rollout_config).thresholds.next_batch_due(d.batch_finished_at)
         fields["next_batch_at"] = max(now, due)
+        # The batch is done and the operator has seen it: its successGatePercent is passed.
+        fields["gate_passed_batch"] = d.current_batch
     transition(s, d, "resume", now, who.token_id, "resumed by operator", **fields)
     return with_approval(s, d)
 
@@ -426,31 +464,12 @@ def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> t
     if d.rollback_of is not None:
         raise Conflict("a rollback deployment cannot itself be rolled back: create a new deployment to "
                        "apply the change again", status=d.status, rollback_of=d.rollback_of)
-    # Every device where the change completed, and every device still applying it: a device that
-    # completes after the rollback was asked for is reverted too (its revert waits for the outcome;
-    # if the change does not complete there, its revert is skipped).
-    completed = list(s.scalars(select(m.DeploymentDevice.device_id).where(
-        m.DeploymentDevice.deployment_id == d.id,
-        m.DeploymentDevice.status.in_([R.COMPLETED.value, R.DOWNLOADING.value, R.INSTALLING.value]))))
-    if not completed:
+    devices = rollback_devices(s, d)
+    if not devices:
         raise Conflict("nothing to roll back: the change completed on no device", status=d.status)
     job_payload = resolve_job_payload(s, d, rollback=True)
     withdraw = cancel_records(s, d, now, "rolled back") if d.status == D.PAUSED else []
-    rb = m.Deployment(
-        id=new_id(), client_id=d.client_id, name=f"Rollback of {d.name}"[:300], type=d.type, payload=d.payload,
-        job_payload=job_payload, target_type="devices", target_config={"type": "devices", "deviceIds": sorted(completed)},
-        rollout_config=d.rollout_config, status=D.PENDING, status_reason="", version=0, total=len(completed),
-        total_batches=0, current_batch=0, n_pending=len(completed), n_running=0, n_completed=0, n_failed=0,
-        n_skipped=0, failure_baseline=0, finished_baseline=0, created_by=who.token_id, rollback_of=d.id,
-        created_at=now, updated_at=now, initialized_at=now)
-    plan = batch_plan.plan_batches(completed, d.rollout_config)
-    rb.total_batches = len(plan)
-    rb.batch_sizes = [len(b) for b in plan]
-    s.add(rb)
-    s.flush()
-    _create_records(s, rb, plan, now)
-    _event(s, rb, who.token_id, "", D.PENDING, f"rollback of {d.id}", now)
-    transition(s, rb, "start", now, who.token_id, started_at=now)
+    rb = create_rollback(s, d, job_payload, devices, now, who.token_id, created_by=who.token_id)
     transition(s, d, "rollback", now, who.token_id, f"rolled back by {rb.id}", rolled_back_by=rb.id, next_batch_at=None)
     return with_approval(s, rb), withdraw
 

@@ -238,9 +238,14 @@ class Deployment(Base):
     finished_baseline: Mapped[int] = mapped_column(Integer, default=0)
     batch_finished_at: Mapped[datetime | None]
     next_batch_at: Mapped[datetime | None]
+    """When the next batch is due; before batch 1, the `startAt` of a scheduled start."""
     due_at: Mapped[datetime | None]
     """When an engine (any replica's) must reconcile this deployment next; NULL: nothing is due.
     Written by every reconcile, set to now by every change that needs one (`mark_due`)."""
+    gate_passed_batch: Mapped[int] = mapped_column(Integer, default=0)
+    """The batch whose successGatePercent an operator passed by resuming after it was done."""
+    rollback_job_payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """For onFailureThreshold "rollback": the revert payload, frozen at initialize."""
     created_by: Mapped[str | None] = mapped_column(ID)
     rollback_of: Mapped[str | None] = mapped_column(ID)
     rolled_back_by: Mapped[str | None] = mapped_column(ID)
@@ -296,7 +301,8 @@ class Job(Base):
     """One attempt on one device. The id is what the agent journals and deduplicates on."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_device_state", "device_id", "state"),)
+    __table_args__ = (Index("ix_jobs_device_state", "device_id", "state"),
+                      Index("ix_jobs_deployment_created", "deployment_id", "created_at"))
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     deployment_device_id: Mapped[str] = mapped_column(ForeignKey("deployment_devices.id", ondelete="CASCADE"), index=True)
     deployment_id: Mapped[str] = mapped_column(ID)

@@ -88,14 +88,18 @@ def _fresh_store() -> tuple[Store, Path]:
 
 
 def threshold_crossed(failed: int, total: int, failure_baseline: int,
-                      count: int | None, percent: float | None) -> bool:
-    """The rule of docs/deployments-rules.md (percent of the total targets), written again here on purpose."""
+                      count: int | None, percent: float | None, *, basis: str = "targets", finished: int = 0,
+                      finished_baseline: int = 0, min_finished: int = 0) -> bool:
+    """The rule of docs/deployments-rules.md (percent of the total targets, or of the devices
+    finished since the last resume with a minimum sample), written again here on purpose."""
     failed_since = failed - failure_baseline
     if count is not None and failed_since >= count:
         return True
-    if percent is not None and total > 0 and failed_since > 0:
-        return Fraction(failed_since * 100, total) >= Fraction(str(percent))
-    return False
+    finished_since = finished - finished_baseline
+    if percent is None or failed_since <= 0 or finished_since < min_finished:
+        return False
+    denominator = finished_since if basis == "finished" else total
+    return denominator > 0 and Fraction(failed_since * 100, denominator) >= Fraction(str(percent))
 
 
 def round_half_up_percent(done: int, total: int) -> int:
@@ -105,27 +109,52 @@ def round_half_up_percent(done: int, total: int) -> int:
     return int(q + Fraction(1, 2)) if q >= 0 else 0
 
 
+size_st = st.one_of(st.integers(1, 4), st.sampled_from(["10%", "25%", "34%", "50%", "100%"]))
+# Rollout strategies (docs/deployments-rules.md): one of batchSize / batches / ramp, and the
+# optional gate, basis and sample; absent most of the time, so the seed's rules stay exercised.
+sizing_st = st.one_of(
+    size_st.map(lambda size: {"batchSize": size}), size_st.map(lambda size: {"batchSize": size}),
+    st.lists(size_st, min_size=1, max_size=3).map(lambda steps: {"batches": steps}),
+    st.builds(lambda start, factor, cap: {"ramp": {"start": start, "factor": factor, "max": cap}},
+              st.integers(1, 2), st.sampled_from([1, 1.5, 2]), st.sampled_from([None, 3, "50%"])))
+strategy_st = st.builds(
+    lambda gate, basis, sample: {
+        **({"successGatePercent": gate} if gate else {}), **({"failureBasis": basis} if basis else {}),
+        **({"minFinishedForPercent": sample} if sample is not None else {})},
+    st.sampled_from([None, None, 50, 100]), st.sampled_from([None, "targets", "finished"]),
+    st.sampled_from([None, 0, 2]))
+
 staggered_cfg = st.builds(
-    lambda size, delay, count, percent: {
-        "batchSize": size, "batchDelayMinutes": delay,
+    lambda sizing, delay, count, percent, strategies: {
+        **sizing, "batchDelayMinutes": delay,
         **({"pauseOnFailureCount": count} if count else {}),
-        **({"pauseOnFailurePercent": percent} if percent else {})},
-    st.one_of(st.integers(1, 4), st.sampled_from(["10%", "25%", "34%", "50%", "100%"])),
+        **({"pauseOnFailurePercent": percent} if percent else {}), **strategies},
+    sizing_st,
     st.sampled_from([0, 0.5, 5, 30]),
     st.sampled_from([None, 1, 2, 3]),            # thresholds on most of the time: auto-pause is
-    st.sampled_from([None, 10, 25, 50, 100]))    # the rule most worth exercising
+    st.sampled_from([None, 10, 25, 50, 100]),    # the rule most worth exercising
+    strategy_st)
+
+rollout_strategy_st = st.builds(
+    lambda per_minute, action, start_in: {
+        **({"maxPerMinute": per_minute} if per_minute else {}),
+        **({"onFailureThreshold": action} if action else {}),
+        **({"startAt": (T0 + timedelta(minutes=start_in)).isoformat()} if start_in else {})},
+    st.sampled_from([None, None, 1, 2]), st.sampled_from([None, "pause", "cancel", "rollback"]),
+    st.sampled_from([None, None, 5, 60]))
 
 rollout_cfg = st.builds(
-    lambda staggered, immediate, windows, retries, backoff, timeout: {
+    lambda staggered, immediate, windows, retries, backoff, timeout, strategies: {
         "type": "immediate" if immediate else "staggered",
         **({} if immediate else {"staggered": staggered}),
         "respectMaintenanceWindows": windows,
         "retryConfig": {"maxRetries": retries, "backoffMinutes": backoff},
         "installTimeoutMinutes": timeout,
+        **strategies,
     },
     staggered_cfg, st.integers(0, 2).map(lambda i: i == 0), st.booleans(), st.integers(0, 3),
     st.lists(st.sampled_from([0, 1, 5, 15, 60]), min_size=1, max_size=3),
-    st.sampled_from([5, 30, 120]))
+    st.sampled_from([5, 30, 120]), rollout_strategy_st)
 
 devices_st = st.lists(st.tuples(st.booleans() | st.just(True), st.sampled_from(range(len(WINDOWS)))),
                       min_size=2, max_size=10)
@@ -206,6 +235,8 @@ class RolloutMachine(RuleBasedStateMachine):
             body["targetConfig"] = {"type": "devices", "deviceIds": list(self.device_ids)}
         with self.store.tx() as s:
             dep = svc.create(s, self.who, body, self.now)
+        if cfg.get("onFailureThreshold") == "rollback":
+            event("onFailureThreshold rollback")
         with self.store.tx() as s:
             _, preview = svc.initialize(s, self.who, dep["id"], self.now)
         assert preview["resolvedCount"] == len(devices)
@@ -239,6 +270,10 @@ class RolloutMachine(RuleBasedStateMachine):
         with self.store.tx() as s:
             res = reconcile(s, dep_id, self.now)
         self.step_dispatched = res.dispatched
+        for other in sorted(res.also):  # onFailureThreshold "rollback" started a rollback deployment
+            if other not in self.deployments:
+                self.deployments.append(other)
+                event("automatic rollback")
         if res.next_due is not None:
             self.next_due[dep_id] = res.next_due
         else:
@@ -350,6 +385,9 @@ class RolloutMachine(RuleBasedStateMachine):
             # a late result of the record's current attempt: a completion is accepted
             if rep.state == "completed" and r.status in ("pending", "failed", "skipped"):
                 return r.id, {"status": "completed"}
+            # a skipped record (its job withdrawn as never delivered) whose attempt did run and failed
+            if rep.state == "failed" and r.status == "skipped":
+                return r.id, {"status": "failed"}
             return None
         max_retries = self.dep_cfg(pre["deps"][r.deployment_id])[0]
         runs = r.runs + (1 if rep.state in ("downloading", "installing", "completed", "failed") and not job.ran else 0)
@@ -554,6 +592,7 @@ class RolloutMachine(RuleBasedStateMachine):
                     windows = WINDOWS[self.device_windows[x.device_id]]
                     assert not windows or in_window(windows, self.now), "dispatched outside the window"
             self._check_thresholds(pre["deps"][dep_id], after, by_dep.get(dep_id, []))
+            self._check_strategies(pre, pre["deps"][dep_id], after, by_dep.get(dep_id, []))
 
         # (7) finished jobs never change; reports move only what they may
         for jid, j in pre["jobs"].items():
@@ -594,7 +633,12 @@ class RolloutMachine(RuleBasedStateMachine):
         """(4) after an engine pass: never a new batch with a threshold crossed."""
         _, count, percent = self.dep_cfg(after)
         failed = sum(r.status == "failed" for r in recs)
-        crossed = threshold_crossed(failed, after.total, after.failure_baseline, count, percent)
+        finished = failed + sum(r.status == "completed" for r in recs)
+        st_ = (after.rollout_config or {}).get("staggered") or {}
+        crossed = threshold_crossed(failed, after.total, after.failure_baseline, count, percent,
+                                    basis=st_.get("failureBasis") or "targets", finished=finished,
+                                    finished_baseline=after.finished_baseline,
+                                    min_finished=st_.get("minFinishedForPercent") or 0)
         if before.current_batch >= 1 and after.current_batch > before.current_batch:
             # The batches before the new one are all done, and no record in them could have
             # finished after the decision (a new batch only adds dispatched or skipped records).
@@ -606,6 +650,31 @@ class RolloutMachine(RuleBasedStateMachine):
             assert not crossed, "batch done with a threshold crossed, but the deployment did not pause"
         if after.status == "completed" and before.status != "completed":
             assert not crossed
+
+
+    def _check_strategies(self, pre: dict[str, Any], before: m.Deployment, after: m.Deployment,
+                          recs: list[m.DeploymentDevice]) -> None:
+        """The rollout strategies after an engine pass: the rate cap, the scheduled start, the
+        success gate, and what a crossed threshold did."""
+        rc = after.rollout_config or {}
+        cap = rc.get("maxPerMinute")
+        if cap and before.status in ACTIVE:
+            recent = sum(1 for j in pre["jobs"].values()
+                         if j.deployment_id == after.id and j.created_at > self.now - timedelta(minutes=1))
+            assert len(self.step_dispatched) <= max(0, cap - recent), "maxPerMinute exceeded"
+        if rc.get("startAt") and self.step_dispatched:
+            assert self.now >= datetime.fromisoformat(rc["startAt"]), "dispatched before startAt"
+        gate = ((rc.get("staggered") or {}).get("successGatePercent") if rc.get("type") == "staggered" else None)
+        if gate and before.current_batch >= 1 and after.current_batch > before.current_batch:
+            batch = [r for r in recs if r.batch_number == before.current_batch]
+            met = sum(r.status == "completed" for r in batch) * 100 >= gate * len(batch)
+            assert met or after.gate_passed_batch == before.current_batch, "a batch started below its success gate"
+        if after.status in ("cancelled", "rollback") and before.status != after.status and after.rollback_of is None:
+            assert rc.get("onFailureThreshold") in ("cancel", "rollback"), "the engine cancelled or rolled back"
+            if after.status == "rollback":
+                assert after.rolled_back_by in self.deployments
+                rb = [r for r in self.state()["records"].values() if r.deployment_id == after.rolled_back_by]
+                assert {r.device_id for r in rb} == {r.device_id for r in recs if r.status == "completed"}
 
 
 # CONVOY_STATEFUL_EXAMPLES=1000 for a deeper run.

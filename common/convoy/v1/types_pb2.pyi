@@ -126,16 +126,36 @@ class TargetConfig(_message.Message):
     def __init__(self, type: _Optional[str] = ..., device_ids: _Optional[_Iterable[str]] = ..., group_ids: _Optional[_Iterable[str]] = ..., filter: _Optional[str] = ...) -> None: ...
 
 class StaggeredConfig(_message.Message):
-    __slots__ = ("batch_size", "batch_delay_minutes", "pause_on_failure_count", "pause_on_failure_percent")
+    __slots__ = ("batch_size", "batch_delay_minutes", "pause_on_failure_count", "pause_on_failure_percent", "batches", "ramp", "success_gate_percent", "failure_basis", "min_finished_for_percent")
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     BATCH_DELAY_MINUTES_FIELD_NUMBER: _ClassVar[int]
     PAUSE_ON_FAILURE_COUNT_FIELD_NUMBER: _ClassVar[int]
     PAUSE_ON_FAILURE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    RAMP_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_GATE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_BASIS_FIELD_NUMBER: _ClassVar[int]
+    MIN_FINISHED_FOR_PERCENT_FIELD_NUMBER: _ClassVar[int]
     batch_size: _struct_pb2.Value
     batch_delay_minutes: float
     pause_on_failure_count: int
     pause_on_failure_percent: float
-    def __init__(self, batch_size: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., batch_delay_minutes: _Optional[float] = ..., pause_on_failure_count: _Optional[int] = ..., pause_on_failure_percent: _Optional[float] = ...) -> None: ...
+    batches: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]
+    ramp: RampConfig
+    success_gate_percent: float
+    failure_basis: str
+    min_finished_for_percent: int
+    def __init__(self, batch_size: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., batch_delay_minutes: _Optional[float] = ..., pause_on_failure_count: _Optional[int] = ..., pause_on_failure_percent: _Optional[float] = ..., batches: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ..., ramp: _Optional[_Union[RampConfig, _Mapping]] = ..., success_gate_percent: _Optional[float] = ..., failure_basis: _Optional[str] = ..., min_finished_for_percent: _Optional[int] = ...) -> None: ...
+
+class RampConfig(_message.Message):
+    __slots__ = ("start", "factor", "max")
+    START_FIELD_NUMBER: _ClassVar[int]
+    FACTOR_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    factor: float
+    max: _struct_pb2.Value
+    def __init__(self, start: _Optional[int] = ..., factor: _Optional[float] = ..., max: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class RetryConfig(_message.Message):
     __slots__ = ("max_retries", "backoff_minutes")
@@ -162,7 +182,7 @@ class OfflineDevicesConfig(_message.Message):
     def __init__(self, policy: _Optional[str] = ..., wait_minutes: _Optional[float] = ...) -> None: ...
 
 class RolloutConfig(_message.Message):
-    __slots__ = ("type", "staggered", "respect_maintenance_windows", "retry_config", "install_timeout_minutes", "verify", "offline_devices", "window_policy", "window_wait_max_hours")
+    __slots__ = ("type", "staggered", "respect_maintenance_windows", "retry_config", "install_timeout_minutes", "verify", "offline_devices", "window_policy", "window_wait_max_hours", "max_per_minute", "on_failure_threshold", "start_at")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     STAGGERED_FIELD_NUMBER: _ClassVar[int]
     RESPECT_MAINTENANCE_WINDOWS_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +192,9 @@ class RolloutConfig(_message.Message):
     OFFLINE_DEVICES_FIELD_NUMBER: _ClassVar[int]
     WINDOW_POLICY_FIELD_NUMBER: _ClassVar[int]
     WINDOW_WAIT_MAX_HOURS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    ON_FAILURE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    START_AT_FIELD_NUMBER: _ClassVar[int]
     type: str
     staggered: StaggeredConfig
     respect_maintenance_windows: bool
@@ -181,7 +204,10 @@ class RolloutConfig(_message.Message):
     offline_devices: OfflineDevicesConfig
     window_policy: str
     window_wait_max_hours: float
-    def __init__(self, type: _Optional[str] = ..., staggered: _Optional[_Union[StaggeredConfig, _Mapping]] = ..., respect_maintenance_windows: _Optional[bool] = ..., retry_config: _Optional[_Union[RetryConfig, _Mapping]] = ..., install_timeout_minutes: _Optional[float] = ..., verify: _Optional[_Union[VerifyConfig, _Mapping]] = ..., offline_devices: _Optional[_Union[OfflineDevicesConfig, _Mapping]] = ..., window_policy: _Optional[str] = ..., window_wait_max_hours: _Optional[float] = ...) -> None: ...
+    max_per_minute: int
+    on_failure_threshold: str
+    start_at: str
+    def __init__(self, type: _Optional[str] = ..., staggered: _Optional[_Union[StaggeredConfig, _Mapping]] = ..., respect_maintenance_windows: _Optional[bool] = ..., retry_config: _Optional[_Union[RetryConfig, _Mapping]] = ..., install_timeout_minutes: _Optional[float] = ..., verify: _Optional[_Union[VerifyConfig, _Mapping]] = ..., offline_devices: _Optional[_Union[OfflineDevicesConfig, _Mapping]] = ..., window_policy: _Optional[str] = ..., window_wait_max_hours: _Optional[float] = ..., max_per_minute: _Optional[int] = ..., on_failure_threshold: _Optional[str] = ..., start_at: _Optional[str] = ...) -> None: ...
 
 class DeploymentSpec(_message.Message):
     __slots__ = ("name", "type", "payload", "target_type", "target_config", "rollout_config", "client_id")
@@ -336,13 +362,25 @@ class BatchPreview(_message.Message):
     def __init__(self, batch_number: _Optional[int] = ..., device_count: _Optional[int] = ...) -> None: ...
 
 class InitializePreview(_message.Message):
-    __slots__ = ("resolved_count", "total_batches", "batches", "approval")
+    __slots__ = ("resolved_count", "total_batches", "batches", "start_at", "max_per_minute", "on_failure_threshold", "success_gate_percent", "failure_basis", "min_finished_for_percent", "approval")
     RESOLVED_COUNT_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BATCHES_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
+    START_AT_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    ON_FAILURE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_GATE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_BASIS_FIELD_NUMBER: _ClassVar[int]
+    MIN_FINISHED_FOR_PERCENT_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_FIELD_NUMBER: _ClassVar[int]
     resolved_count: int
     total_batches: int
     batches: _containers.RepeatedCompositeFieldContainer[BatchPreview]
+    start_at: str
+    max_per_minute: int
+    on_failure_threshold: str
+    success_gate_percent: float
+    failure_basis: str
+    min_finished_for_percent: int
     approval: DeploymentApproval
-    def __init__(self, resolved_count: _Optional[int] = ..., total_batches: _Optional[int] = ..., batches: _Optional[_Iterable[_Union[BatchPreview, _Mapping]]] = ..., approval: _Optional[_Union[DeploymentApproval, _Mapping]] = ...) -> None: ...
+    def __init__(self, resolved_count: _Optional[int] = ..., total_batches: _Optional[int] = ..., batches: _Optional[_Iterable[_Union[BatchPreview, _Mapping]]] = ..., start_at: _Optional[str] = ..., max_per_minute: _Optional[int] = ..., on_failure_threshold: _Optional[str] = ..., success_gate_percent: _Optional[float] = ..., failure_basis: _Optional[str] = ..., min_finished_for_percent: _Optional[int] = ..., approval: _Optional[_Union[DeploymentApproval, _Mapping]] = ...) -> None: ...
