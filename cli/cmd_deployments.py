@@ -180,6 +180,47 @@ def _batch_size(text: str) -> int | str:
         return text  # the server's 400 says what a batch size may be
 
 
+def _apply_strategy_flags(args: argparse.Namespace, rollout: dict[str, Any],
+                          staggered: dict[str, Any]) -> tuple[bool, bool]:
+    """The rollout-strategy flags (docs/deployments-rules.md, "Rollout strategies") into `rollout`
+    and `staggered`; returns (rolloutConfig touched, staggered touched)."""
+    touched = staggered_touched = False
+    sizing: dict[str, Any] | None = None
+    if args.batches is not None:
+        sizing = {"batches": [_batch_size(v) for v in args.batches.split(",") if v.strip()]}
+    if args.ramp_start is not None:
+        if sizing:
+            raise CliError("--batches and --ramp-start are two ways to size batches: give one", 2)
+        ramp: dict[str, Any] = {"start": args.ramp_start}
+        if args.ramp_factor is not None:
+            ramp["factor"] = _whole(args.ramp_factor)
+        if args.ramp_max is not None:
+            ramp["max"] = _batch_size(args.ramp_max)
+        sizing = {"ramp": ramp}
+    elif args.ramp_factor is not None or args.ramp_max is not None:
+        raise CliError("--ramp-factor and --ramp-max go with --ramp-start", 2)
+    if sizing and args.batch_size is None:  # these replace a stored batchSize (PUT replaces rolloutConfig)
+        for key in ("batchSize", "batches", "ramp"):
+            staggered.pop(key, None)
+    if sizing:
+        staggered.update(sizing)
+        staggered_touched = True
+    for flag, key, value in (("--success-gate-percent", "successGatePercent", args.success_gate_percent),
+                             ("--failure-basis", "failureBasis", args.failure_basis),
+                             ("--min-finished-for-percent", "minFinishedForPercent", args.min_finished_for_percent)):
+        if value is None:
+            continue
+        if args.immediate:
+            raise CliError(f"{flag} is for a staggered rollout; it cannot go with --immediate", 2)
+        staggered[key] = _whole(value) if isinstance(value, float) else value
+        staggered_touched = True
+    for key, value in (("maxPerMinute", args.max_per_minute), ("onFailureThreshold", args.on_failure_threshold),
+                       ("startAt", args.start_at)):
+        if value is not None:
+            rollout[key], touched = value, True
+    return touched or staggered_touched, staggered_touched
+
+
 def _apply_flags(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     """The top-level keys the flags set, each merged over the same key of `base`."""
     out: dict[str, Any] = {}
@@ -238,9 +279,12 @@ def _apply_flags(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, An
             raise CliError(f"{flag} is for a staggered rollout; it cannot go with --immediate", 2)
         staggered[key] = _batch_size(value) if key == "batchSize" else _whole(value)
         touched = staggered_touched = True
+    strategy_touched, strategy_staggered = _apply_strategy_flags(args, rollout, staggered)
+    touched = touched or strategy_touched
+    staggered_touched = staggered_touched or strategy_staggered
     if staggered_touched:
-        if "batchSize" not in staggered:
-            raise CliError("a staggered rollout needs --batch-size (N devices or N%)", 2)
+        if not any(k in staggered for k in ("batchSize", "batches", "ramp")):
+            raise CliError("a staggered rollout needs --batch-size (N devices or N%), --batches or --ramp-start", 2)
         rollout["type"], rollout["staggered"] = "staggered", staggered
     if args.respect_maintenance_windows is not None:
         rollout["respectMaintenanceWindows"], touched = args.respect_maintenance_windows, True
@@ -301,6 +345,38 @@ def _progress_text(p: dict[str, Any]) -> str:
             f"{p['pending']} pending of {p['total']} ({p['percentComplete']}%)")
 
 
+def _sizing_text(s: dict[str, Any]) -> str:
+    if s.get("batches"):
+        return "batches " + ", ".join(str(v) for v in s["batches"])
+    if s.get("ramp"):
+        ramp = s["ramp"]
+        cap = f", max {ramp['max']}" if ramp.get("max") is not None else ""
+        return f"ramp from {ramp.get('start')} x{ramp.get('factor', 2)}{cap}"
+    return f"batch size {s.get('batchSize')}"
+
+
+def _staggered_strategy_text(s: dict[str, Any]) -> str:
+    out = ""
+    if s.get("successGatePercent") is not None:
+        out += f", next batch only if {s['successGatePercent']}% completed"
+    if s.get("failureBasis") == "finished":
+        out += ", percent of finished devices"
+    if s.get("minFinishedForPercent"):
+        out += f", no percent pause before {s['minFinishedForPercent']} finished"
+    return out
+
+
+def _rollout_strategy_text(r: dict[str, Any]) -> str:
+    out = ""
+    if r.get("maxPerMinute"):
+        out += f"; at most {r['maxPerMinute']} dispatches a minute"
+    if r.get("onFailureThreshold") and r["onFailureThreshold"] != "pause":
+        out += f"; a crossed threshold: {r['onFailureThreshold']}"
+    if r.get("startAt"):
+        out += f"; starts at {r['startAt']}"
+    return out
+
+
 def _show(d: dict[str, Any]) -> None:
     p, r = d["progress"], d["rolloutConfig"]
     target = d["targetConfig"]
@@ -308,12 +384,13 @@ def _show(d: dict[str, Any]) -> None:
     rollout = r.get("type", "immediate")
     if rollout == "staggered":
         s = r.get("staggered", {})
-        rollout += f" (batch size {s.get('batchSize')}, delay {s.get('batchDelayMinutes', 0)} min"
+        rollout += f" ({_sizing_text(s)}, delay {s.get('batchDelayMinutes', 0)} min"
         if "pauseOnFailureCount" in s:
             rollout += f", pause at {s['pauseOnFailureCount']} failures"
         if "pauseOnFailurePercent" in s:
             rollout += f", pause at {s['pauseOnFailurePercent']}% failed"
-        rollout += ")"
+        rollout += _staggered_strategy_text(s) + ")"
+    rollout += _rollout_strategy_text(r)
     retry = r.get("retryConfig", {})
     rows = [
         ("id", d["id"]), ("name", d["name"]), ("type", d["type"]), ("status", d["status"]),
@@ -429,6 +506,12 @@ def _initialize(args: argparse.Namespace) -> int:
         print_table(["batch", "devices"], [[b["batchNumber"], b["deviceCount"]] for b in pv["batches"]])
         for line in strategy_lines(out["deployment"]["rolloutConfig"]):
             print(f"  {line}")
+        for key, label in (("startAt", "first batch at"), ("maxPerMinute", "dispatches a minute at most"),
+                           ("successGatePercent", "success gate (%)"), ("failureBasis", "failure percent over"),
+                           ("minFinishedForPercent", "finished before a percent pause"),
+                           ("onFailureThreshold", "a crossed threshold")):
+            if pv.get(key) not in (None, ""):
+                print(f"{label}: {pv[key]}")
         if pv.get("approval", {}).get("status") == "required":
             print(f"{pv['approval']['reason']}: another operator runs convoy deployments approve {args.id}, "
                   f"then convoy deployments start {args.id}")
@@ -575,7 +658,28 @@ def _spec_flags(p: argparse.ArgumentParser) -> None:
                         "sent the job now, installing when its next window opens")
     v.add_argument("--window-wait-max", type=minutes_arg, metavar="DURATION",
                    help="with --window-policy wait: skip the device if no window opens within this (default 7d)")
+    _strategy_arguments(p)
     p.add_argument("--client", metavar="ID", help="client id (needed when the API token spans several clients)")
+
+
+def _strategy_arguments(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("rollout strategies (docs/deployments-rules.md)")
+    s.add_argument("--batches", metavar="1,5%,25%,100%",
+                   help="staggered: batch sizes step by step (numbers or percentages); the last repeats")
+    s.add_argument("--ramp-start", type=int, metavar="N", help="staggered: a ramp whose first batch has N devices")
+    s.add_argument("--ramp-factor", type=float, metavar="F", help="ramp: each batch the previous x F (default 2)")
+    s.add_argument("--ramp-max", metavar="N|N%", help="ramp: no batch larger than this")
+    s.add_argument("--success-gate-percent", type=float, metavar="P",
+                   help="staggered: start the next batch only if P%% of the last one completed (else pause)")
+    s.add_argument("--failure-basis", choices=("targets", "finished"),
+                   help="what --pause-on-failure-percent counts over (default targets)")
+    s.add_argument("--min-finished-for-percent", type=int, metavar="N",
+                   help="no percentage pause before N devices finished")
+    s.add_argument("--max-per-minute", type=int, metavar="N", help="dispatch at most N jobs a minute")
+    s.add_argument("--on-failure-threshold", choices=("pause", "cancel", "rollback"),
+                   help="what a crossed threshold does (default pause)")
+    s.add_argument("--start-at", metavar="ISO8601",
+                   help="dispatch the first batch at this time, with an offset: 2030-01-31T22:00:00+01:00")
 
 
 SEED_BODY_EXAMPLE = """  convoy deployments create --file cleanup.json -o json

@@ -56,9 +56,12 @@ def _plain_line(ev: dict[str, Any]) -> str:
     if (text := approval_text(d.get("approval") or {})):
         reason += f" approval={printable(text)!r}"
     late = " waiting-for-late-arrivers" if late_arrivers_line(d) else ""
+    due = ""
+    if d.get("nextBatchAt") and d["status"] == "running":  # between batches, or a scheduled start
+        due = f" {'first' if p['currentBatch'] == 0 else 'next'}_batch_at={d['nextBatchAt']}"
     return (f"{time.strftime('%H:%M:%S')} {d['status']}{batch} completed={p['completed']} failed={p['failed']} "
             f"skipped={p['skipped']} running={p['running']} pending={p['pending']} total={p['total']} "
-            f"{p['percentComplete']}%{reason}{late}")
+            f"{p['percentComplete']}%{due}{reason}{late}")
 
 
 def _ending(d: dict[str, Any]) -> str:
@@ -97,7 +100,8 @@ def _render(ev: dict[str, Any]) -> Any:
     if p["totalBatches"]:
         head.append(f"  batch {p['currentBatch']} of {p['totalBatches']}")
     if d["nextBatchAt"] and d["status"] == "running":
-        head.append(f"  next batch at {d['nextBatchAt']}", style="dim")
+        which = "first" if p["currentBatch"] == 0 else "next"  # a scheduled start (startAt) shows its time
+        head.append(f"  {which} batch at {d['nextBatchAt']}", style="dim")
     segments = [(p["completed"], "green"), (p["failed"], "red"), (p["skipped"], "yellow"), (p["running"], "cyan"),
                 (p["pending"], PENDING_STYLE)]
     overall = Text.assemble(_bar(segments, p["total"], 40), f" {p['percentComplete']:>3}%  ",
