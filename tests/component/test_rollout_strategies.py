@@ -188,6 +188,19 @@ def test_on_failure_threshold_rollback_reverts_the_completed_devices(fc: InProce
     assert any(r.startswith(f"rollback of {dep_id}: rolled back after batch 1") for r in audit(fc, rb_id))
 
 
+def test_on_failure_threshold_cancel_cancels_the_rest(fc: InProcessCoordinator) -> None:
+    agents = ordered(fleet(fc, 4))
+    agents[0].outcome = always("failed")
+    rest = Rest(fc)
+    spec = body(script(fc), [a.device_id for a in agents], staggered={"batchSize": 2, "pauseOnFailureCount": 1})
+    spec["rolloutConfig"]["onFailureThreshold"] = "cancel"
+    dep_id = rest.launch(spec)
+    done = rest.wait_status(dep_id, "cancelled")
+    assert done["statusReason"].startswith("cancelled after batch 1 (onFailureThreshold=cancel): 1 device failed")
+    assert done["progress"]["skipped"] == 2 and done["rolledBackBy"] is None
+    assert not agents[2].jobs and not agents[3].jobs
+
+
 def test_rollback_needs_a_revertible_payload_at_initialize(fc: InProcessCoordinator) -> None:
     [agent] = fleet(fc, 1)
     rest = Rest(fc)

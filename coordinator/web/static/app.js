@@ -289,7 +289,8 @@ async function deploymentPage(depId) {
         h("dt", {}, "type"), h("dd", {}, `${dep.type}, target ${dep.targetType}`),
         h("dt", {}, "client"), h("dd", {}, clientName(dep.clientId)),
         dep.statusReason ? [h("dt", {}, "reason"), h("dd", { id: "status-reason" }, dep.statusReason)] : null,
-        dep.nextBatchAt && dep.status === "running" ? [h("dt", {}, "next batch"), h("dd", {}, when(dep.nextBatchAt))] : null,
+        dep.nextBatchAt && dep.status === "running"
+          ? [h("dt", {}, dep.progress.currentBatch === 0 ? "first batch" : "next batch"), h("dd", {}, when(dep.nextBatchAt))] : null,
         dep.strategies && dep.strategies.length ? [h("dt", {}, "strategies"), h("dd", { id: "strategies" }, ...dep.strategies.map((s) => h("div", {}, s)))] : null,
         lateArrivers(dep) ? [h("dt", {}, "late arrivers"), h("dd", { id: "late-arrivers" }, lateArrivers(dep))] : null,
         dep.rollbackOf ? [h("dt", {}, "rollback of"), h("dd", {}, h("a", { href: `#/deployments/${enc(dep.rollbackOf)}` }, dep.rollbackOf))] : null,
@@ -347,7 +348,8 @@ async function deploymentPage(depId) {
         const out = await api("POST", `/deployments/${enc(depId)}/initialize`);
         dep = out.deployment;
         preview.replaceChildren(h("h2", {}, "Preview"), h("p", {}, `${out.preview.resolvedCount} device(s) in ${out.preview.totalBatches} batch(es): `,
-          out.preview.batches.map((b) => `batch ${b.batchNumber}: ${b.deviceCount}`).join(", ")));
+          out.preview.batches.map((b) => `batch ${b.batchNumber}: ${b.deviceCount}`).join(", ")),
+          strategyPreview(out.preview));
         showInfo("initialized: nothing has been sent to devices; start it when ready");
       } else if (name === "approve") {
         const comment = window.prompt("Comment for the audit trail (optional):", "");
@@ -537,3 +539,14 @@ $("signout").addEventListener("click", () => {
   signInPage();
 });
 render();
+
+// The rollout strategies a preview lists (docs/deployments-rules.md, "Rollout strategies"): only
+// those in use are in it, so a seed deployment's preview shows none.
+function strategyPreview(pv) {
+  const labels = [["startAt", "first batch at"], ["maxPerMinute", "dispatches a minute at most"],
+    ["successGatePercent", "success gate (%)"], ["failureBasis", "failure percent over"],
+    ["minFinishedForPercent", "finished before a percent pause"], ["onFailureThreshold", "a crossed threshold"]];
+  const rows = labels.filter(([key]) => pv[key] !== undefined && pv[key] !== null && pv[key] !== "")
+    .map(([key, label]) => [h("dt", {}, label), h("dd", {}, key === "startAt" ? when(pv[key]) : String(pv[key]))]);
+  return rows.length ? h("dl", { class: "kv", id: "preview-strategies" }, rows) : null;
+}
