@@ -72,7 +72,20 @@ def _deployment(msg: tpb.Deployment) -> dict[str, Any]:
     for key in ("rolloutConfig", "payload"):
         if key in out:
             out[key] = _integral(out[key])
+    if "rolloutConfig" in out:
+        out["rolloutConfig"] = _unset_strategies(out["rolloutConfig"])
     return _nulls(out, NULLABLE_DEPLOYMENT)
+
+
+STRATEGY_KEYS = ("batches", "failureBasis", "onFailureThreshold", "startAt")
+"""Rollout-strategy fields proto3 prints empty when unset ([] or ""): left out, as REST leaves them."""
+
+
+def _unset_strategies(obj: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in obj.items() if not (k in STRATEGY_KEYS and v in ("", []))}
+    if isinstance(out.get("staggered"), dict):
+        out["staggered"] = _unset_strategies(out["staggered"])
+    return out
 
 
 def _record(msg: tpb.DeploymentDevice) -> dict[str, Any]:
@@ -497,7 +510,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 def _initialize(args: argparse.Namespace) -> int:
     resp = call(args, "InitializeDeployment", pb.DeploymentRef(id=args.id))
-    out = {"deployment": _deployment(resp.deployment), "preview": to_dict(resp.preview)}
+    out = {"deployment": _deployment(resp.deployment), "preview": _unset_strategies(to_dict(resp.preview))}
 
     def table() -> None:
         pv = out["preview"]
