@@ -451,7 +451,8 @@ class RolloutMachine(RuleBasedStateMachine):
         pre = self.step_pre["deps"][dep_id]
         any_completed = any(r.status in ("completed", "downloading", "installing")
                             for r in self.step_pre["records"].values() if r.deployment_id == dep_id)
-        allowed = pre.status in {"completed", "failed", "paused", "cancelled"} and any_completed
+        # a rollback deployment (made by an operator or by onFailureThreshold) is never rolled back
+        allowed = pre.status in {"completed", "failed", "paused", "cancelled"} and any_completed and pre.rollback_of is None
         try:
             with self.store.tx() as s:
                 rb, _ = svc.rollback(s, self.who, dep_id, self.now)
