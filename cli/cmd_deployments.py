@@ -310,13 +310,13 @@ def _apply_flags(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, An
         rollout["retryConfig"], touched = retry, True
     if args.install_timeout is not None:
         rollout["installTimeoutMinutes"], touched = _whole(args.install_timeout), True
-    touched = _apply_strategy_flags(args, rollout) or touched
+    touched = _apply_devstrat_flags(args, rollout) or touched
     if touched:
         out["rolloutConfig"] = rollout
     return out
 
 
-def _apply_strategy_flags(args: argparse.Namespace, rollout: dict[str, Any]) -> bool:
+def _apply_devstrat_flags(args: argparse.Namespace, rollout: dict[str, Any]) -> bool:
     """--verify-script/--verify-timeout, --offline-devices/--offline-wait, --window-policy/--window-wait-max
     into `rollout` (rolloutConfig.verify, offlineDevices, windowPolicy, windowWaitMaxHours)."""
     touched = False
