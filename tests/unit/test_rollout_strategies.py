@@ -224,3 +224,22 @@ def test_the_rate_window_slides() -> None:
     assert rate.next_slot(4, recent, NOW) == NOW + timedelta(seconds=10)  # the 50 s old one ages out
     assert rate.budget(5, recent) == 1 and rate.next_slot(5, recent, NOW) is None
     assert rate.next_slot(2, recent, NOW) == NOW + timedelta(seconds=50)
+
+
+def test_the_strategies_in_words() -> None:
+    from common.rollout_text import strategy_lines
+
+    assert strategy_lines({"type": "staggered", "staggered": {"batchSize": 5}}) == []
+    lines = strategy_lines({"type": "staggered", "maxPerMinute": 30, "onFailureThreshold": "rollback",
+                            "startAt": "2030-01-31T22:00:00+00:00",
+                            "staggered": {"batches": [1, "50%"], "successGatePercent": 90, "failureBasis": "finished",
+                                          "minFinishedForPercent": 20}})
+    assert lines == ["batches: 1, 50% (the last size repeats)", "rate: at most 30 dispatches a minute",
+                     "success gate: the next batch starts only if 90% of the last one completed (checked after the "
+                     "batch delay), else the deployment pauses",
+                     "failure percent: over the devices finished (since the last resume), not all targets",
+                     "failure percent: not applied before 20 devices finished",
+                     "a crossed threshold: rollback (not pause)",
+                     "scheduled: the first batch starts at 2030-01-31T22:00:00+00:00"]
+    ramp = strategy_lines({"type": "staggered", "staggered": {"ramp": {"start": 1, "factor": 2, "max": "25%"}}})
+    assert ramp == ["ramp: 1 device(s) first, each batch x2, at most 25%"]
