@@ -364,6 +364,14 @@ class Fleet:
         if len(servers) > 1:
             self.counters.by_server = dict.fromkeys(servers, 0)
         per = max(1, cfg.channels)
+        # A coordinator takes at most MAX_STREAMS_PER_CONNECTION streams on one connection (real
+        # agents hold one each): a fleet larger than the channels can carry gets more channels,
+        # or every agent past the cap would wait, unwelcomed, for a stream slot forever.
+        needed = -(-len(enrolled) // (transport.MAX_STREAMS_PER_CONNECTION * 9 // 10))
+        if needed > per:
+            log.info("%d agents need %d channels (at most %d streams per connection); opening %d instead of %d",
+                     len(enrolled), needed, transport.MAX_STREAMS_PER_CONNECTION, needed, per)
+            per = needed
         # stubs[s][k]: channel k of address s
         stubs: list[list[Any]] = []
         for server in servers:

@@ -197,7 +197,8 @@ class Simulator:
 
     def __init__(self, server: str, token: str, count: int, state_dir: Path, *extra: str) -> None:
         self.proc = subprocess.Popen([*CONVOY, "agent", "simulate", "--server", server, "--token", token,
-                                      "--count", str(count), "--state-dir", str(state_dir), "--log-level", "error", "--insecure",
+                                      "--count", str(count), "--state-dir", str(state_dir), "--insecure",
+                                      "--log-level", os.environ.get("CONVOY_BENCH_SIM_LOG", "error"),
                                       *extra], stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
         self.reader = LineReader(self.proc.stdout)

@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=FULL_N, help=f"simulated agents (default {FULL_N:,})")
     p.add_argument("--big", type=int, default=0, help="then as many agents as this across the replicas (e.g. 100000)")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory (coordinator logs)")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="convoy-scaleout-"))
     mach = machine()
@@ -294,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = run(work, args.n, args.big or None)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     res.print()
     write = not args.no_write and args.n >= FULL_N
     if write:
