@@ -264,7 +264,7 @@ class Admin:
     def start(self, dep_id: str) -> None:
         from common.convoy.v1 import admin_pb2 as pb
 
-        self.call("StartDeployment", pb.DeploymentRef(id=dep_id))
+        self.call("StartDeployment", pb.StartDeploymentRequest(id=dep_id))
 
     def get(self, dep_id: str) -> Any:
         from common.convoy.v1 import admin_pb2 as pb

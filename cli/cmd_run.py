@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     last: Any = None
     try:
         try:
-            admin("StartDeployment", pb.DeploymentRef(id=dep.id))
+            admin("StartDeployment", pb.StartDeploymentRequest(id=dep.id))
         except CliError as exc:
             if exc.exit_code == 5 and str(exc).startswith("needs approval"):  # docs/approvals.md
                 raise CliError(f"{exc}; deployment {dep.id} waits, pending: another operator runs convoy deployments "

@@ -49,6 +49,7 @@ class ScriptedAgent:
     welcomed: threading.Event = field(default_factory=threading.Event)
     hold: threading.Event = field(default_factory=threading.Event)
     last_status: dict[str, agent_pb2.JobStatus] = field(default_factory=dict)
+    welcome: agent_pb2.Welcome | None = None
     # The in-process coordinators these agents talk to are plaintext on loopback (tests/harness.py).
     tls: transport.ClientTLS = transport.PLAINTEXT
 
@@ -103,6 +104,7 @@ class ScriptedAgent:
             for msg in self._call:
                 kind = msg.WhichOneof("kind")
                 if kind == "welcome":
+                    self.welcome = msg.welcome
                     self.welcomed.set()
                 elif kind == "ack":
                     self.acked.add(msg.ack.job_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,6 +44,13 @@ def spec_body(spec: tpb.DeploymentSpec) -> dict[str, Any]:
     return dict(_integral(json_format.MessageToDict(spec)))
 
 
+def _signature(request: pb.StartDeploymentRequest | pb.RollbackDeploymentRequest) -> dict[str, str] | None:
+    if not request.HasField("signature"):
+        return None
+    sig = request.signature
+    return {"keyId": sig.key_id, "value": sig.value, "manifest": sig.manifest}
+
+
 class DeploymentRpcs(DeploymentActions):
     @unary
     async def CreateDeployment(self, request: pb.CreateDeploymentRequest, context: grpc.aio.ServicerContext) -> tpb.Deployment:
@@ -76,8 +84,15 @@ class DeploymentRpcs(DeploymentActions):
                                                preview=to_proto(preview, tpb.InitializePreview()))
 
     @unary
-    async def StartDeployment(self, request: pb.DeploymentRef, context: grpc.aio.ServicerContext) -> tpb.Deployment:
-        return to_proto(await self.action(metadata_bearer(context), "start", request.id), tpb.Deployment())
+    async def StartDeployment(self, request: pb.StartDeploymentRequest, context: grpc.aio.ServicerContext) -> tpb.Deployment:
+        out = await self.action(metadata_bearer(context), "start", request.id, signature=_signature(request))
+        return to_proto(out, tpb.Deployment())
+
+    @unary
+    async def GetDeploymentManifest(self, request: pb.GetDeploymentManifestRequest,
+                                    context: grpc.aio.ServicerContext) -> pb.DeploymentManifest:
+        out = await self.manifest(metadata_bearer(context), request.id, request.rollback)
+        return pb.DeploymentManifest(manifest=out["manifest"], payload=json.dumps(out["payload"], sort_keys=True))
 
     @unary
     async def PauseDeployment(self, request: pb.DeploymentRef, context: grpc.aio.ServicerContext) -> tpb.Deployment:
@@ -92,8 +107,10 @@ class DeploymentRpcs(DeploymentActions):
         return to_proto(await self.cancel(metadata_bearer(context), request.id), tpb.Deployment())
 
     @unary
-    async def RollbackDeployment(self, request: pb.DeploymentRef, context: grpc.aio.ServicerContext) -> tpb.Deployment:
-        return to_proto(await self.rollback(metadata_bearer(context), request.id), tpb.Deployment())
+    async def RollbackDeployment(self, request: pb.RollbackDeploymentRequest,
+                                 context: grpc.aio.ServicerContext) -> tpb.Deployment:
+        return to_proto(await self.rollback(metadata_bearer(context), request.id, signature=_signature(request)),
+                        tpb.Deployment())
 
     @unary
     async def ListDeploymentDevices(self, request: pb.ListDeploymentDevicesRequest, context: grpc.aio.ServicerContext) -> pb.ListDeploymentDevicesResponse:

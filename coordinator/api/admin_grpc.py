@@ -7,9 +7,10 @@ from coordinator.api.admin_approvals import ApprovalRpcs
 from coordinator.api.admin_deployments import DeploymentRpcs
 from coordinator.api.admin_devices import DeviceRpcs
 from coordinator.api.admin_payloads import PayloadRpcs
+from coordinator.api.admin_signers import SignerRpcs
 from coordinator.api.admin_tenancy import TenancyRpcs
 
 
-class AdminServicer(TenancyRpcs, DeviceRpcs, PayloadRpcs, DeploymentRpcs, ApprovalRpcs,
+class AdminServicer(TenancyRpcs, DeviceRpcs, PayloadRpcs, DeploymentRpcs, ApprovalRpcs, SignerRpcs,
                     admin_pb2_grpc.AdminServiceServicer):
     pass

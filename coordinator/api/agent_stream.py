@@ -17,6 +17,7 @@ from coordinator.api.base import Api
 from coordinator.api.grpc_util import metadata_bearer, streaming, unary
 from coordinator.auth import authenticate_device
 from coordinator.engine.rollout import JOB_TERMINAL, Report
+from coordinator.service import signers
 from coordinator.store import models as m
 
 log = logging.getLogger("convoy.agent-stream")
@@ -36,6 +37,14 @@ class StreamRpcs(Api):
         with self.app.store.read() as s:
             return authenticate_device(s, credential).id
 
+    def _trust_set(self, device_id: str) -> agent_pb2.TrustSetUpdate | None:
+        """The client's published trust-set document (docs/security.md, "Signed work")."""
+        with self.app.store.read() as s:
+            row = signers.trust_set_for_device(s, device_id)
+            if row is None:
+                return None
+            return agent_pb2.TrustSetUpdate(document=row.document, key_id=row.key_id, signature=row.signature)
+
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> str:
         return await self.app.run(self._device_id, metadata_bearer(context))
 
@@ -48,8 +57,12 @@ class StreamRpcs(Api):
         hub, engine = self.app.hub, self.app.engine
         conn = hub.register(device_id, first.hello)
         try:
-            await context.write(agent_pb2.CoordinatorMessage(welcome=agent_pb2.Welcome(
-                device_id=device_id, heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s)))
+            welcome = agent_pb2.Welcome(device_id=device_id,
+                                        heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s)
+            trust = await self.app.run(self._trust_set, device_id)
+            if trust is not None:
+                welcome.trust_set.CopyFrom(trust)
+            await context.write(agent_pb2.CoordinatorMessage(welcome=welcome))
             for st in first.hello.journal:
                 engine.submit(_report(device_id, st))
             # The writer is a plain loop over the connection's queue; the reader ends the

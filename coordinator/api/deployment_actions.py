@@ -67,12 +67,18 @@ class DeploymentActions(Api):
         self._poke(out[0]["id"])
         return out
 
-    async def action(self, token: str, name: str, dep_id: str) -> dict[str, Any]:
-        """start, pause or resume."""
-        fn = {"start": svc.start, "pause": svc.pause, "resume": svc.resume}[name]
-        out = await self.call(token, fn, dep_id, self._now())
+    async def action(self, token: str, name: str, dep_id: str, signature: Any = None) -> dict[str, Any]:
+        """start (optionally signed), pause or resume."""
+        if name == "start":
+            out = await self.call(token, svc.start, dep_id, self._now(), signature)
+        else:
+            fn = {"pause": svc.pause, "resume": svc.resume}[name]
+            out = await self.call(token, fn, dep_id, self._now())
         self._poke(out["id"])
         return out
+
+    async def manifest(self, token: str, dep_id: str, rollback: bool = False) -> dict[str, Any]:
+        return await self.read(token, svc.manifest, dep_id, self._now(), rollback)
 
     async def approve(self, token: str, dep_id: str, comment: Any) -> dict[str, Any]:
         out = await self.call(token, svc.approve, dep_id, comment, self._now())
@@ -85,8 +91,8 @@ class DeploymentActions(Api):
         self._poke(out["id"])
         return out
 
-    async def rollback(self, token: str, dep_id: str) -> dict[str, Any]:
-        out, withdraw = await self.call(token, self._signalled(svc.rollback), dep_id, self._now())
+    async def rollback(self, token: str, dep_id: str, signature: Any = None) -> dict[str, Any]:
+        out, withdraw = await self.call(token, self._signalled(svc.rollback), dep_id, self._now(), signature)
         self._withdraw(withdraw)
         self._poke(out["id"], out["rollbackOf"])
         return out

@@ -90,10 +90,12 @@ def _payload_struct(job: Dispatch) -> struct_pb2.Struct:
 
 def job_message(job: Dispatch) -> agent_pb2.CoordinatorMessage:
     payload = _payload_struct(job)
+    sig = job.signature or {}
     return agent_pb2.CoordinatorMessage(job=agent_pb2.Job(
         job_id=job.job_id, deployment_id=job.deployment_id, attempt=job.attempt, type=job.type, payload=payload,
         respect_maintenance_windows=job.respect_windows, timeout_seconds=job.timeout_seconds, rollback=job.rollback,
-        window_wait_max_seconds=job.window_wait_max_seconds))
+        window_wait_max_seconds=job.window_wait_max_seconds,
+        manifest=sig.get("manifest", ""), signature_key_id=sig.get("keyId", ""), signature=sig.get("value", "")))
 
 
 @dataclass

@@ -79,11 +79,13 @@ def create_app(app: App, metrics: Metrics | None = None, readiness: Readiness | 
         rest_events,
         rest_history,
         rest_ops,
+        rest_signers,
         web,
     )
 
     api.include_router(rest_ops.router)
     api.include_router(rest_clients.router, prefix="/v2")
+    api.include_router(rest_signers.router, prefix="/v2")
     api.include_router(rest_history.router, prefix="/v2")
     api.include_router(rest_devices.router, prefix="/v2")
     api.include_router(rest_deployments.router, prefix="/v2")

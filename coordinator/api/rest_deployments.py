@@ -83,9 +83,34 @@ async def initialize_deployment(request: Request, dep_id: str) -> dict[str, Any]
     return {"deployment": dep, "preview": preview}
 
 
+async def _signature(request: Request) -> Any:
+    """The optional body `{"signature": {"keyId", "value", "manifest"}}` of start and rollback."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    body = await _body(request)
+    unknown = sorted(set(body) - {"signature"})
+    if unknown:
+        raise InvalidArgument(f"unknown field {unknown[0]!r}: the body is {{\"signature\": {{…}}}}",
+                              parameter=unknown[0])
+    return body.get("signature")
+
+
 @router.post("/deployments/{dep_id}/start", summary="Begin execution: pending → downloading")
 async def start_deployment(request: Request, dep_id: str) -> dict[str, Any]:
-    return await _actions(request).action(_token(request), "start", dep_id)
+    """Optional body `{"signature": {"keyId", "value", "manifest"}}`: an operator's signature
+    over the manifest from `GET …/manifest` (docs/security.md, "Signed work")."""
+    signature = await _signature(request)
+    return await _actions(request).action(_token(request), "start", dep_id, signature=signature)
+
+
+@router.get("/deployments/{dep_id}/manifest", summary="The unsigned manifest of a pending deployment, to sign")
+async def deployment_manifest(request: Request, dep_id: str, rollback: str | None = None) -> dict[str, Any]:
+    """`{"manifest": "<canonical JSON>", "payload": {…}}`: `payload` is what agents would receive,
+    `manifest.digest` its SHA-256. `?rollback=true`: the manifest of this deployment's rollback."""
+    if rollback not in (None, "true", "false"):
+        raise InvalidArgument("rollback must be true or false", parameter="rollback")
+    return await _actions(request).manifest(_token(request), dep_id, rollback == "true")
 
 
 @router.post("/deployments/{dep_id}/approve", summary="Approve a pending deployment (another operator's sign-off)")
@@ -125,7 +150,9 @@ async def cancel_deployment(request: Request, dep_id: str) -> dict[str, Any]:
 @router.post("/deployments/{dep_id}/rollback", status_code=201,
              summary="Create and start a deployment that reverts this one where it completed")
 async def rollback_deployment(request: Request, dep_id: str) -> dict[str, Any]:
-    return await _actions(request).rollback(_token(request), dep_id)
+    """Optional body `{"signature": {…}}` over `GET …/manifest?rollback=true`."""
+    signature = await _signature(request)
+    return await _actions(request).rollback(_token(request), dep_id, signature=signature)
 
 
 @router.get("/deployments/{dep_id}/devices", summary="List per-device records")

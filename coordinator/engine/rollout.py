@@ -54,6 +54,8 @@ class Dispatch:
     rollback: bool
     window_wait_max_seconds: float = 0.0
     """windowPolicy "wait": the agent holds the job outside its windows, up to this long."""
+    signature: dict[str, Any] | None = None
+    """The operator's `{"keyId", "value", "manifest"}` (docs/security.md, "Signed work")."""
 
 
 @dataclass
@@ -90,7 +92,8 @@ def _dispatch_of(d: m.Deployment, cfg: RolloutConfig, job_id: str, device_id: st
                     payload=d.job_payload, respect_windows=cfg.respect_maintenance_windows,
                     timeout_seconds=cfg.install_timeout(default_timeout_min).total_seconds(),
                     rollback=d.rollback_of is not None,
-                    window_wait_max_seconds=cfg.window_wait_max.total_seconds() if cfg.waits_for_window else 0.0)
+                    window_wait_max_seconds=cfg.window_wait_max.total_seconds() if cfg.waits_for_window else 0.0,
+                    signature=d.signature)
 
 
 # --- counters ------------------------------------------------------------------------------------
@@ -437,8 +440,10 @@ def create_records(s: Session, d: m.Deployment, plan: Sequence[Sequence[str]], n
 
 
 def create_rollback(s: Session, d: m.Deployment, job_payload: dict[str, Any], devices: list[str], now: datetime,
-                    actor: str, *, created_by: str | None, why: str = "") -> m.Deployment:
-    """Create and start the deployment that reverts `d` on `devices` (the caller moves `d`)."""
+                    actor: str, *, created_by: str | None, why: str = "",
+                    signature: dict[str, Any] | None = None) -> m.Deployment:
+    """Create and start the deployment that reverts `d` on `devices` (the caller moves `d`);
+    `signature`: an operator's, over the manifest of this revert (docs/security.md)."""
     config = {k: v for k, v in d.rollout_config.items() if k != "startAt"}  # a revert starts now
     if "onFailureThreshold" in config:
         config["onFailureThreshold"] = "pause"  # a rollback is never rolled back
@@ -448,7 +453,7 @@ def create_rollback(s: Session, d: m.Deployment, job_payload: dict[str, Any], de
         rollout_config=config, status=D.PENDING, status_reason="", version=0, total=len(devices),
         total_batches=0, current_batch=0, n_pending=len(devices), n_running=0, n_completed=0, n_failed=0,
         n_skipped=0, failure_baseline=0, finished_baseline=0, created_by=created_by,
-        rollback_of=d.id, created_at=now, updated_at=now, initialized_at=now)
+        rollback_of=d.id, created_at=now, updated_at=now, initialized_at=now, signature=signature)
     plan = plan_batches(devices, config)
     rb.total_batches = len(plan)
     rb.batch_sizes = [len(b) for b in plan]

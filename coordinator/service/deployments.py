@@ -36,7 +36,7 @@ from coordinator.engine.rollout import (
     rollback_devices,
 )
 from coordinator.engine.writer import chunks
-from coordinator.service import approvals, payloads
+from coordinator.service import approvals, payloads, signers
 from coordinator.store import models as m
 from coordinator.store.transitions import add_event as _event
 from coordinator.store.transitions import transition
@@ -73,6 +73,7 @@ def deployment_dict(d: m.Deployment) -> dict[str, Any]:
         "rolledBackBy": d.rolled_back_by,
         # verify, offlineDevices, windowPolicy in words (common/rollout_text.py), for the dashboard.
         "strategies": strategy_lines(d.rollout_config),
+        "signedBy": (d.signature or {}).get("keyId"),
     }
 
 
@@ -392,23 +393,43 @@ def check_start_at(spec: dict[str, Any], now: datetime) -> None:
                               parameter="rolloutConfig.startAt")
 
 
-def start(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
+def start(s: Session, who: Principal, deployment_id: str, now: datetime, signature: Any = None) -> dict[str, Any]:
     """Start. With rolloutConfig.startAt still ahead, batch 1 is due then (`nextBatchAt`, and the
-    status reason says so); a startAt that passed while the deployment waited starts it now."""
+    status reason says so); a startAt that passed while the deployment waited starts it now.
+    `signature` (optional) is an operator's signature over the deployment's manifest, checked and
+    then sent with every job (docs/security.md, "Signed work")."""
     who.require_role("operator", "start deployments")
     d = load(s, who, deployment_id, lock=True)
     check_action("start", d.status)
     approvals.gate(s, d)
+    signed = {} if signature is None else {
+        "signature": signers.accept(s, d, signature, payload=d.job_payload, rollback=False, now=now)}
+    by = f"signed by {signed['signature']['keyId']}" if signed else ""
     start_at = RolloutConfig.parse(d.rollout_config).start_at
     if start_at is not None and start_at > now:
         why = f"scheduled: the first batch starts at {iso(start_at)}"
-        transition(s, d, "start", now, who.token_id, why, started_at=now, next_batch_at=start_at, status_reason=why)
+        transition(s, d, "start", now, who.token_id, why + (f"; {by}" if by else ""), started_at=now,
+                   next_batch_at=start_at, status_reason=why, **signed)
     elif start_at is not None:
-        transition(s, d, "start", now, who.token_id, f"rolloutConfig.startAt {iso(start_at)} has passed: starting now",
-                   started_at=now)
+        transition(s, d, "start", now, who.token_id, f"rolloutConfig.startAt {iso(start_at)} has passed: starting now"
+                   + (f"; {by}" if by else ""), started_at=now, **signed)
     else:
-        transition(s, d, "start", now, who.token_id, started_at=now)
+        transition(s, d, "start", now, who.token_id, by, started_at=now, **signed)
     return with_approval(s, d)
+
+
+def manifest(s: Session, who: Principal, deployment_id: str, now: datetime, rollback: bool = False) -> dict[str, Any]:
+    """`{"manifest", "payload"}`: what an operator signs to start `deployment_id` (pending), or,
+    with `rollback`, to roll it back (the rollback's jobs carry the revert payload)."""
+    who.require_role("operator", "sign deployments")
+    d = load(s, who, deployment_id)
+    if rollback:
+        check_action("rollback", d.status)
+        return signers.proposed(d, resolve_job_payload(s, d, rollback=True), rollback=True, now=now)
+    if d.status != D.PENDING:
+        raise Conflict(f"only a pending (initialized, not started) deployment has a manifest to sign; this one is "
+                       f"{d.status}", status=d.status)
+    return signers.proposed(d, d.job_payload, rollback=False, now=now)
 
 
 def approve(s: Session, who: Principal, deployment_id: str, comment: Any, now: datetime) -> dict[str, Any]:
@@ -456,8 +477,10 @@ def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tup
     return with_approval(s, d), withdraw
 
 
-def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
-    """Create and start a deployment that reverts `deployment_id` where it completed."""
+def rollback(s: Session, who: Principal, deployment_id: str, now: datetime,
+             signature: Any = None) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+    """Create and start a deployment that reverts `deployment_id` where it completed. A
+    `signature` is over the manifest of the rollback of `deployment_id` (its id, rollback true)."""
     who.require_role("operator", "roll back deployments")
     d = load(s, who, deployment_id, lock=True)
     check_action("rollback", d.status)
@@ -468,8 +491,9 @@ def rollback(s: Session, who: Principal, deployment_id: str, now: datetime) -> t
     if not devices:
         raise Conflict("nothing to roll back: the change completed on no device", status=d.status)
     job_payload = resolve_job_payload(s, d, rollback=True)
+    signed = None if signature is None else signers.accept(s, d, signature, payload=job_payload, rollback=True, now=now)
     withdraw = cancel_records(s, d, now, "rolled back") if d.status == D.PAUSED else []
-    rb = create_rollback(s, d, job_payload, devices, now, who.token_id, created_by=who.token_id)
+    rb = create_rollback(s, d, job_payload, devices, now, who.token_id, created_by=who.token_id, signature=signed)
     transition(s, d, "rollback", now, who.token_id, f"rolled back by {rb.id}", rolled_back_by=rb.id, next_batch_at=None)
     return with_approval(s, rb), withdraw
 

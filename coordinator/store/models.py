@@ -254,6 +254,9 @@ class Deployment(Base):
     initialized_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    signature: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
+    """An operator's `{"keyId", "value", "manifest"}` given on start (docs/security.md, "Signed
+    work"); sent with every job. None: unsigned."""
 
 
 class DeploymentDevice(Base):
@@ -363,3 +366,31 @@ class DeploymentApproval(Base):
     token_id: Mapped[str] = mapped_column(ID)  # the approving API token
     comment: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime]
+
+
+class Signer(Base):
+    """A client's registered signing key (the public half only; docs/security.md, "Signed work")."""
+
+    __tablename__ = "signers"
+    __table_args__ = (UniqueConstraint("client_id", "key_id", name="uq_signers_client_key"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(ID)
+    revoked_at: Mapped[datetime | None]
+
+
+class TrustSetDocument(Base):
+    """The newest signed trust-set document of a client, forwarded to its agents on connect."""
+
+    __tablename__ = "trust_sets"
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(200))
+    serial: Mapped[int] = mapped_column(BigInteger)
+    published_at: Mapped[datetime]
+    published_by: Mapped[str | None] = mapped_column(ID)

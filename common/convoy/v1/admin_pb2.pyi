@@ -7,6 +7,126 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class WorkSignature(_message.Message):
+    __slots__ = ("key_id", "value", "manifest")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    value: str
+    manifest: str
+    def __init__(self, key_id: _Optional[str] = ..., value: _Optional[str] = ..., manifest: _Optional[str] = ...) -> None: ...
+
+class StartDeploymentRequest(_message.Message):
+    __slots__ = ("id", "signature")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    signature: WorkSignature
+    def __init__(self, id: _Optional[str] = ..., signature: _Optional[_Union[WorkSignature, _Mapping]] = ...) -> None: ...
+
+class RollbackDeploymentRequest(_message.Message):
+    __slots__ = ("id", "signature")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    signature: WorkSignature
+    def __init__(self, id: _Optional[str] = ..., signature: _Optional[_Union[WorkSignature, _Mapping]] = ...) -> None: ...
+
+class GetDeploymentManifestRequest(_message.Message):
+    __slots__ = ("id", "rollback")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ROLLBACK_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    rollback: bool
+    def __init__(self, id: _Optional[str] = ..., rollback: _Optional[bool] = ...) -> None: ...
+
+class DeploymentManifest(_message.Message):
+    __slots__ = ("manifest", "payload")
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    manifest: str
+    payload: str
+    def __init__(self, manifest: _Optional[str] = ..., payload: _Optional[str] = ...) -> None: ...
+
+class RegisterSignerRequest(_message.Message):
+    __slots__ = ("client_id", "public_key", "name")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    public_key: str
+    name: str
+    def __init__(self, client_id: _Optional[str] = ..., public_key: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ListSignersRequest(_message.Message):
+    __slots__ = ("client_id",)
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    def __init__(self, client_id: _Optional[str] = ...) -> None: ...
+
+class RevokeSignerRequest(_message.Message):
+    __slots__ = ("client_id", "key_id")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    key_id: str
+    def __init__(self, client_id: _Optional[str] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class Signer(_message.Message):
+    __slots__ = ("key_id", "client_id", "name", "public_key", "created_at", "created_by", "revoked_at")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    client_id: str
+    name: str
+    public_key: str
+    created_at: str
+    created_by: str
+    revoked_at: str
+    def __init__(self, key_id: _Optional[str] = ..., client_id: _Optional[str] = ..., name: _Optional[str] = ..., public_key: _Optional[str] = ..., created_at: _Optional[str] = ..., created_by: _Optional[str] = ..., revoked_at: _Optional[str] = ...) -> None: ...
+
+class ListSignersResponse(_message.Message):
+    __slots__ = ("data", "total")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    data: _containers.RepeatedCompositeFieldContainer[Signer]
+    total: int
+    def __init__(self, data: _Optional[_Iterable[_Union[Signer, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class PublishTrustSetRequest(_message.Message):
+    __slots__ = ("client_id", "document", "key_id", "signature")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    document: str
+    key_id: str
+    signature: str
+    def __init__(self, client_id: _Optional[str] = ..., document: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
+
+class TrustSet(_message.Message):
+    __slots__ = ("client_id", "document", "key_id", "signature", "serial", "published_at")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    document: str
+    key_id: str
+    signature: str
+    serial: int
+    published_at: str
+    def __init__(self, client_id: _Optional[str] = ..., document: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ..., serial: _Optional[int] = ..., published_at: _Optional[str] = ...) -> None: ...
+
 class ClientPolicyRef(_message.Message):
     __slots__ = ("client_id",)
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]

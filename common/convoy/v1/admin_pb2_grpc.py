@@ -172,7 +172,7 @@ class AdminServiceStub:
                 _registered_method=True)
         self.StartDeployment = channel.unary_unary(
                 '/convoy.v1.AdminService/StartDeployment',
-                request_serializer=convoy_dot_v1_dot_admin__pb2.DeploymentRef.SerializeToString,
+                request_serializer=convoy_dot_v1_dot_admin__pb2.StartDeploymentRequest.SerializeToString,
                 response_deserializer=convoy_dot_v1_dot_types__pb2.Deployment.FromString,
                 _registered_method=True)
         self.PauseDeployment = channel.unary_unary(
@@ -192,8 +192,13 @@ class AdminServiceStub:
                 _registered_method=True)
         self.RollbackDeployment = channel.unary_unary(
                 '/convoy.v1.AdminService/RollbackDeployment',
-                request_serializer=convoy_dot_v1_dot_admin__pb2.DeploymentRef.SerializeToString,
+                request_serializer=convoy_dot_v1_dot_admin__pb2.RollbackDeploymentRequest.SerializeToString,
                 response_deserializer=convoy_dot_v1_dot_types__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.GetDeploymentManifest = channel.unary_unary(
+                '/convoy.v1.AdminService/GetDeploymentManifest',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.GetDeploymentManifestRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.DeploymentManifest.FromString,
                 _registered_method=True)
         self.ListDeploymentDevices = channel.unary_unary(
                 '/convoy.v1.AdminService/ListDeploymentDevices',
@@ -229,6 +234,31 @@ class AdminServiceStub:
                 '/convoy.v1.AdminService/ListDeploymentAudit',
                 request_serializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditRequest.SerializeToString,
                 response_deserializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditResponse.FromString,
+                _registered_method=True)
+        self.RegisterSigner = channel.unary_unary(
+                '/convoy.v1.AdminService/RegisterSigner',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.RegisterSignerRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.Signer.FromString,
+                _registered_method=True)
+        self.ListSigners = channel.unary_unary(
+                '/convoy.v1.AdminService/ListSigners',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.ListSignersRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.ListSignersResponse.FromString,
+                _registered_method=True)
+        self.RevokeSigner = channel.unary_unary(
+                '/convoy.v1.AdminService/RevokeSigner',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.RevokeSignerRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.Signer.FromString,
+                _registered_method=True)
+        self.PublishTrustSet = channel.unary_unary(
+                '/convoy.v1.AdminService/PublishTrustSet',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.PublishTrustSetRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.TrustSet.FromString,
+                _registered_method=True)
+        self.GetTrustSet = channel.unary_unary(
+                '/convoy.v1.AdminService/GetTrustSet',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.ListSignersRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.TrustSet.FromString,
                 _registered_method=True)
 
 
@@ -432,6 +462,12 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDeploymentManifest(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListDeploymentDevices(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -470,6 +506,37 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListDeploymentAudit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterSigner(self, request, context):
+        """Signed work (docs/security.md, "Signed work")
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSigners(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSigner(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishTrustSet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTrustSet(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -615,7 +682,7 @@ def add_AdminServiceServicer_to_server(servicer, server):
             ),
             'StartDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.StartDeployment,
-                    request_deserializer=convoy_dot_v1_dot_admin__pb2.DeploymentRef.FromString,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.StartDeploymentRequest.FromString,
                     response_serializer=convoy_dot_v1_dot_types__pb2.Deployment.SerializeToString,
             ),
             'PauseDeployment': grpc.unary_unary_rpc_method_handler(
@@ -635,8 +702,13 @@ def add_AdminServiceServicer_to_server(servicer, server):
             ),
             'RollbackDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.RollbackDeployment,
-                    request_deserializer=convoy_dot_v1_dot_admin__pb2.DeploymentRef.FromString,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.RollbackDeploymentRequest.FromString,
                     response_serializer=convoy_dot_v1_dot_types__pb2.Deployment.SerializeToString,
+            ),
+            'GetDeploymentManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeploymentManifest,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.GetDeploymentManifestRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.DeploymentManifest.SerializeToString,
             ),
             'ListDeploymentDevices': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeploymentDevices,
@@ -672,6 +744,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListDeploymentAudit,
                     request_deserializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditRequest.FromString,
                     response_serializer=convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditResponse.SerializeToString,
+            ),
+            'RegisterSigner': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterSigner,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.RegisterSignerRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.Signer.SerializeToString,
+            ),
+            'ListSigners': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSigners,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.ListSignersRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.ListSignersResponse.SerializeToString,
+            ),
+            'RevokeSigner': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSigner,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.RevokeSignerRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.Signer.SerializeToString,
+            ),
+            'PublishTrustSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishTrustSet,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.PublishTrustSetRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.TrustSet.SerializeToString,
+            ),
+            'GetTrustSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrustSet,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.ListSignersRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.TrustSet.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1428,7 +1525,7 @@ class AdminService:
             request,
             target,
             '/convoy.v1.AdminService/StartDeployment',
-            convoy_dot_v1_dot_admin__pb2.DeploymentRef.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.StartDeploymentRequest.SerializeToString,
             convoy_dot_v1_dot_types__pb2.Deployment.FromString,
             options,
             channel_credentials,
@@ -1536,8 +1633,35 @@ class AdminService:
             request,
             target,
             '/convoy.v1.AdminService/RollbackDeployment',
-            convoy_dot_v1_dot_admin__pb2.DeploymentRef.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.RollbackDeploymentRequest.SerializeToString,
             convoy_dot_v1_dot_types__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeploymentManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/GetDeploymentManifest',
+            convoy_dot_v1_dot_admin__pb2.GetDeploymentManifestRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.DeploymentManifest.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1727,6 +1851,141 @@ class AdminService:
             '/convoy.v1.AdminService/ListDeploymentAudit',
             convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditRequest.SerializeToString,
             convoy_dot_v1_dot_admin__pb2.ListDeploymentAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterSigner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/RegisterSigner',
+            convoy_dot_v1_dot_admin__pb2.RegisterSignerRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.Signer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSigners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/ListSigners',
+            convoy_dot_v1_dot_admin__pb2.ListSignersRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.ListSignersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSigner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/RevokeSigner',
+            convoy_dot_v1_dot_admin__pb2.RevokeSignerRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.Signer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishTrustSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/PublishTrustSet',
+            convoy_dot_v1_dot_admin__pb2.PublishTrustSetRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.TrustSet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrustSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/GetTrustSet',
+            convoy_dot_v1_dot_admin__pb2.ListSignersRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.TrustSet.FromString,
             options,
             channel_credentials,
             insecure,

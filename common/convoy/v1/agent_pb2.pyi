@@ -113,15 +113,27 @@ class CoordinatorMessage(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., cancel: _Optional[_Union[CancelJob, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., config: _Optional[_Union[AgentConfig, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("device_id", "heartbeat_interval_seconds")
+    __slots__ = ("device_id", "heartbeat_interval_seconds", "trust_set")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TRUST_SET_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     heartbeat_interval_seconds: float
-    def __init__(self, device_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ...) -> None: ...
+    trust_set: TrustSetUpdate
+    def __init__(self, device_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., trust_set: _Optional[_Union[TrustSetUpdate, _Mapping]] = ...) -> None: ...
+
+class TrustSetUpdate(_message.Message):
+    __slots__ = ("document", "key_id", "signature")
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    document: str
+    key_id: str
+    signature: str
+    def __init__(self, document: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "deployment_id", "attempt", "type", "payload", "respect_maintenance_windows", "timeout_seconds", "rollback", "window_wait_max_seconds")
+    __slots__ = ("job_id", "deployment_id", "attempt", "type", "payload", "respect_maintenance_windows", "timeout_seconds", "rollback", "window_wait_max_seconds", "manifest", "signature_key_id", "signature")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +143,9 @@ class Job(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ROLLBACK_FIELD_NUMBER: _ClassVar[int]
     WINDOW_WAIT_MAX_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     deployment_id: str
     attempt: int
@@ -140,7 +155,10 @@ class Job(_message.Message):
     timeout_seconds: float
     rollback: bool
     window_wait_max_seconds: float
-    def __init__(self, job_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., attempt: _Optional[int] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., respect_maintenance_windows: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., rollback: _Optional[bool] = ..., window_wait_max_seconds: _Optional[float] = ...) -> None: ...
+    manifest: str
+    signature_key_id: str
+    signature: str
+    def __init__(self, job_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., attempt: _Optional[int] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., respect_maintenance_windows: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., rollback: _Optional[bool] = ..., window_wait_max_seconds: _Optional[float] = ..., manifest: _Optional[str] = ..., signature_key_id: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
 
 class CancelJob(_message.Message):
     __slots__ = ("job_id", "reason")

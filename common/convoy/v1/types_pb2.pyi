@@ -250,7 +250,7 @@ class Progress(_message.Message):
     def __init__(self, total: _Optional[int] = ..., pending: _Optional[int] = ..., running: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., current_batch: _Optional[int] = ..., total_batches: _Optional[int] = ..., percent_complete: _Optional[int] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("id", "client_id", "name", "type", "payload", "target_type", "target_config", "rollout_config", "status", "status_reason", "progress", "created_at", "updated_at", "started_at", "completed_at", "rollback_of", "rolled_back_by", "next_batch_at", "approval")
+    __slots__ = ("id", "client_id", "name", "type", "payload", "target_type", "target_config", "rollout_config", "status", "status_reason", "progress", "created_at", "updated_at", "started_at", "completed_at", "rollback_of", "rolled_back_by", "next_batch_at", "approval", "signed_by")
     ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -270,6 +270,7 @@ class Deployment(_message.Message):
     ROLLED_BACK_BY_FIELD_NUMBER: _ClassVar[int]
     NEXT_BATCH_AT_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_BY_FIELD_NUMBER: _ClassVar[int]
     id: str
     client_id: str
     name: str
@@ -289,7 +290,8 @@ class Deployment(_message.Message):
     rolled_back_by: str
     next_batch_at: str
     approval: DeploymentApproval
-    def __init__(self, id: _Optional[str] = ..., client_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., target_type: _Optional[str] = ..., target_config: _Optional[_Union[TargetConfig, _Mapping]] = ..., rollout_config: _Optional[_Union[RolloutConfig, _Mapping]] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., started_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., rollback_of: _Optional[str] = ..., rolled_back_by: _Optional[str] = ..., next_batch_at: _Optional[str] = ..., approval: _Optional[_Union[DeploymentApproval, _Mapping]] = ...) -> None: ...
+    signed_by: str
+    def __init__(self, id: _Optional[str] = ..., client_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., target_type: _Optional[str] = ..., target_config: _Optional[_Union[TargetConfig, _Mapping]] = ..., rollout_config: _Optional[_Union[RolloutConfig, _Mapping]] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., started_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., rollback_of: _Optional[str] = ..., rolled_back_by: _Optional[str] = ..., next_batch_at: _Optional[str] = ..., approval: _Optional[_Union[DeploymentApproval, _Mapping]] = ..., signed_by: _Optional[str] = ...) -> None: ...
 
 class Approval(_message.Message):
     __slots__ = ("token_id", "token_name", "at", "comment")
