@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import grpc
 import grpc.aio
 
+from agent import trust_set
 from agent.download import Downloader
 from agent.journal import Journal, JournalError
 from agent.runner import Runner
@@ -395,6 +396,9 @@ class Daemon:
             if self.identity and msg.welcome.device_id and msg.welcome.device_id != self.identity.device_id:
                 log.warning("welcomed as device %s, enrolled as %s", msg.welcome.device_id, self.identity.device_id)
             self._set_coordinator_interval(msg.welcome.heartbeat_interval_seconds)
+            if msg.welcome.HasField("trust_set"):
+                t = msg.welcome.trust_set
+                trust_set.apply_update(self.state, t.document, t.key_id, t.signature)
         elif kind == "job":
             self._on_job(msg.job)
         elif kind == "cancel":

@@ -37,6 +37,7 @@ from typing import Any
 import grpc
 
 from agent import facts as facts_mod
+from agent import trust_set
 from agent.servers import parse_servers
 from agent.state import AGENT_VERSION, AgentIdentity, StateDir, atomic_write
 from common import pins, transport
@@ -155,6 +156,17 @@ class Installer:
 
         pinned = "" if tls.ca_pem is None else ", pinned CA in ca.pem"
         self.step(f"Writing agent state to {self.state.root} (credential mode 0600{pinned})...", save_state)
+
+        keys = list(getattr(self.args, "trust_keys", []) or [])
+        if keys:
+            def save_trust() -> None:
+                self.written.append(trust_set.path_of(self.state))
+                trust_set.save(self.state, trust_set.TrustSet(client_id=resp.client_id, serial=0, keys=tuple(keys)))
+
+            self.step(f"Pinning {len(keys)} signer key(s) in {trust_set.path_of(self.state)}: only work they "
+                      "signed will run...", save_trust)
+        elif trust_set.path_of(self.state).exists():
+            self.log.add(f"Keeping the signer keys pinned in {trust_set.path_of(self.state)}")
 
         windows = [w.strip() for w in self.args.maintenance_window if w.strip()]
         if windows:
@@ -297,6 +309,10 @@ def cli_install(args: argparse.Namespace) -> int:
         raise CliError("no machine id found (/etc/machine-id is missing): pass --machine-id", 2)
     facts = facts_mod.gather()
     state = StateDir(args.state_dir)
+    try:
+        args.trust_keys = trust_set.parse_keys(list(getattr(args, "trust_key", []) or []))
+    except trust_set.TrustError as exc:
+        raise CliError(str(exc), 2) from None
     tls = install_trust(args)
 
     request = pb.EnrollRequest(token=args.token, machine_id=machine_id, facts=facts_message(facts),

@@ -76,6 +76,10 @@ class JournalEntry:
     rollback: bool = False
     window_wait_max_seconds: float = 0.0
     """> 0: outside every window, hold the job until a window opens (at most this long after receipt)."""
+    manifest: str = ""
+    """The signed manifest, its key id and signature as delivered (docs/security.md, "Signed work")."""
+    signature_key_id: str = ""
+    signature: str = ""
     exit_code: int | None = None
     output: str = ""
     reason: str = ""
@@ -147,7 +151,8 @@ class Journal:
                 attempt=job.attempt, payload=json_format.MessageToDict(job.payload),
                 state=JobState.RECEIVED, respect_maintenance_windows=job.respect_maintenance_windows,
                 timeout_seconds=job.timeout_seconds, rollback=job.rollback,
-                window_wait_max_seconds=job.window_wait_max_seconds, received_at=now,
+                window_wait_max_seconds=job.window_wait_max_seconds, manifest=job.manifest,
+                signature_key_id=job.signature_key_id, signature=job.signature, received_at=now,
                 history=[f"{now} received"],
             )
             self._write(entry)

@@ -20,13 +20,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from agent import trust_set
 from agent.download import DownloadError
 from agent.installers import InstallError, JobContext, Outcome, installer_for
-from agent.journal import JobState, Journal
+from agent.journal import JobState, Journal, JournalEntry
 from agent.state import StateDir
 from common.clock import Clock
 from common.convoy.v1 import agent_pb2
 from common.maintenance import in_window, next_opening
+from common.signing import SIGNATURE_REASON
 
 log = logging.getLogger("convoy.agent.runner")
 
@@ -109,6 +111,10 @@ class Runner:
         self._lane_users[deployment_id] = self._lane_users.get(deployment_id, 0) + 1
         try:
             async with lane:
+                # Signed work: the one check before anything of the job happens, held or not
+                # (no prefetch, no window wait, no install; docs/security.md).
+                if self._refused(job_id):
+                    return
                 if await self._hold_for_window(job_id):
                     async with self._slots:
                         await self._execute(job_id)
@@ -191,6 +197,30 @@ class Runner:
         entry = self.journal.update(job_id, state, exit_code=exit_code, output=output, reason=reason)
         log.info("job %s %s%s", job_id, state, f": {reason}" if reason else "")
         self.emit(entry.status())
+
+    def _refused(self, job_id: str) -> bool:
+        """Fail a `received` job the trust set refuses (reason `signature`); True if it did."""
+        entry = self.journal.get(job_id)
+        if entry is None or entry.state != JobState.RECEIVED:
+            return False
+        refused = self._unsigned(entry)
+        if refused is None:
+            return False
+        log.warning("job %s refused: %s", job_id, refused)
+        self._finish(job_id, JobState.FAILED, reason=SIGNATURE_REASON, output=refused)
+        return True
+
+    def _unsigned(self, entry: JournalEntry) -> str | None:
+        """Why the trust set refuses this job (None: no trust set, or signed and matching)."""
+        try:
+            trust = trust_set.load(self.state)
+        except trust_set.TrustError as exc:
+            return str(exc)
+        if trust is None:
+            return None
+        return trust.check_job(deployment_id=entry.deployment_id, type_=entry.type, payload=entry.payload,
+                               rollback=entry.rollback, manifest=entry.manifest, key_id=entry.signature_key_id,
+                               signature=entry.signature, now=self.clock.now())
 
     async def _execute(self, job_id: str) -> None:
         entry = self.journal.get(job_id)

@@ -63,6 +63,9 @@ def register(sub: Any) -> None:
     p.add_argument("--maintenance-window", action="append", default=[],
                    help="a weekly maintenance window, e.g. 'Sat 01:00-05:00 Europe/Berlin' (repeatable)")
     p.add_argument("--no-service", action="store_true", help="do not write a systemd unit")
+    p.add_argument("--trust-key", action="append", default=[], metavar="KEY_OR_FILE",
+                   help="run only work signed by this key (ed25519:<base64>, or a file holding one; repeatable; "
+                        "printed by `convoy tokens create`)")
 
     r = command(agent, "run", "run the agent daemon: connect, heartbeat, receive and run jobs",
                 "  convoy agent run --state-dir /var/lib/convoy-agent\n"

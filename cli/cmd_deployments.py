@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.cmd_keys import add_sign_args, work_signature
 from cli.common import (
     CliError,
     call,
@@ -42,7 +43,8 @@ PENDING_STYLE = "grey50"
 # --- proto -> the seed's JSON -----------------------------------------------------------------
 
 # Fields the REST API shows as null when unset; proto3 strings print them as "".
-NULLABLE_DEPLOYMENT = ("statusReason", "startedAt", "completedAt", "nextBatchAt", "rollbackOf", "rolledBackBy")
+NULLABLE_DEPLOYMENT = ("statusReason", "startedAt", "completedAt", "nextBatchAt", "rollbackOf", "rolledBackBy",
+                       "signedBy")
 NULLABLE_RECORD = ("jobId", "error", "skipReason", "nextAttemptAt", "startedAt", "finishedAt")
 
 
@@ -424,6 +426,8 @@ def _show(d: dict[str, Any]) -> None:
         rows.append(("rollback of", d["rollbackOf"]))
     if d["rolledBackBy"]:
         rows.append(("rolled back by", d["rolledBackBy"]))
+    if d.get("signedBy"):
+        rows.append(("signed by", d["signedBy"]))
     for key, value in rows:
         print(f"{key + ':':<16}{printable(value)}")
 
@@ -535,9 +539,16 @@ def _initialize(args: argparse.Namespace) -> int:
     return 0
 
 
+SIGNED = {"StartDeployment": pb.StartDeploymentRequest, "RollbackDeployment": pb.RollbackDeploymentRequest}
+
+
 def _action(method: str, verb: str) -> Any:
     def handler(args: argparse.Namespace) -> int:
-        out = _deployment(call(args, method, pb.DeploymentRef(id=args.id)))
+        request: Any = pb.DeploymentRef(id=args.id)
+        if method in SIGNED:  # an optional operator signature (docs/security.md, "Signed work")
+            sig = work_signature(args, args.id, rollback=method == "RollbackDeployment")
+            request = SIGNED[method](id=args.id, signature=sig)
+        out = _deployment(call(args, method, request))
 
         def line() -> None:
             if method == "RollbackDeployment":
@@ -755,9 +766,13 @@ def register(sub: Any) -> None:
             ("cancel", "CancelDeployment", "cancelled", "cancel: pending devices are skipped; irreversible"),
             ("rollback", "RollbackDeployment", "rolled back",
              "revert the change where it completed, with a new deployment (completed/failed/paused/cancelled)")):
-        p = command(cmds, name, what, f"  convoy deployments {name} ID\n  convoy deployments {name} ID -o json",
+        signed = method in SIGNED
+        p = command(cmds, name, what, f"  convoy deployments {name} ID\n  convoy deployments {name} ID -o json"
+                    + (f"\n  convoy deployments {name} ID --sign-key ~/.config/convoy/keys/alice.key" if signed else ""),
                     _action(method, verb))
         _id_arg(p)
+        if signed:
+            add_sign_args(p)
 
     p = command(cmds, "approve", "approve a pending deployment that needs another operator's sign-off before start",
                 "  convoy deployments approve ID --comment 'reviewed the change ticket CHG-1234'\n"

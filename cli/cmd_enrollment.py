@@ -6,6 +6,7 @@ import argparse
 import shlex
 from typing import Any
 
+from cli.cmd_keys import trusted_keys
 from cli.common import (
     CliError,
     call,
@@ -32,7 +33,7 @@ def _create(args: argparse.Namespace) -> int:
     req = pb.CreateEnrollmentTokenRequest(client_id=args.client or "", expires_in_seconds=expires,
                                           max_uses=args.max_uses or 0, group_ids=args.group, name=args.name or "")
     out = to_dict(call(args, "CreateEnrollmentToken", req), snake=True)
-    out.update(install_command(args, out["token"]))
+    out.update(install_command(args, out["token"], trusted_keys(args, args.client or "")))
     emit(args, out, lambda: print(f"enrollment token {out['id']}; shown once:\n{out['token']}\n"
                                   f"install a device with:\n  {out['install_command']}"))
     return 0
@@ -51,7 +52,7 @@ def _replace(args: argparse.Namespace) -> int:
                                           device_id=args.device_id, name=f"replace {args.device_id}")
     out = to_dict(call(args, "CreateEnrollmentToken", req), snake=True)
     out["device_id"] = args.device_id
-    out.update(install_command(args, out["token"]))
+    out.update(install_command(args, out["token"], trusted_keys(args, args.client or "")))
     emit(args, out, lambda: print(
         f"replacement token {out['id']} for device {args.device_id} (one use); shown once:\n{out['token']}\n"
         f"on the replacement machine run:\n  {out['install_command']}"))
@@ -69,9 +70,10 @@ def register_replace(devices: Any) -> None:
     p.add_argument("device_id", metavar="DEVICE_ID")
 
 
-def install_command(args: argparse.Namespace, token: str) -> dict[str, str]:
-    """`{"ca_fingerprint", "install_command"}`: the whole `convoy agent install` line, pinning the
-    CA this command itself verified the coordinator with (kubeadm's join line, for Convoy)."""
+def install_command(args: argparse.Namespace, token: str, trust_keys: list[str] | None = None) -> dict[str, Any]:
+    """`{"ca_fingerprint", "install_command", "trust_keys"}`: the whole `convoy agent install` line,
+    pinning the CA this command itself verified the coordinator with (kubeadm's join line, for
+    Convoy), and the client's registered signer keys (docs/security.md, "Signed work")."""
     tls, fingerprint = client_trust(args)
     if not tls.secure:
         trust = ["--insecure"]
@@ -80,7 +82,9 @@ def install_command(args: argparse.Namespace, token: str) -> dict[str, str]:
     else:  # verified by the system roots: the agent needs the CA file the operator trusts
         trust = ["--ca", "CA_FILE"]
     cmd = ["convoy", "agent", "install", "--server", server_address(args), "--token", token, *trust]
-    return {"ca_fingerprint": fingerprint, "install_command": shlex.join(cmd)}
+    for key in trust_keys or []:
+        cmd += ["--trust-key", key]
+    return {"ca_fingerprint": fingerprint, "install_command": shlex.join(cmd), "trust_keys": list(trust_keys or [])}
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "cli.cmd_devices",
     "cli.cmd_payloads",
     "cli.cmd_deployments",
+    "cli.cmd_keys",
     "cli.cmd_run",
     "cli.cmd_agent",
     "cli.cmd_demo",
