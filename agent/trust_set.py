@@ -77,6 +77,13 @@ class TrustSet:
     def updated(self, document: str, key_id: str, signature: str) -> TrustSet | None:
         """The set a signed update makes (None: it is not newer than this one). TrustError when
         it is not signed by a key of this set, or is for another client, or malformed."""
+        try:
+            serial = json.loads(document).get("serial")
+        except (ValueError, AttributeError):
+            serial = None
+        if isinstance(serial, int) and serial <= self.serial:
+            # Not newer (every connect after an update): nothing to verify, nothing to load.
+            return None
         public = self.by_id.get(key_id)
         if public is None:
             raise TrustError(f"signed by key {key_id or '(none)'}, which this agent does not trust")

@@ -71,7 +71,7 @@ def register_replace(devices: Any) -> None:
 
 
 def install_command(args: argparse.Namespace, token: str, trust_keys: list[str] | None = None) -> dict[str, Any]:
-    """`{"ca_fingerprint", "install_command", "trust_keys"}`: the whole `convoy agent install` line,
+    """`{"ca_fingerprint", "install_command"[, "trust_keys"]}`: the whole `convoy agent install` line,
     pinning the CA this command itself verified the coordinator with (kubeadm's join line, for
     Convoy), and the client's registered signer keys (docs/security.md, "Signed work")."""
     tls, fingerprint = client_trust(args)
@@ -84,7 +84,10 @@ def install_command(args: argparse.Namespace, token: str, trust_keys: list[str] 
     cmd = ["convoy", "agent", "install", "--server", server_address(args), "--token", token, *trust]
     for key in trust_keys or []:
         cmd += ["--trust-key", key]
-    return {"ca_fingerprint": fingerprint, "install_command": shlex.join(cmd), "trust_keys": list(trust_keys or [])}
+    out: dict[str, Any] = {"ca_fingerprint": fingerprint, "install_command": shlex.join(cmd)}
+    if trust_keys:  # only when the client has signers: the output is otherwise unchanged
+        out["trust_keys"] = list(trust_keys)
+    return out
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -111,42 +111,43 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    """A new trust set for the client's agents, signed by a key they already trust."""
-    import grpc
+    """A new trust set for the client's agents, signed by a key they already trust.
 
+    The new set is given whole (`--trust-key`, repeatable): it is never derived from what the
+    coordinator says the current set is, so a coordinator cannot slip a key of its own into it.
+    Only the serial comes from the coordinator (a lower one than agents hold makes them ignore
+    the update; it cannot add a key)."""
     signer = load_signer(args.sign_key)
-    try:
-        current = call(args, "GetTrustSet", pb.ListSignersRequest(client_id=args.client or ""))
-        doc = json.loads(current.document)
-        base, serial, client_id = list(doc["keys"]), int(doc["serial"]), str(doc["clientId"])
-    except CliError as exc:
-        if exc.exit_code != 4:
-            raise
-        # Nothing published yet: agents hold what they pinned at install, which is what
-        # `tokens create` printed, the client's registered signers.
-        rows = call(args, "ListSigners", pb.ListSignersRequest(client_id=args.client or "")).data
-        base = [r.public_key for r in rows if not r.revoked_at]
-        serial = 0
-        client_id = rows[0].client_id if rows else (args.client or "")
-        if not client_id:
-            raise CliError("the client has no registered signers: pass --client", 2) from None
-    except (grpc.RpcError, ValueError, KeyError) as exc:
-        raise CliError(f"cannot read the current trust set: {exc}", 1) from None
-    keys = set(base) | {public_key_of(k) for k in args.add}
-    remove = set(args.remove)
-    keys = {k for k in keys if signing.key_id(signing.parse_public_key(k)) not in remove}
+    keys = sorted({public_key_of(k) for k in args.trust_key})
     if not keys:
-        raise CliError("the new trust set would hold no key: agents would run nothing", 2)
-    if signer.public_key not in base:
-        print(f"warning: key {signer.key_id} is not in the current trust set; agents will refuse this update",
-              file=sys.stderr)
-    document = signing.trust_document(client_id, serial + 1, sorted(keys))
+        raise CliError("give the whole new set with --trust-key (repeatable)", 2)
+    client_id = args.client or ""
+    serial = args.serial
+    if serial is None:
+        try:
+            current = call(args, "GetTrustSet", pb.ListSignersRequest(client_id=client_id))
+            serial, client_id = int(current.serial) + 1, current.client_id
+        except CliError as exc:
+            if exc.exit_code != 4:
+                raise
+            serial = 1
+    if not client_id:
+        rows = call(args, "ListSigners", pb.ListSignersRequest(client_id="")).data
+        client_id = rows[0].client_id if rows else ""
+        if not client_id:
+            raise CliError("pass --client", 2)
+    if serial < 1:
+        raise CliError("--serial must be at least 1", 2)
+    document = signing.trust_document(client_id, serial, keys)
     sig = signer.sign(signing.TRUST_SET_CONTEXT, document)
     out = to_dict(call(args, "PublishTrustSet", pb.PublishTrustSetRequest(
         client_id=client_id, document=document.decode(), key_id=signer.key_id, signature=sig)), snake=True)
+    out["serial"] = int(out["serial"])
+    out["keys"] = keys
     emit(args, out, lambda: print(
-        f"published trust set {out['serial']} for client {client_id} ({len(keys)} key(s)); agents adopt it "
-        "when they next connect"))
+        f"published trust set {serial} for client {client_id}, signed by {signer.key_id}: "
+        + ", ".join(signing.key_id(signing.parse_public_key(k)) for k in keys)
+        + "\nagents adopt it when they next connect, if they trust the signing key"))
     return 0
 
 
@@ -271,9 +272,12 @@ def register(sub: Any) -> None:
     p.add_argument("--client", help="client id (default: the API token's only client)")
 
     p = command(keys, "rotate", "publish a new trust set for the client's agents, signed by a key they trust",
-                "  convoy keys rotate --client CLIENT_ID --sign-key old.key --add new.pub --remove OLD_KEY_ID\n"
-                "  (agents adopt it when they next connect, only if a key they trust signed it)", _rotate)
+                "  convoy keys rotate --client CLIENT_ID --sign-key alice.key --trust-key bob.pub --trust-key carol.pub\n"
+                "  (the whole new set; agents adopt it when they next connect, only if a key they trust signed it)",
+                _rotate)
     p.add_argument("--client", help="client id (default: the API token's only client)")
     p.add_argument("--sign-key", required=True, metavar="FILE", help="a private key the agents already trust")
-    p.add_argument("--add", action="append", default=[], metavar="KEY_OR_FILE", help="a key to trust (repeatable)")
-    p.add_argument("--remove", action="append", default=[], metavar="KEY_ID", help="a key to stop trusting (repeatable)")
+    p.add_argument("--trust-key", action="append", default=[], metavar="KEY_OR_FILE",
+                   help="a key of the new set (repeatable; the set is exactly these keys)")
+    p.add_argument("--serial", type=int, default=None,
+                   help="the document's serial (default: one above the published one); agents take only higher ones")

@@ -207,3 +207,56 @@ def test_start_refuses_a_bad_signature_with_400(env: tuple[CoordinatorProcess, R
     coord.cli("keys", "revoke", key["key_id"], "--client", coord.client_id)
     rows = fleet.api("GET", f"/clients/{coord.client_id}/signers")["data"]
     assert rows[0]["revokedAt"] is not None
+
+
+def test_trust_set_changes_only_through_a_document_signed_by_a_trusted_key(
+        env: tuple[CoordinatorProcess, RealFleet], tmp_path: Path) -> None:
+    coord, fleet = env
+    out = tmp_path / "out"
+    out.mkdir()
+    keys = tmp_path / "keys"
+    alice = cli_json(coord, "keys", "create", "--name", "alice", "--out", str(keys))
+    bob = cli_json(coord, "keys", "create", "--name", "bob", "--out", str(keys))
+    mallory = cli_json(coord, "keys", "create", "--name", "mallory", "--out", str(keys))
+    for k in (alice, bob, mallory):
+        coord.cli("keys", "register", k["public_key"], "--client", coord.client_id)
+    tok = cli_json(coord, "tokens", "create", "--client", coord.client_id)
+    agent = RealAgent(coord, fleet.root, "pinned")
+    agent.install(tok["token"], "--trust-key", alice["public_key_file"])
+    agent.start()
+    fleet.agents.append(agent)
+    fleet.wait_online([agent])
+    trust_file = agent.state_dir / "trust.json"
+    before = trust_file.read_text()
+
+    # A set signed by a key the agent does not trust (what a compromised coordinator could make
+    # with a key of its own) is published but refused by the agent.
+    coord.cli("keys", "rotate", "--client", coord.client_id, "--sign-key", mallory["private_key_file"],
+              "--trust-key", mallory["public_key"], "--trust-key", alice["public_key"])
+    agent.stop()
+    agent.start()
+    fleet.wait_online([agent])
+    wait_for(lambda: "trust-set update refused" in agent.log(), timeout=20, what="the agent to refuse the update")
+    assert trust_file.read_text() == before
+
+    # alice (trusted) hands over to bob: the agent adopts it on its next connect.
+    rotated = coord.cli("keys", "rotate", "--client", coord.client_id, "--sign-key", alice["private_key_file"],
+                        "--trust-key", bob["public_key_file"], "-o", "json")
+    assert json.loads(rotated.stdout)["serial"] == 2
+    agent.stop()
+    agent.start()
+    fleet.wait_online([agent])
+    wait_for(lambda: json.loads(trust_file.read_text())["keys"] == [bob["public_key"]], timeout=20,
+             what="the agent to adopt the rotated trust set")
+
+    sid = coord.admin().CreateScript(pb.CreateScriptRequest(
+        client_id=coord.client_id, name="marker", interpreter="sh", body=MARKER_SCRIPT, parameters_schema=SCHEMA)).id
+    dep = deployment(fleet, sid, out, "bob", [agent.device_id])
+    coord.cli("deployments", "start", dep, "--sign-key", bob["private_key_file"])
+    assert fleet.wait_finished(dep)["status"] == "completed"
+    assert (out / f"{agent.device_id}.bob").exists()
+    dep = deployment(fleet, sid, out, "alice", [agent.device_id])
+    coord.cli("deployments", "start", dep, "--sign-key", alice["private_key_file"])
+    fleet.wait_finished(dep)
+    assert by_device(fleet, dep)[agent.device_id]["error"] == "signature"
+    assert not (out / f"{agent.device_id}.alice").exists()
