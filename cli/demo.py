@@ -119,10 +119,16 @@ class Demo:
         detail(f"gRPC {server}, REST https://127.0.0.1:{ports['http_port']}/v2 (OpenAPI at /openapi.json), "
                "both TLS")
 
+        say("Making an operator's Ed25519 signing key on this machine and registering its public half")
+        key = self.json("keys", "create", "--name", "demo-operator", "--out", str(self.dir / "keys"))
+        self.run("keys", "register", key["public_key_file"], "--client", client, "--name", "demo operator")
+        detail(f"key {key['key_id']}; the private key stays in {key['private_key_file']} (0600), never uploaded")
+
         say("Creating an enrollment token (expires in 1h); it comes with the whole install command")
         created = self.json("tokens", "create", "--client", client, "--expires-in", "1h")
         token = created["token"]
         detail(created["install_command"].replace(token, "cvy_enr_…"))
+        expect(created.get("trust_keys") == [key["public_key"]], "the install command pins the signer key")
 
         say(f"Installing {N_AGENTS} agents, each a separate `convoy agent install` process")
         now = datetime.now(UTC)
@@ -131,7 +137,8 @@ class Demo:
         for i in range(N_AGENTS):
             args = ["agent", "install", "--server", server, "--token", token, "--state-dir",
                     str(self.dir / "agents" / f"agent-{i:02d}"), "--machine-id", f"demo-machine-{i:02d}",
-                    "--no-service", "-o", "json", "--tag", "demo", "--ca-fingerprint", created["ca_fingerprint"]]
+                    "--no-service", "-o", "json", "--tag", "demo", "--ca-fingerprint", created["ca_fingerprint"],
+                    "--trust-key", key["public_key"]]
             installs.append(subprocess.Popen([*self.convoy, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                              env=self.env, cwd=self.cwd, text=True))
         devices = []
@@ -144,8 +151,8 @@ class Demo:
         failing = [order[0], order[1], order[len(order) // 2]]
         windowed = order[-1 - CLOSED_WINDOW:-1]
         offline = order[-1]
-        detail(f"{len(devices)} devices enrolled, each pinning the coordinator's CA; each enrollment is a "
-               "`success` record in its history")
+        detail(f"{len(devices)} devices enrolled, each pinning the coordinator's CA and the signer key; each "
+               "enrollment is a `success` record in its history")
 
         say(f"Giving {CLOSED_WINDOW} agents a maintenance window that is closed now ({closed})")
         for i, dev in enumerate(devices):
@@ -195,8 +202,9 @@ class Demo:
                f"{[b['deviceCount'] for b in preview['batches']]}; nothing runs until start")
         expect(preview["resolvedCount"] == N_AGENTS and preview["totalBatches"] == 4, "the plan is 4 batches of 5")
 
-        say("Starting it and watching: batch 1 holds two flaky devices, so it should auto-pause")
-        self.run("deployments", "start", dep)
+        say("Starting it signed, and watching: batch 1 holds two flaky devices, so it should auto-pause")
+        self.run("deployments", "start", dep, "--sign-key", key["private_key_file"])
+        expect(self.json("deployments", "get", dep).get("signedBy") == key["key_id"], "the deployment is signed")
         watch = self.run("deployments", "watch", dep, check=False)
         print(watch.stdout.rstrip())
         got = self.json("deployments", "get", dep)
@@ -230,6 +238,18 @@ class Demo:
         history = self.json("devices", "history", "--client", client, devices[0])
         print(json.dumps(history, indent=2))
         expect(history["total_count"] >= 1 and history["data"][0]["status"] == "success", "history shows the enrollment")
+        say("Starting an unsigned deployment: agents that pin a signer key refuse it, and nothing runs")
+        unsigned = {**body, "name": "Unsigned — refused", "targetType": "devices",
+                    "targetConfig": {"type": "devices", "deviceIds": [order[2]]}, "rolloutConfig": {"type": "immediate"}}
+        (self.dir / "unsigned.json").write_text(json.dumps(unsigned))
+        dep2 = self.json("deployments", "create", "--file", str(self.dir / "unsigned.json"))["id"]
+        self.run("deployments", "initialize", dep2)
+        self.run("deployments", "start", dep2)
+        self.run("deployments", "watch", dep2, check=False)
+        [rec] = self.json("deployments", "devices", dep2)["data"]
+        expect(rec["status"] == "failed" and rec.get("error") == "signature", f"refused for its signature: {rec}")
+        detail(f"{rec['deviceId']}: failed, reason {rec['error']}: {rec.get('output', '').strip()}")
+
         say(f"The story happened as told in {time.monotonic() - started:.0f}s. Stopping every process the demo started.")
 
     def _listening(self, proc: subprocess.Popen[bytes]) -> dict[str, Any]:

@@ -13,5 +13,6 @@ def test_demo_tells_the_story() -> None:
     assert res.returncode == 0, f"demo failed:\n{res.stdout}\n{res.stderr}"
     out = res.stdout
     for line in ("auto-paused after batch 1", "No space left on device", "final: completed",
-                 "outside_maintenance_window", '"status": "success"', "The story happened as told"):
+                 "outside_maintenance_window", '"status": "success"', "failed, reason signature",
+                 "The story happened as told"):
         assert line in out
