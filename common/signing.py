@@ -68,8 +68,9 @@ def _normalise(value: Any) -> Any:
 
 def canonical(value: Any) -> bytes:
     """The one byte form of a JSON value: sorted keys, no whitespace, UTF-8, normalised numbers."""
+    # surrogatepass: a lone surrogate (legal in JSON text, not in UTF-8) still has one encoding.
     return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+                      allow_nan=False).encode("utf-8", "surrogatepass")
 
 
 def payload_digest(payload: Mapping[str, Any]) -> str:

@@ -260,3 +260,46 @@ def test_trust_set_changes_only_through_a_document_signed_by_a_trusted_key(
     fleet.wait_finished(dep)
     assert by_device(fleet, dep)[agent.device_id]["error"] == "signature"
     assert not (out / f"{agent.device_id}.alice").exists()
+
+
+ROLLBACK_SCRIPT = """#!/bin/sh
+touch "$CONVOY_PARAM_DIR/$CONVOY_DEVICE_ID.$CONVOY_PARAM_TAG.undone"
+"""
+
+
+def test_rollbacks_are_signed_too_and_key_files_stay_local(env: tuple[CoordinatorProcess, RealFleet],
+                                                           tmp_path: Path) -> None:
+    coord, fleet = env
+    out = tmp_path / "out"
+    out.mkdir()
+    keys = tmp_path / "keys"
+    key = cli_json(coord, "keys", "create", "--name", "ops", "--out", str(keys))
+    again = coord.cli("keys", "create", "--name", "ops", "--out", str(keys), check=False)
+    assert again.returncode == 5 and "never overwritten" in again.stderr
+    # registering from the private key file sends only its public half
+    reg = cli_json(coord, "keys", "register", key["private_key_file"], "--client", coord.client_id)
+    assert reg["public_key"] == key["public_key"]
+    tok = cli_json(coord, "tokens", "create", "--client", coord.client_id)
+    agent = RealAgent(coord, fleet.root, "pinned")
+    agent.install(tok["token"], "--trust-key", key["public_key_file"])
+    agent.start()
+    fleet.agents.append(agent)
+    fleet.wait_online([agent])
+    sid = coord.admin().CreateScript(pb.CreateScriptRequest(
+        client_id=coord.client_id, name="marker", interpreter="sh", body=MARKER_SCRIPT,
+        rollback_body=ROLLBACK_SCRIPT, parameters_schema=SCHEMA)).id
+
+    for tag, signed in (("rb-signed", True), ("rb-unsigned", False)):
+        dep = deployment(fleet, sid, out, tag, [agent.device_id])
+        coord.cli("deployments", "start", dep, "--sign-key", key["private_key_file"])
+        assert fleet.wait_finished(dep)["status"] == "completed"
+        sign = ["--sign-key", key["private_key_file"]] if signed else []
+        rb = json.loads(coord.cli("deployments", "rollback", dep, *sign, "-o", "json").stdout)
+        assert rb["signedBy"] == (key["key_id"] if signed else None)
+        fleet.wait_finished(rb["id"])
+        rec = by_device(fleet, rb["id"])[agent.device_id]
+        undone = out / f"{agent.device_id}.{tag}.undone"
+        if signed:
+            assert rec["status"] == "completed" and undone.exists(), rec
+        else:
+            assert (rec["status"], rec["error"]) == ("failed", "signature") and not undone.exists(), rec

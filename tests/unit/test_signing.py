@@ -54,6 +54,10 @@ def test_canonical_survives_the_struct_round_trip() -> None:
     assert signing.payload_digest(through_struct(PAYLOAD)) == signing.payload_digest(PAYLOAD)
 
 
+def test_canonical_never_fails_on_a_lone_surrogate() -> None:
+    assert signing.canonical({"b": "\ud800"}) == signing.canonical(json.loads('{"b": "\\ud800"}'))
+
+
 def test_canonical_refuses_nan() -> None:
     with pytest.raises(signing.SigningError):
         signing.canonical({"x": float("nan")})
