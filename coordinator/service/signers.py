@@ -200,11 +200,6 @@ def get_trust_set(s: Session, who: Principal, client_id: str | None) -> dict[str
     return _trust_dict(row)
 
 
-def trust_set_for_device(s: Session, device_id: str) -> m.TrustSetDocument | None:
-    client_id = s.scalar(select(m.Device.client_id).where(m.Device.id == device_id))
-    return s.get(m.TrustSetDocument, client_id) if client_id else None
-
-
 def parse_trust_document(doc: str) -> dict[str, Any]:
     """`{"v": 1, "clientId", "serial", "keys": ["ed25519:…", …]}` in canonical form, checked."""
     try:
