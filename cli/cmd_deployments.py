@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.cmd_keys import add_sign_args, work_signature
+from cli.cmd_keys import add_sign_args, warn_unsigned, work_signature
 from cli.common import (
     CliError,
     call,
@@ -549,6 +549,8 @@ def _action(method: str, verb: str) -> Any:
             sig = work_signature(args, args.id, rollback=method == "RollbackDeployment")
             request = SIGNED[method](id=args.id, signature=sig)
         out = _deployment(call(args, method, request))
+        if method in SIGNED and not out.get("signedBy"):
+            warn_unsigned(args, out["clientId"])
 
         def line() -> None:
             if method == "RollbackDeployment":

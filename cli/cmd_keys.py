@@ -238,6 +238,19 @@ def work_signature(args: argparse.Namespace, deployment_id: str, *, rollback: bo
     return pb.WorkSignature(key_id=signed["keyId"], value=signed["value"], manifest=signed["manifest"])
 
 
+def warn_unsigned(args: argparse.Namespace, client_id: str) -> None:
+    """After an unsigned start or rollback: say so on stderr when the client has signers, whose
+    agents will refuse the work (a forgotten --sign-key is otherwise a fleet of failures)."""
+    try:
+        keys = trusted_keys(args, client_id)
+    except CliError:
+        return  # a courtesy: never fail a start that succeeded
+    if keys:
+        print(f"warning: started unsigned, but client {client_id} has {len(keys)} registered signer key(s): "
+              "agents that pin them will fail these jobs with reason 'signature' (sign with --sign-key)",
+              file=sys.stderr)
+
+
 def trusted_keys(args: argparse.Namespace, client_id: str) -> list[str]:
     """The client's active signer keys, for the install command `tokens create` prints."""
     rows = call(args, "ListSigners", pb.ListSignersRequest(client_id=client_id)).data

@@ -294,8 +294,10 @@ def test_rollbacks_are_signed_too_and_key_files_stay_local(env: tuple[Coordinato
         coord.cli("deployments", "start", dep, "--sign-key", key["private_key_file"])
         assert fleet.wait_finished(dep)["status"] == "completed"
         sign = ["--sign-key", key["private_key_file"]] if signed else []
-        rb = json.loads(coord.cli("deployments", "rollback", dep, *sign, "-o", "json").stdout)
+        proc = coord.cli("deployments", "rollback", dep, *sign, "-o", "json")
+        rb = json.loads(proc.stdout)
         assert rb["signedBy"] == (key["key_id"] if signed else None)
+        assert ("warning: started unsigned" in proc.stderr) is not signed
         fleet.wait_finished(rb["id"])
         rec = by_device(fleet, rb["id"])[agent.device_id]
         undone = out / f"{agent.device_id}.{tag}.undone"
