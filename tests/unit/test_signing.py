@@ -228,3 +228,59 @@ def test_parse_keys_from_text_and_file(tmp_path: Path, signer: signing.Signer) -
     assert trust_set.parse_keys([str(f), signer.public_key]) == [signer.public_key]
     with pytest.raises(trust_set.TrustError):
         trust_set.parse_keys(["ed25519:short"])
+
+
+# --- the runner: the check comes first, also for a job recovered from the journal --------------
+
+
+def _job(job_id: str, payload: dict[str, Any], signed: dict[str, str] | None, **kw: Any) -> Any:
+    from common.convoy.v1 import agent_pb2
+
+    s = struct_pb2.Struct()
+    json_format.ParseDict(payload, s)
+    sig = signed or {}
+    return agent_pb2.Job(job_id=job_id, deployment_id=DEP, attempt=1, type="script", payload=s,
+                         manifest=sig.get("manifest", ""), signature_key_id=sig.get("keyId", ""),
+                         signature=sig.get("value", ""), **kw)
+
+
+def test_runner_refuses_before_anything_runs_and_runs_signed_work(tmp_path: Path, trust: trust_set.TrustSet,
+                                                                  signer: signing.Signer) -> None:
+    import asyncio
+
+    from agent.journal import Journal
+    from agent.runner import Runner
+    from common.clock import FakeClock
+
+    state = StateDir(tmp_path / "state")
+    state.root.mkdir()
+    trust_set.save(state, trust)
+    marker = tmp_path / "ran"
+    payload = {"interpreter": "sh", "body": f"touch {marker}-$CONVOY_JOB_ID\n", "parameters": {}}
+    good = signing.sign_manifest(signer, manifest(payload))
+    journal = Journal(state.journal_dir)
+    # Journaled by an earlier run of the agent (a crash before the check): still checked now.
+    journal.record_received(_job("unsigned", payload, None, respect_maintenance_windows=True))
+    journal.record_received(_job("tampered", {**payload, "body": f"touch {marker}-evil\n"}, good))
+    journal.record_received(_job("signed", payload, good))
+    statuses: list[Any] = []
+
+    async def fetch(_sha: str, _size: int | None) -> Path:
+        raise AssertionError("nothing is downloaded")
+
+    async def go() -> None:
+        runner = Runner(state=state, journal=journal, device_id="dev", emit=statuses.append, fetch=fetch,
+                        windows=lambda: ["Sat 01:00-01:01 UTC"], clock=FakeClock(NOW))
+        for entry in journal.runnable():
+            runner.submit(entry.job_id)
+        while runner.busy:
+            await asyncio.sleep(0.02)
+
+    asyncio.run(go())
+    got = {j: (e.state, e.reason) for j in ("unsigned", "tampered", "signed") if (e := journal.get(j))}
+    # outside its window (NOW is a Wednesday), yet failed for its signature: the check comes first
+    assert got["unsigned"] == ("failed", signing.SIGNATURE_REASON)
+    assert got["tampered"] == ("failed", signing.SIGNATURE_REASON)
+    assert "digest" in journal.get("tampered").output  # type: ignore[union-attr]
+    assert got["signed"][0] == "completed"
+    assert sorted(p.name for p in tmp_path.glob("ran-*")) == ["ran-signed"]
