@@ -263,6 +263,11 @@ def test_runner_refuses_before_anything_runs_and_runs_signed_work(tmp_path: Path
     journal.record_received(_job("unsigned", payload, None, respect_maintenance_windows=True))
     journal.record_received(_job("tampered", {**payload, "body": f"touch {marker}-evil\n"}, good))
     journal.record_received(_job("signed", payload, good))
+    # a software job that would be held for its window (artifact fetched now): refused first
+    software = {"artifact": {"sha256": "ab" * 32, "size": 10, "name": "x.deb", "kind": "deb"}, "action": "install"}
+    held = _job("held", software, None, respect_maintenance_windows=True, window_wait_max_seconds=3600)
+    held.type = "software"
+    journal.record_received(held)
     statuses: list[Any] = []
 
     async def fetch(_sha: str, _size: int | None) -> Path:
@@ -277,7 +282,9 @@ def test_runner_refuses_before_anything_runs_and_runs_signed_work(tmp_path: Path
             await asyncio.sleep(0.02)
 
     asyncio.run(go())
-    got = {j: (e.state, e.reason) for j in ("unsigned", "tampered", "signed") if (e := journal.get(j))}
+    got = {j: (e.state, e.reason) for j in ("unsigned", "tampered", "signed", "held") if (e := journal.get(j))}
+    assert got["held"] == ("failed", signing.SIGNATURE_REASON)  # never fetched, never held
+    assert [st.state for st in statuses if st.job_id == "held"] == ["failed"]
     # outside its window (NOW is a Wednesday), yet failed for its signature: the check comes first
     assert got["unsigned"] == ("failed", signing.SIGNATURE_REASON)
     assert got["tampered"] == ("failed", signing.SIGNATURE_REASON)
