@@ -1,6 +1,7 @@
 """The job runner: carries one journaled job through its states, one job per deployment at a time.
 
-    received → (outside every window, if asked: skipped "outside_maintenance_window", or with
+    received → (with a trust set, not signed by a pinned key for this very job: failed "signature")
+             → (outside every window, if asked: skipped "outside_maintenance_window", or with
                 a window wait: held until the next window opens, software fetched first)
              → downloading (software installs: fetch and verify the artifact)
              → installing (then the deployment's verify script, if any) → completed | failed

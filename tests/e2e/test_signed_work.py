@@ -9,6 +9,7 @@ import json
 import sqlite3
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +306,41 @@ def test_rollbacks_are_signed_too_and_key_files_stay_local(env: tuple[Coordinato
             assert rec["status"] == "completed" and undone.exists(), rec
         else:
             assert (rec["status"], rec["error"]) == ("failed", "signature") and not undone.exists(), rec
+
+
+COUNTING_FLAKY = """#!/bin/sh
+echo "$CONVOY_ATTEMPT" >> "$CONVOY_PARAM_DIR/$CONVOY_DEVICE_ID.$CONVOY_PARAM_TAG"
+[ "$CONVOY_ATTEMPT" = 1 ] && exit 3
+exit 0
+"""
+
+
+def test_an_expired_signature_is_refused(env: tuple[CoordinatorProcess, RealFleet], tmp_path: Path) -> None:
+    """The first attempt runs within the signature's life; the retry, dispatched after it
+    expired, is refused by the agent whatever the coordinator says."""
+    coord, fleet = env
+    out = tmp_path / "out"
+    out.mkdir()
+    key = cli_json(coord, "keys", "create", "--name", "short", "--out", str(tmp_path / "keys"))
+    coord.cli("keys", "register", key["public_key"], "--client", coord.client_id)
+    tok = cli_json(coord, "tokens", "create", "--client", coord.client_id)
+    agent = RealAgent(coord, fleet.root, "pinned")
+    agent.install(tok["token"], "--trust-key", key["public_key"])
+    agent.start()
+    fleet.agents.append(agent)
+    fleet.wait_online([agent])
+    sid = coord.admin().CreateScript(pb.CreateScriptRequest(
+        client_id=coord.client_id, name="flaky", interpreter="sh", body=COUNTING_FLAKY, parameters_schema=SCHEMA)).id
+    dep = deployment(fleet, sid, out, "runs", [agent.device_id], retryConfig={"maxRetries": 1, "backoffMinutes": [600]})
+    started = coord.cli("deployments", "start", dep, "--sign-key", key["private_key_file"], "--sign-expires-in", "4s")
+    expires = started.stderr.split("expires ")[1].split()[0].strip(",")
+    wait_for(lambda: by_device(fleet, dep)[agent.device_id]["error"] == "exit code 3", timeout=30,
+             what="the first attempt to fail")
+    wait_for(lambda: datetime.now(UTC) > datetime.fromisoformat(expires.replace("Z", "+00:00")) + timedelta(seconds=1),
+             timeout=30, what=f"the signature to expire at {expires}")
+    coord.cli("deployments", "retry", dep, agent.device_id)
+    fleet.wait_finished(dep)
+    rec = by_device(fleet, dep)[agent.device_id]
+    assert (rec["status"], rec["error"]) == ("failed", "signature"), rec
+    assert "expired" in rec["output"]
+    assert (out / f"{agent.device_id}.runs").read_text().split() == ["1"]  # the retry never ran
