@@ -117,6 +117,8 @@ def test_signed_start_is_checked_stored_and_sent_with_every_job(coordinator_any:
     assert started.signed_by == k.key_id
     rest.wait_status(dep, "completed")
     assert rest("GET", f"/deployments/{dep}")["signedBy"] == k.key_id
+    audit = rest("GET", f"/deployments/{dep}/audit")["data"]
+    assert any(e["reason"] == f"signed by {k.key_id}" and e["toStatus"] != "pending" for e in audit), audit
     for a in agents:
         [job] = [j for j in a.jobs if j.deployment_id == dep]
         assert (job.manifest, job.signature_key_id, job.signature) == (good["manifest"], k.key_id, good["value"])
