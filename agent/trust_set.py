@@ -115,6 +115,8 @@ def parse_keys(values: list[str]) -> list[str]:
             keys.append(signing.format_public_key(signing.parse_public_key(text)))
         except signing.SigningError as exc:
             raise TrustError(f"--trust-key {value!r}: {exc}") from None
+    if len(set(keys)) > signing.MAX_TRUSTED_KEYS:
+        raise TrustError(f"at most {signing.MAX_TRUSTED_KEYS} --trust-key values")
     return sorted(set(keys))
 
 
@@ -129,8 +131,8 @@ def load(state: StateDir) -> TrustSet | None:
     try:
         raw = json.loads(data)
         keys = tuple(sorted(signing.format_public_key(signing.parse_public_key(k)) for k in raw["keys"]))
-        if not keys:
-            raise ValueError("no keys")
+        if not keys or len(keys) > signing.MAX_TRUSTED_KEYS:
+            raise ValueError(f"between 1 and {signing.MAX_TRUSTED_KEYS} keys needed")
         return TrustSet(client_id=str(raw["clientId"]), serial=int(raw["serial"]), keys=keys)
     except (ValueError, KeyError, TypeError, signing.SigningError) as exc:
         raise TrustError(f"{path} is unreadable ({exc}): fix or reinstall it; no job runs until then") from None

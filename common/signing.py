@@ -33,6 +33,7 @@ MANIFEST_VERSION = 1
 SIGNING_CONTEXT = b"convoy-manifest-v1\n"
 TRUST_SET_CONTEXT = b"convoy-trust-set-v1\n"
 KEY_PREFIX = "ed25519:"
+MAX_TRUSTED_KEYS = 64
 SIGNATURE_REASON = "signature"
 """The failure reason an agent reports for a job that fails verification."""
 
@@ -278,6 +279,8 @@ def check_trust_document(raw: Any, text: str) -> dict[str, Any]:
     keys = raw["keys"]
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise SigningError("trust-set keys must be a non-empty list of ed25519:<base64> keys")
+    if len(keys) > MAX_TRUSTED_KEYS:
+        raise SigningError(f"a trust set holds at most {MAX_TRUSTED_KEYS} keys")
     for k in keys:
         parse_public_key(k)
     if canonical(raw).decode("utf-8") != text:
