@@ -154,14 +154,15 @@ def _rotate(args: argparse.Namespace) -> int:
 # --- signing a deployment --------------------------------------------------------------------
 
 
-def add_sign_args(p: argparse.ArgumentParser) -> None:
+def add_sign_args(p: argparse.ArgumentParser, *, expect: bool = True) -> None:
     p.add_argument("--sign-key", metavar="FILE", default=None,
                    help="sign the deployment's manifest with this private key (default: $CONVOY_SIGN_KEY)")
     p.add_argument("--sign-expires-in", default="7d", metavar="DURATION",
                    help="agents refuse the signed work after this long (default 7d)")
-    p.add_argument("--expect", metavar="FILE", default=None,
-                   help="sign only if the payload is this file: the script body, the artifact, or the policy "
-                        "document (JSON)")
+    if expect:
+        p.add_argument("--expect", metavar="FILE", default=None,
+                       help="sign only if the payload is this file: the script body, the artifact, or the policy "
+                            "document (JSON)")
 
 
 def _check_expected(path: str, type_: str, payload: dict[str, Any]) -> None:
@@ -197,10 +198,12 @@ def _describe(type_: str, payload: dict[str, Any]) -> str:
     return f"packages {json.dumps(payload.get('packages'))} ({payload.get('action')})"
 
 
-def work_signature(args: argparse.Namespace, deployment_id: str, *, rollback: bool) -> pb.WorkSignature | None:
+def work_signature(args: argparse.Namespace, deployment_id: str, *, rollback: bool,
+                   script: tuple[str, str] | None = None) -> pb.WorkSignature | None:
     """Sign what the coordinator says agents will receive for `deployment_id` — after checking
-    that its manifest is a manifest of *that* payload (digest recomputed here) for that deployment.
-    None when no key is given (`--sign-key` / `CONVOY_SIGN_KEY`)."""
+    that its manifest is a manifest of *that* payload (digest recomputed here) for that deployment,
+    and, with `script` (interpreter, body), that the payload runs exactly that. None when no key
+    is given (`--sign-key` / `CONVOY_SIGN_KEY`)."""
     from common.durations import parse_duration
 
     path = getattr(args, "sign_key", None) or os.environ.get("CONVOY_SIGN_KEY")
@@ -229,6 +232,8 @@ def work_signature(args: argparse.Namespace, deployment_id: str, *, rollback: bo
         raise CliError("refusing to sign: the rollback payload does not name the deployment it reverts", 1)
     if getattr(args, "expect", None):
         _check_expected(args.expect, proposed.type, payload)
+    if script is not None and (proposed.type, payload.get("interpreter"), payload.get("body")) != ("script", *script):
+        raise CliError("refusing to sign: the coordinator's script is not the command given", 5)
     manifest = signing.Manifest(deployment_id=deployment_id, client_id=proposed.client_id, type=proposed.type,
                                 digest=digest, rollback=rollback,
                                 expires_at=signing.now_utc() + timedelta(seconds=ttl))

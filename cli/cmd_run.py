@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from cli.cmd_keys import add_sign_args, warn_unsigned, work_signature
 from cli.common import (
     CliError,
     admin_stub,
@@ -169,7 +170,11 @@ def _run(args: argparse.Namespace) -> int:
     last: Any = None
     try:
         try:
-            admin("StartDeployment", pb.StartDeploymentRequest(id=dep.id))
+            # Signed (docs/security.md): the body signed is checked to be COMMAND itself.
+            sig = work_signature(args, dep.id, rollback=False, script=(args.interpreter, args.command_text))
+            admin("StartDeployment", pb.StartDeploymentRequest(id=dep.id, signature=sig))
+            if sig is None:
+                warn_unsigned(args, script.client_id)
         except CliError as exc:
             if exc.exit_code == 5 and str(exc).startswith("needs approval"):  # docs/approvals.md
                 raise CliError(f"{exc}; deployment {dep.id} waits, pending: another operator runs convoy deployments "
@@ -234,3 +239,4 @@ def register(sub: Any) -> None:
     p.add_argument("--install-timeout", type=float, metavar="MIN", help="fail a device silent for this long")
     p.add_argument("--name", help="the deployment's name (default: 'run: ' and the command)")
     p.add_argument("--client", metavar="ID", help="client id (needed when the API token spans several clients)")
+    add_sign_args(p, expect=False)

@@ -344,3 +344,22 @@ def test_an_expired_signature_is_refused(env: tuple[CoordinatorProcess, RealFlee
     assert (rec["status"], rec["error"]) == ("failed", "signature"), rec
     assert "expired" in rec["output"]
     assert (out / f"{agent.device_id}.runs").read_text().split() == ["1"]  # the retry never ran
+
+
+def test_convoy_run_signs_the_command_it_was_given(env: tuple[CoordinatorProcess, RealFleet], tmp_path: Path) -> None:
+    coord, fleet = env
+    key = cli_json(coord, "keys", "create", "--name", "ops", "--out", str(tmp_path / "keys"))
+    coord.cli("keys", "register", key["public_key"], "--client", coord.client_id)
+    tok = cli_json(coord, "tokens", "create", "--client", coord.client_id)
+    agent = RealAgent(coord, fleet.root, "pinned")
+    agent.install(tok["token"], "--trust-key", key["public_key"])
+    agent.start()
+    fleet.agents.append(agent)
+    fleet.wait_online([agent])
+    signed, unsigned = tmp_path / "signed", tmp_path / "unsigned"
+    ok = coord.cli("run", "--target-devices", agent.device_id, "--sign-key", key["private_key_file"],
+                   f"touch {signed}", "-o", "json")
+    assert signed.exists() and "signing with key" in ok.stderr
+    refused = coord.cli("run", f"touch {unsigned}", "--target-devices", agent.device_id, "-o", "json", check=False)
+    assert refused.returncode == 1 and not unsigned.exists(), refused.stderr + refused.stdout
+    assert "warning: started unsigned" in refused.stderr
