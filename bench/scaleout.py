@@ -202,7 +202,7 @@ def failover_supported() -> bool:
     return bool(getattr(simulate, "MULTI_SERVER", False))
 
 
-def run(work: Path, n: int, big: int | None) -> Result:
+def run(work: Path, n: int, big: int | None, largest_only: bool = False) -> Result:
     name = f"convoy_scaleout_{int(time.time())}"
     url = create_database(name)
     res = Result("scale-out", f"{REPLICAS} coordinator replicas (subprocesses) on one PostgreSQL; {n:,} simulated "
@@ -239,6 +239,12 @@ def run(work: Path, n: int, big: int | None) -> Result:
         res.add("coordinator memory per agent (RSS growth / agents)", f"{per_agent / 1024:.0f} KB", "≤ 100 KB",
                 per_agent <= 100 * 1024)
 
+        t1 = float("nan")
+        if largest_only:  # `--largest`: how many agents the machine holds, nothing else
+            res.add(f"{n:,} agents over {REPLICAS} replicas: online", f"{online_count(url):,}")
+            res.add(f"{n:,} agents: completed", f"{d3.progress.completed:,} ({d3.status}, {t3:.1f} s)")
+            res.raw.update({"n": n, "three": t3, "per_agent_bytes": per_agent})
+            return res
         say(f"{d3.status} in {t3:.1f} s; now the same fleet on replica A alone")
         cluster.connect(agents, [targets[0]] * REPLICAS, limit)
         t1, d1 = cluster.deploy(cluster.coords[0], limit)
@@ -298,18 +304,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--big", type=int, default=0, help="then as many agents as this across the replicas (e.g. 100000)")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (coordinator logs)")
+    p.add_argument("--largest", action="store_true",
+                   help="only connect --n agents over the replicas and deploy to them once (no baseline, no failover)")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="convoy-scaleout-"))
     mach = machine()
     print(f"machine: {mach}\ndate: {now_utc()}\nscratch: {work}", flush=True)
     started = time.monotonic()
     try:
-        res = run(work, args.n, args.big or None)
+        res = run(work, args.n, args.big or None, largest_only=args.largest)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     res.print()
-    write = not args.no_write and args.n >= FULL_N
+    write = not args.no_write and args.n >= FULL_N and not args.largest
     if write:
         save_section("scaleout", res, mach)
     print(f"\nall done in {time.monotonic() - started:.0f} s" + ("; wrote docs/BENCHMARKS.md" if write else ""))
