@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,6 @@ from common.convoy.v1 import admin_pb2 as pb
 from tests.agents import wait_for
 from tests.harness import CoordinatorProcess, cli_json
 from tests.real_agents import RealFleet
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[CoordinatorProcess, RealFleet]]:
-    coord = CoordinatorProcess(tmp_path / "coord")
-    coord.bootstrap()
-    coord.start()
-    fleet = RealFleet(coord, tmp_path / "agents")
-    fleet.root.mkdir()
-    try:
-        yield coord, fleet
-    finally:
-        fleet.stop()
-        coord.stop()
 
 
 def script(coord: CoordinatorProcess, body: str, rollback: str = "", schema: str = "") -> str:

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,6 @@ from tests.real_agents import RealAgent, RealFleet
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("dpkg-deb") or not shutil.which("dpkg"),
                                 reason="needs dpkg and root")
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[CoordinatorProcess, RealFleet]]:
-    coord = CoordinatorProcess(tmp_path / "coord")
-    coord.bootstrap()
-    coord.start()
-    fleet = RealFleet(coord, tmp_path / "agents")
-    fleet.root.mkdir()
-    try:
-        yield coord, fleet
-    finally:
-        fleet.stop()
-        coord.stop()
 
 
 def build_deb(tmp_path: Path, name: str, version: str) -> Path:

@@ -8,12 +8,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from common.convoy.v1 import admin_pb2 as pb
 from tests.agents import wait_for
@@ -34,20 +31,6 @@ exit 0
 EVIL_SCRIPT = """#!/bin/sh
 touch "$CONVOY_PARAM_DIR/$CONVOY_DEVICE_ID.evil"
 """
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[CoordinatorProcess, RealFleet]]:
-    coord = CoordinatorProcess(tmp_path / "coord")
-    coord.bootstrap()
-    coord.start()
-    fleet = RealFleet(coord, tmp_path / "agents")
-    fleet.root.mkdir()
-    try:
-        yield coord, fleet
-    finally:
-        fleet.stop()
-        coord.stop()
 
 
 def cli_json(coord: CoordinatorProcess, *args: str) -> Any:

@@ -4,30 +4,13 @@ job held by the agent until its maintenance window opens."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from common.convoy.v1 import admin_pb2 as pb
 from tests.agents import wait_for
 from tests.harness import CoordinatorProcess
 from tests.real_agents import RealFleet
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[CoordinatorProcess, RealFleet]]:
-    coord = CoordinatorProcess(tmp_path / "coord")
-    coord.bootstrap()
-    coord.start()
-    fleet = RealFleet(coord, tmp_path / "agents")
-    fleet.root.mkdir()
-    try:
-        yield coord, fleet
-    finally:
-        fleet.stop()
-        coord.stop()
 
 
 def script(coord: CoordinatorProcess, name: str, body: str) -> str:
