@@ -51,6 +51,17 @@ def by_device(fleet: RealFleet, dep_id: str) -> dict[str, dict[str, Any]]:
     return {r["deviceId"]: r for r in fleet.records(dep_id)}
 
 
+def pinned_agent(coord: CoordinatorProcess, fleet: RealFleet, trust_key: str) -> RealAgent:
+    """A real agent installed with a fresh enrollment token and `--trust-key`, started and online."""
+    tok = cli_json(coord, "tokens", "create", "--client", coord.client_id)
+    agent = RealAgent(coord, fleet.root, "pinned")
+    agent.install(tok["token"], "--trust-key", trust_key)
+    agent.start()
+    fleet.agents.append(agent)
+    fleet.wait_online([agent])
+    return agent
+
+
 def test_only_signed_work_runs_on_agents_with_a_trust_set(env: tuple[CoordinatorProcess, RealFleet],
                                                           tmp_path: Path) -> None:
     coord, fleet = env
@@ -204,12 +215,7 @@ def test_trust_set_changes_only_through_a_document_signed_by_a_trusted_key(
     mallory = cli_json(coord, "keys", "create", "--name", "mallory", "--out", str(keys))
     for k in (alice, bob, mallory):
         coord.cli("keys", "register", k["public_key"], "--client", coord.client_id)
-    tok = cli_json(coord, "tokens", "create", "--client", coord.client_id)
-    agent = RealAgent(coord, fleet.root, "pinned")
-    agent.install(tok["token"], "--trust-key", alice["public_key_file"])
-    agent.start()
-    fleet.agents.append(agent)
-    fleet.wait_online([agent])
+    agent = pinned_agent(coord, fleet, alice["public_key_file"])
     trust_file = agent.state_dir / "trust.json"
     before = trust_file.read_text()
 
@@ -263,12 +269,7 @@ def test_rollbacks_are_signed_too_and_key_files_stay_local(env: tuple[Coordinato
     # registering from the private key file sends only its public half
     reg = cli_json(coord, "keys", "register", key["private_key_file"], "--client", coord.client_id)
     assert reg["public_key"] == key["public_key"]
-    tok = cli_json(coord, "tokens", "create", "--client", coord.client_id)
-    agent = RealAgent(coord, fleet.root, "pinned")
-    agent.install(tok["token"], "--trust-key", key["public_key_file"])
-    agent.start()
-    fleet.agents.append(agent)
-    fleet.wait_online([agent])
+    agent = pinned_agent(coord, fleet, key["public_key_file"])
     sid = coord.admin().CreateScript(pb.CreateScriptRequest(
         client_id=coord.client_id, name="marker", interpreter="sh", body=MARKER_SCRIPT,
         rollback_body=ROLLBACK_SCRIPT, parameters_schema=SCHEMA)).id
@@ -306,12 +307,7 @@ def test_an_expired_signature_is_refused(env: tuple[CoordinatorProcess, RealFlee
     out.mkdir()
     key = cli_json(coord, "keys", "create", "--name", "short", "--out", str(tmp_path / "keys"))
     coord.cli("keys", "register", key["public_key"], "--client", coord.client_id)
-    tok = cli_json(coord, "tokens", "create", "--client", coord.client_id)
-    agent = RealAgent(coord, fleet.root, "pinned")
-    agent.install(tok["token"], "--trust-key", key["public_key"])
-    agent.start()
-    fleet.agents.append(agent)
-    fleet.wait_online([agent])
+    agent = pinned_agent(coord, fleet, key["public_key"])
     sid = coord.admin().CreateScript(pb.CreateScriptRequest(
         client_id=coord.client_id, name="flaky", interpreter="sh", body=COUNTING_FLAKY, parameters_schema=SCHEMA)).id
     dep = deployment(fleet, sid, out, "runs", [agent.device_id], retryConfig={"maxRetries": 1, "backoffMinutes": [600]})
@@ -333,12 +329,7 @@ def test_convoy_run_signs_the_command_it_was_given(env: tuple[CoordinatorProcess
     coord, fleet = env
     key = cli_json(coord, "keys", "create", "--name", "ops", "--out", str(tmp_path / "keys"))
     coord.cli("keys", "register", key["public_key"], "--client", coord.client_id)
-    tok = cli_json(coord, "tokens", "create", "--client", coord.client_id)
-    agent = RealAgent(coord, fleet.root, "pinned")
-    agent.install(tok["token"], "--trust-key", key["public_key"])
-    agent.start()
-    fleet.agents.append(agent)
-    fleet.wait_online([agent])
+    agent = pinned_agent(coord, fleet, key["public_key"])
     signed, unsigned = tmp_path / "signed", tmp_path / "unsigned"
     ok = coord.cli("run", "--target-devices", agent.device_id, "--sign-key", key["private_key_file"],
                    f"touch {signed}", "-o", "json")
