@@ -30,8 +30,11 @@ chromium:
 	    echo "chromium is not installed (sudo apt-get install chromium): the dashboard tests will skip"; \
 	  fi; }
 
+# Two workers (pytest-xdist) by default: TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) lint chromium
-	$(VENV)/bin/pytest -q --durations=15
+	$(VENV)/bin/pytest -q --durations=15 -n $(TEST_WORKERS)
 
 proto: $(STAMP)
 	$(PY) -m common.protogen
