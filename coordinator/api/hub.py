@@ -47,8 +47,8 @@ from common.maintenance import parse_window
 from coordinator.app import App
 from coordinator.engine import rollout
 from coordinator.engine.rollout import Dispatch
-from coordinator.engine.writer import chunks
 from coordinator.store import models as m
+from coordinator.store.inlist import chunks
 
 log = logging.getLogger("convoy.hub")
 

@@ -33,8 +33,9 @@ from coordinator.domain.rollout_config import RolloutConfig
 from coordinator.domain.states import LIVE, RECORD_RUNNING
 from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
-from coordinator.engine.writer import Writer, chunks
+from coordinator.engine.writer import Writer
 from coordinator.store import models as m
+from coordinator.store.inlist import id_in
 from coordinator.store.transitions import add_event, mark_due, transition
 
 OUTPUT_LIMIT = 64 * 1024
@@ -250,9 +251,9 @@ def _gates(s: Session, d: m.Deployment, device_ids: list[str]) -> dict[str, rm.G
     if d.rollback_of is None or not device_ids:
         return {}
     out: dict[str, rm.Gate] = {}
-    for chunk in chunks(device_ids):
+    for among in id_in(s, m.DeploymentDevice.device_id, device_ids):
         for device_id, status in s.execute(select(m.DeploymentDevice.device_id, m.DeploymentDevice.status).where(
-                m.DeploymentDevice.deployment_id == d.rollback_of, m.DeploymentDevice.device_id.in_(chunk))):
+                m.DeploymentDevice.deployment_id == d.rollback_of, among)):
             out[device_id] = (rm.Gate.OPEN if status == R.COMPLETED
                               else rm.Gate.HOLD if status in RECORD_RUNNING else rm.Gate.CLOSED)
     return out
@@ -319,9 +320,9 @@ def _release_rollback(s: Session, d: m.Deployment, device_ids: list[str], now: d
     if d.rolled_back_by is None or not device_ids:
         return False
     released = 0
-    for chunk in chunks(device_ids):
+    for among in id_in(s, m.DeploymentDevice.device_id, device_ids):
         res = s.execute(update(m.DeploymentDevice).where(
-            m.DeploymentDevice.deployment_id == d.rolled_back_by, m.DeploymentDevice.device_id.in_(chunk),
+            m.DeploymentDevice.deployment_id == d.rolled_back_by, among,
             m.DeploymentDevice.status == R.PENDING, m.DeploymentDevice.due_at.is_(None),
             m.DeploymentDevice.batch_number <= select(m.Deployment.current_batch)
             .where(m.Deployment.id == d.rolled_back_by).scalar_subquery())
@@ -569,25 +570,25 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
     cols = (jt.c.id, jt.c.device_id, jt.c.deployment_id, jt.c.deployment_device_id, jt.c.state, jt.c.desired,
             jt.c.ran, jt.c.activity_at)
     jobs: dict[str, dict[str, Any]] = {}
-    for chunk in chunks({r.job_id for r in reports}):
-        for jrow in s.execute(select(*cols).where(jt.c.id.in_(chunk))):
+    for among in id_in(s, jt.c.id, {r.job_id for r in reports}):
+        for jrow in s.execute(select(*cols).where(among)):
             jobs[jrow.id] = jrow._asdict()
     dep_ids = sorted({j["deployment_id"] for j in jobs.values()})
     # Lock the deployments in a fixed order (PostgreSQL) so record moves serialize with the engine.
     deps: dict[str, m.Deployment] = {}
-    for chunk in chunks(dep_ids):
-        deps.update({d.id: d for d in s.scalars(select(m.Deployment).where(m.Deployment.id.in_(chunk))
+    for among in id_in(s, m.Deployment.id, dep_ids):
+        deps.update({d.id: d for d in s.scalars(select(m.Deployment).where(among)
                                                  .order_by(m.Deployment.id).with_for_update())})
     if s.get_bind().dialect.name != "sqlite":
         # Re-read the jobs under the deployment locks (SQLite's BEGIN IMMEDIATE already
         # serializes): the engine may have changed one between the first read and the lock.
-        for chunk in chunks(set(jobs)):
-            for row in s.execute(select(*cols).where(jt.c.id.in_(chunk))):
+        for among in id_in(s, jt.c.id, set(jobs)):
+            for row in s.execute(select(*cols).where(among)):
                 jobs[row.id] = row._asdict()
     records: dict[str, rm.Record] = {}
-    for chunk in chunks({j["deployment_device_id"] for j in jobs.values()}):
+    for among in id_in(s, rt.c.id, {j["deployment_device_id"] for j in jobs.values()}):
         for rrow in s.execute(select(rt.c.id, rt.c.job_id, rt.c.status, rt.c.runs, rt.c.attempts, rt.c.error,
-                                     rt.c.due_at, rt.c.manual, rt.c.wait_until).where(rt.c.id.in_(chunk))):
+                                     rt.c.due_at, rt.c.manual, rt.c.wait_until).where(among)):
             records[rrow.id] = _rec(rrow)
     writers: dict[str, Writer] = {}
     contexts: dict[str, rm.Context] = {}
@@ -649,13 +650,13 @@ def wake_late_arrivers(s: Session, device_ids: Sequence[str], now: datetime) -> 
     deployment live) are due now, so the engine dispatches them. The deployments to reconcile."""
     r, d = m.DeploymentDevice, m.Deployment
     found: list[tuple[str, str]] = []
-    for chunk in chunks(device_ids):
+    for among in id_in(s, r.device_id, device_ids):
         found.extend((rec_id, dep_id) for rec_id, dep_id in s.execute(
             select(r.id, r.deployment_id).join(d, d.id == r.deployment_id).where(
-                r.device_id.in_(chunk), r.wait_until >= now, r.status == R.PENDING.value,
+                among, r.wait_until >= now, r.status == R.PENDING.value,
                 d.status.in_([x.value for x in LIVE]))))
-    for ids in chunks([rec_id for rec_id, _ in found]):
-        s.execute(update(r).where(r.id.in_(ids), r.status == R.PENDING.value).values(due_at=now)
+    for among in id_in(s, r.id, [rec_id for rec_id, _ in found]):
+        s.execute(update(r).where(among, r.status == R.PENDING.value).values(due_at=now)
                   .execution_options(synchronize_session=False))
     return sorted({dep for _, dep in found})
 
@@ -668,11 +669,11 @@ def device_jobs(s: Session, device_ids: Sequence[str], default_timeout_min: floa
     if not device_ids:
         return out
     j, r, d = m.Job, m.DeploymentDevice, m.Deployment
-    for chunk in chunks(device_ids):
+    for among in id_in(s, j.device_id, device_ids):
         rows = s.execute(
             select(j.id, j.device_id, j.attempt, j.desired, j.withdraw_reason, d)
             .join(r, r.id == j.deployment_device_id).join(d, d.id == j.deployment_id)
-            .where(j.device_id.in_(chunk), j.state.not_in(JOB_TERMINAL_VALUES))).all()
+            .where(among, j.state.not_in(JOB_TERMINAL_VALUES))).all()
         for job_id, device_id, attempt, desired, why, dep in rows:
             if desired == Desired.WITHDRAWN:
                 out.withdrawn.append((device_id, job_id, why or "withdrawn"))

@@ -10,7 +10,6 @@ counting a single record.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,13 +27,6 @@ from coordinator.store import models as m
 
 _COUNTER = {R.PENDING: "n_pending", R.DOWNLOADING: "n_running", R.INSTALLING: "n_running",
             R.COMPLETED: "n_completed", R.FAILED: "n_failed", R.SKIPPED: "n_skipped"}
-
-
-def chunks(ids: Any, size: int = 5000) -> Iterator[list[Any]]:
-    """IN lists in pieces (PostgreSQL takes at most 65,535 parameters in one statement)."""
-    items = list(ids)
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 @dataclass

@@ -35,9 +35,9 @@ from coordinator.engine.rollout import (
     manual_retry,
     rollback_devices,
 )
-from coordinator.engine.writer import chunks
 from coordinator.service import approvals, payloads, signers
 from coordinator.store import models as m
+from coordinator.store.inlist import id_in
 from coordinator.store.transitions import add_event as _event
 from coordinator.store.transitions import transition
 
@@ -366,9 +366,9 @@ def _strategies_preview(s: Session, d: m.Deployment, device_ids: Sequence[str]) 
     out: dict[str, Any] = {"strategies": lines}
     if RolloutConfig.parse(d.rollout_config).offline_devices.waits:
         online = 0
-        for chunk in chunks(device_ids):
+        for among in id_in(s, m.Device.id, device_ids):
             online += s.scalar(select(func.count()).select_from(m.Device).where(
-                m.Device.id.in_(chunk), m.Device.online.is_(True))) or 0
+                among, m.Device.online.is_(True))) or 0
         out["offlineNow"] = len(device_ids) - online
     return out
 

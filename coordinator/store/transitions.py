@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from common.errors import Conflict
 from coordinator.domain.states import check_action
 from coordinator.store import models as m
+from coordinator.store.inlist import id_in
 
 
 def add_event(s: Session, d: m.Deployment, actor: str, from_status: str, to_status: str, reason: str,
@@ -27,10 +28,9 @@ def mark_due(s: Session, deployment_ids: Iterable[str], now: datetime) -> None:
     """These deployments need an engine's look now (any replica's): their stored due time is
     brought forward to `now`, in the transaction of the change, so a replica dying before its
     engine reconciles costs nothing. Callers hold the deployments' row locks already."""
-    ids = sorted(set(deployment_ids))
-    for i in range(0, len(ids), 5000):  # IN lists in pieces (store-side twin of writer.chunks)
+    for among in id_in(s, m.Deployment.id, sorted(set(deployment_ids))):
         s.execute(update(m.Deployment)
-                  .where(m.Deployment.id.in_(ids[i:i + 5000]),
+                  .where(among,
                          or_(m.Deployment.due_at.is_(None), m.Deployment.due_at > now))
                   .values(due_at=now).execution_options(synchronize_session=False))
 
