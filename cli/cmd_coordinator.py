@@ -102,6 +102,15 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if resp.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
+def _systemd_unit(args: argparse.Namespace) -> int:
+    """Print the shipped, hardened coordinator unit with ExecStart at this install's convoy."""
+    from common import systemd_units
+
+    print(systemd_units.render(systemd_units.COORDINATOR, [*systemd_units.convoy_command(), "coordinator", "serve"]),
+          end="")
+    return 0
+
+
 def _bootstrap(args: argparse.Namespace) -> int:
     from common.clock import utcnow
     from common.errors import ConvoyError
@@ -190,6 +199,12 @@ def register(sub: Any) -> None:
     command(coord, "status", "ask a coordinator (one replica) whether it is serving, and which replica it is",
             "  convoy coordinator status --server convoy-a.example.com:7443\n"
             "  convoy coordinator status -o json", _status, quiet="replica")
+
+    command(coord, "systemd-unit", "print a hardened systemd unit that runs this install's coordinator "
+            "(settings from /etc/convoy/coordinator.env, data in /var/lib/convoy)",
+            "  convoy coordinator systemd-unit > /etc/systemd/system/convoy-coordinator.service\n"
+            "  systemctl daemon-reload && systemctl enable --now convoy-coordinator.service",
+            _systemd_unit, connection=False, output=False)
 
     admin = sub.add_parser("admin", help="store administration").add_subparsers(dest="sub", required=True, metavar="COMMAND")
     b = command(admin, "bootstrap", "create the first client and a partner-level admin token, on the store directly",
