@@ -32,11 +32,10 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cli import config
-from cli.config import Context
 from common.exits import EXIT_CODES, EXIT_UNTRUSTED, CliError  # noqa: F401 - re-exported for cli/*
 
 if TYPE_CHECKING:
+    from cli.config import Context
     from common.transport import ClientTLS
 
 _TRUE = ("1", "true", "yes", "on")
@@ -77,6 +76,9 @@ def context(args: argparse.Namespace) -> tuple[str, Context]:
     """The context this command uses (its name, "" for none), read once per command."""
     cached = getattr(args, "_context", None)
     if cached is None:
+        # imported here: `convoy agent run` shares this module and never reads the config file
+        from cli import config
+
         cached = args._context = config.selected(getattr(args, "context", None))
     return cached  # type: ignore[no-any-return]
 
@@ -109,6 +111,8 @@ def api_token(args: argparse.Namespace) -> str:
         return token
     _, ctx = context(args)
     if ctx.token_file:
+        from cli import config
+
         return config.read_token_file(ctx.token_file)
     raise CliError("no API token: set CONVOY_TOKEN, pass --token, or use a context with a token file "
                    "(convoy context set NAME --token-file FILE)", 3)

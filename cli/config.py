@@ -23,8 +23,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -88,6 +86,8 @@ def config_path() -> Path:
 
 def load(path: Path | None = None) -> Config:
     """The config file parsed and checked; a missing file is an empty config."""
+    import tomllib
+
     path = path or config_path()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -125,6 +125,8 @@ def _parse(raw: dict[str, Any], path: Path) -> Config:
 
 def save(config: Config, path: Path | None = None) -> Path:
     """Write the whole file at once (a temporary file renamed over it), readable by its owner only."""
+    import tempfile
+
     import tomli_w
 
     path = path or config_path()
