@@ -40,7 +40,7 @@ from agent import facts as facts_mod
 from agent import trust_set
 from agent.servers import parse_servers
 from agent.state import AGENT_VERSION, AgentIdentity, StateDir, atomic_write
-from common import pins, transport
+from common import pins, systemd_units, transport
 from common.clock import utcnow
 from common.convoy.v1 import agent_pb2 as pb
 from common.convoy.v1 import agent_pb2_grpc
@@ -92,25 +92,12 @@ def systemd_present() -> bool:
 
 def agent_command(state_dir: Path) -> list[str]:
     """How to start the daemon for this state dir, with the same Python as this install."""
-    script = Path(sys.executable).parent / "convoy"
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
-    return [*base, "agent", "run", "--state-dir", str(state_dir)]
+    return [*systemd_units.convoy_command(), "agent", "run", "--state-dir", str(state_dir)]
 
 
 def unit_text(state_dir: Path) -> str:
-    return (
-        "[Unit]\n"
-        "Description=Convoy agent\n"
-        "After=network-online.target\n"
-        "Wants=network-online.target\n\n"
-        "[Service]\n"
-        f"ExecStart={' '.join(agent_command(state_dir))}\n"
-        "Restart=always\n"
-        "RestartSec=5\n"
-        "KillSignal=SIGTERM\n\n"
-        "[Install]\n"
-        "WantedBy=multi-user.target\n"
-    )
+    """The shipped, hardened agent unit (agent/systemd/convoy-agent.service) for this state dir."""
+    return systemd_units.render(systemd_units.AGENT, agent_command(state_dir))
 
 
 def _systemctl(*args: str) -> None:

@@ -102,6 +102,15 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if resp.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
+def _systemd_unit(args: argparse.Namespace) -> int:
+    """Print the shipped, hardened coordinator unit with ExecStart at this install's convoy."""
+    from common import systemd_units
+
+    print(systemd_units.render(systemd_units.COORDINATOR, [*systemd_units.convoy_command(), "coordinator", "serve"]),
+          end="")
+    return 0
+
+
 def _bootstrap(args: argparse.Namespace) -> int:
     from common.clock import utcnow
     from common.errors import ConvoyError
@@ -111,6 +120,11 @@ def _bootstrap(args: argparse.Namespace) -> int:
     from coordinator.tls import ca_info
 
     data_dir = args.data_dir or os.environ.get("CONVOY_DATA_DIR") or DEFAULTS["data_dir"]
+    if args.save_context:  # a bad name or config file is refused before anything is written
+        from cli import config
+
+        config.check_name(args.save_context)
+        config.load()
     private_process()
     secure_data_dir(data_dir)
     store = Store.open(args.db or os.environ.get("CONVOY_DB"), data_dir)
@@ -121,11 +135,26 @@ def _bootstrap(args: argparse.Namespace) -> int:
     finally:
         store.close()
     out = {**out, **ca_info(data_dir)}
+    if args.save_context:
+        from cli.cmd_context import save_bootstrap_context
+
+        out.update(save_bootstrap_context(args.save_context, out["token"], out["client_id"], out["ca_file"],
+                                          _local_server()))
     emit(args, out, lambda: print(
         f"client id: {out['client_id']}\nadmin token (shown once, keep it safe): {out['token']}\n"
         f"CA certificate: {out['ca_file']}\nCA fingerprint: {out['ca_fingerprint']}\n"
-        f"for the CLI:    export CONVOY_TOKEN=<the token> CONVOY_CA={out['ca_file']}"))
+        + (f"context {out['context']!r} saved (current; token in {out['token_file']}): convoy clients list"
+           if args.save_context else
+           f"for the CLI:    export CONVOY_TOKEN=<the token> CONVOY_CA={out['ca_file']}")))
     return 0
+
+
+def _local_server() -> str:
+    """Where `serve` on this host will listen for gRPC ($CONVOY_GRPC_LISTEN or the default), as an
+    address a client dials (a wildcard host becomes loopback)."""
+    listen = os.environ.get(ENV["grpc_listen"]) or DEFAULTS["grpc_listen"]
+    host, _, port = listen.rpartition(":")
+    return f"{'127.0.0.1' if host in ('', '0.0.0.0', '[::]', '::') else host}:{port}"
 
 
 def register(sub: Any) -> None:
@@ -171,6 +200,12 @@ def register(sub: Any) -> None:
             "  convoy coordinator status --server convoy-a.example.com:7443\n"
             "  convoy coordinator status -o json", _status, quiet="replica")
 
+    command(coord, "systemd-unit", "print a hardened systemd unit that runs this install's coordinator "
+            "(settings from /etc/convoy/coordinator.env, data in /var/lib/convoy)",
+            "  convoy coordinator systemd-unit > /etc/systemd/system/convoy-coordinator.service\n"
+            "  systemctl daemon-reload && systemctl enable --now convoy-coordinator.service",
+            _systemd_unit, connection=False, output=False)
+
     admin = sub.add_parser("admin", help="store administration").add_subparsers(dest="sub", required=True, metavar="COMMAND")
     b = command(admin, "bootstrap", "create the first client and a partner-level admin token, on the store directly",
                 "  convoy admin bootstrap --data-dir ./convoy-data --client-name 'Acme IT' -o json",
@@ -179,3 +214,6 @@ def register(sub: Any) -> None:
     b.add_argument("--data-dir", help="default: $CONVOY_DATA_DIR or ./convoy-data")
     b.add_argument("--client-name", required=True)
     b.add_argument("--force", action="store_true", help="mint another partner admin even if one exists")
+    b.add_argument("--save-context", metavar="NAME",
+                   help="also save a CLI context NAME (this host's coordinator, its CA, the new token in a 0600 "
+                        "file, the new client) and make it current")

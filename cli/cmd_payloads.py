@@ -24,7 +24,7 @@ def _read_text(path: str, flag: str) -> str:
 
 
 def _add_client_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--client", default="", help="client id (needed when the token spans several clients)")
+    p.add_argument("--client", help="client id (needed when the token spans several clients)")
 
 
 # --- groups ---------------------------------------------------------------------------------

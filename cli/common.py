@@ -7,6 +7,10 @@ Errors leave as one line on stderr (`error: <the server's message>`) and a non-z
 Output (`-o`): `table` for people, `json` and `yaml` for scripts (a list is always
 `{"data": [...], "total": N}`), and `-q/--quiet` prints only ids, one a line, for `$(…)`.
 
+Every connection setting comes from, strongest first: its flag, its environment variable, the
+context (`--context NAME`, `$CONVOY_CONTEXT`, else the config file's current one: cli/config.py),
+the default. The same holds for `--client` (`$CONVOY_CLIENT`, the context's `client`).
+
 Trust in the coordinator, strongest first (flags override the environment): `--ca FILE` /
 `CONVOY_CA` (a PEM CA file), `--ca-fingerprint` / `CONVOY_CA_FINGERPRINT` (`sha256:…` of the CA
 certificate, which is fetched from the server and checked, see common/transport.discover_ca), the
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from common.exits import EXIT_CODES, EXIT_UNTRUSTED, CliError  # noqa: F401 - re-exported for cli/*
 
 if TYPE_CHECKING:
+    from cli.config import Context
     from common.transport import ClientTLS
 
 _TRUE = ("1", "true", "yes", "on")
@@ -44,6 +49,8 @@ def fail(message: str, code: int = 1) -> int:
 
 
 def add_connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--context", default=None, metavar="NAME",
+                   help="use this context of the config file (default: $CONVOY_CONTEXT, else the current one)")
     p.add_argument("--server", default=None, help="coordinator gRPC address (default: $CONVOY_SERVER or 127.0.0.1:7443)")
     p.add_argument("--token", default=None, help="API token (default: $CONVOY_TOKEN)")
     p.add_argument("--ca", default=None, metavar="FILE",
@@ -65,10 +72,32 @@ def add_output_arg(p: argparse.ArgumentParser, quiet: str = "id") -> None:
     p.set_defaults(quiet_field=quiet)
 
 
+def context(args: argparse.Namespace) -> tuple[str, Context]:
+    """The context this command uses (its name, "" for none), read once per command."""
+    cached = getattr(args, "_context", None)
+    if cached is None:
+        # imported here: `convoy agent run` shares this module and never reads the config file
+        from cli import config
+
+        cached = args._context = config.selected(getattr(args, "context", None))
+    return cached  # type: ignore[no-any-return]
+
+
+def _setting(args: argparse.Namespace, flag: str, env: str, key: str) -> tuple[Any, str]:
+    """A connection setting and where it came from: the flag, else its variable, else the context."""
+    value = getattr(args, flag, None)
+    if value:
+        return value, "--" + flag.replace("_", "-")
+    if os.environ.get(env):
+        return os.environ[env], env
+    name, ctx = context(args)
+    return getattr(ctx, key), f"context {name!r} ({key})"
+
+
 def server_address(args: argparse.Namespace) -> str:
-    address = getattr(args, "server", None) or os.environ.get("CONVOY_SERVER") or "127.0.0.1:7443"
+    address, source = _setting(args, "server", "CONVOY_SERVER", "server")
+    address = address or "127.0.0.1:7443"
     if "://" in address:
-        source = "--server" if getattr(args, "server", None) else "CONVOY_SERVER"
         bare = address.split("://", 1)[1].split("/", 1)[0]
         raise CliError(f"{source} is {address!r}, a URL: the CLI speaks gRPC to HOST:PORT, e.g. "
                        f"{bare if ':' in bare else bare + ':7443'} (the gRPC port, 7443 by default; "
@@ -78,9 +107,25 @@ def server_address(args: argparse.Namespace) -> str:
 
 def api_token(args: argparse.Namespace) -> str:
     token = getattr(args, "token", None) or os.environ.get("CONVOY_TOKEN")
-    if not token:
-        raise CliError("no API token: set CONVOY_TOKEN or pass --token", 3)
-    return token
+    if token:
+        return token
+    _, ctx = context(args)
+    if ctx.token_file:
+        from cli import config
+
+        return config.read_token_file(ctx.token_file)
+    raise CliError("no API token: set CONVOY_TOKEN, pass --token, or use a context with a token file "
+                   "(convoy context set NAME --token-file FILE)", 3)
+
+
+def default_client(args: argparse.Namespace) -> str:
+    """`--client` when given (even ''), else $CONVOY_CLIENT when set (even empty: "no default"),
+    else the context's client, else '' (the token's only client, or all of its clients for lists)."""
+    if getattr(args, "client", None) is not None:
+        return str(args.client)
+    if "CONVOY_CLIENT" in os.environ:
+        return os.environ["CONVOY_CLIENT"]
+    return context(args)[1].client
 
 
 def client_trust(args: argparse.Namespace) -> tuple[ClientTLS, str]:
@@ -100,6 +145,9 @@ def _resolve_trust(args: argparse.Namespace) -> tuple[ClientTLS, str]:
     if not any(flags):  # nothing on the command line: the environment decides
         flags = (os.environ.get("CONVOY_INSECURE", "").lower() in _TRUE, os.environ.get("CONVOY_CA") or None,
                  os.environ.get("CONVOY_CA_FINGERPRINT") or None)
+    if not any(flags):  # nor in the environment: the context
+        ctx = context(args)[1]
+        flags = (ctx.insecure, ctx.ca or None, ctx.ca_fingerprint or None)
     insecure, ca_file, fingerprint = flags
     if insecure:
         if ca_file or fingerprint:
@@ -253,5 +301,15 @@ def command(sub: Any, name: str, help_text: str, examples: str, handler: Callabl
         add_connection_args(p)
     if output:
         add_output_arg(p, quiet)
-    p.set_defaults(handler=handler)
+    p.set_defaults(handler=_with_default_client(handler) if connection else handler)
     return p
+
+
+def _with_default_client(handler: Callable[[argparse.Namespace], int | None]) -> Callable[[argparse.Namespace], int | None]:
+    """Fill a command's `--client` from $CONVOY_CLIENT or the context when it is not given
+    (`--client ''` given: no default client, e.g. to list across all the token's clients)."""
+    def run(args: argparse.Namespace) -> int | None:
+        if hasattr(args, "client") and args.client is None:
+            args.client = default_client(args)
+        return handler(args)
+    return run

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "cli.cmd_demo",
     "cli.cmd_completion",
     "cli.cmd_version",
+    "cli.cmd_context",
 )
 
 # `pip install convoy` is the agent; these modules come with an extra (pyproject.toml).
@@ -37,6 +38,7 @@ EXTRA_OF = {
     "sqlalchemy": "coordinator", "alembic": "coordinator", "psycopg": "coordinator", "fastapi": "coordinator",
     "starlette": "coordinator", "uvicorn": "coordinator", "prometheus_client": "coordinator",
     "grpc_health": "coordinator", "grpc_reflection": "coordinator", "rich": "cli", "yaml": "cli",
+    "tomli_w": "cli",
 }
 
 # SIGPIPE's conventional status (128 + 13): what `yes | head` leaves for `set -o pipefail`.
@@ -74,7 +76,8 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
         prog="convoy",
         description="Convoy: controlled, auditable rollouts to a fleet of devices.",
         epilog="Admin commands read CONVOY_SERVER (host:port of the coordinator's gRPC listener) and "
-               "CONVOY_TOKEN (an API token); --server/--token override them.",
+               "CONVOY_TOKEN (an API token); --server/--token override them, and a context of the config "
+               "file (convoy context --help) fills what neither gives.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from cli.cmd_version import installed_version

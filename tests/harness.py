@@ -206,7 +206,8 @@ def rpc_code(fn: Any, *args: Any) -> grpc.StatusCode:
 def run_cli(*args: str, server: str | None = None, token: str | None = None, check: bool = True,
             timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
-    for name in ("CONVOY_SERVER", "CONVOY_TOKEN", "CONVOY_CA", "CONVOY_CA_FINGERPRINT", "CONVOY_INSECURE"):
+    for name in ("CONVOY_SERVER", "CONVOY_TOKEN", "CONVOY_CA", "CONVOY_CA_FINGERPRINT", "CONVOY_INSECURE",
+                 "CONVOY_CONFIG", "CONVOY_CONTEXT", "CONVOY_CLIENT"):
         full_env.pop(name, None)
     full_env.update(env or {})
     if server:

@@ -33,6 +33,12 @@ def resolve_client(s: Session, who: Principal, given: str | None, name: str = "c
     raise InvalidArgument(f"{name} is required: this token spans several clients", parameter=name)
 
 
+def list_scope(s: Session, who: Principal, given: str | None) -> list[str]:
+    """The clients a list covers: `given` (checked as resolve_client does), else every client the
+    token can see (docs/payloads.md: lists without a client span the token's clients)."""
+    return [resolve_client(s, who, given)] if given else who.visible_clients(s)
+
+
 def require_device(s: Session, who: Principal, client_id: str, device_id: str) -> m.Device:
     """The device, after checking both ids and the token's scope (400, 403, then 404)."""
     client = parse_uuid(client_id, "client_id")
@@ -102,8 +108,8 @@ def _latest_of(s: Session, device_ids: list[str]) -> dict[str, m.DeviceEnrollmen
     return {r.device_id: r for r in rows}
 
 
-def _matching_ids(s: Session, client_id: str, filter_text: str) -> list[str]:
-    """Ids of the client's devices matching a target filter, in list order (what a deployment
+def _matching_ids(s: Session, clients: list[str], filter_text: str) -> list[str]:
+    """Ids of the clients' devices matching a target filter, in list order (what a deployment
     with `targetType: "filter"` would resolve to right now)."""
     from coordinator.domain import filter as target_filter
 
@@ -115,11 +121,11 @@ def _matching_ids(s: Session, client_id: str, filter_text: str) -> list[str]:
     groups: dict[str, list[str]] = {}
     for device_id, group_id, name in s.execute(
             select(m.GroupMember.device_id, m.Group.id, m.Group.name)
-            .join(m.Group, m.Group.id == m.GroupMember.group_id).where(m.Group.client_id == client_id)):
+            .join(m.Group, m.Group.id == m.GroupMember.group_id).where(m.Group.client_id.in_(clients))):
         groups.setdefault(device_id, []).extend((group_id, name))
     rows = s.execute(select(m.Device.id, m.Device.os, m.Device.os_version, m.Device.arch, m.Device.hostname,
                             m.Device.site, m.Device.tags, m.Device.online)
-                     .where(m.Device.client_id == client_id).order_by(m.Device.created_at, m.Device.id))
+                     .where(m.Device.client_id.in_(clients)).order_by(m.Device.created_at, m.Device.id))
     return [r.id for r in rows if target_filter.matches(expr, {
         "os": r.os, "os_version": r.os_version, "arch": r.arch, "hostname": r.hostname, "site": r.site,
         "tags": list(r.tags or []), "online": bool(r.online), "groups": groups.get(r.id, [])})]
@@ -127,24 +133,26 @@ def _matching_ids(s: Session, client_id: str, filter_text: str) -> list[str]:
 
 def list_devices(s: Session, who: Principal, client_id: str, limit: int, offset: int,
                  filter_text: str = "") -> dict[str, Any]:
-    """A page of the client's devices (oldest first), optionally only those matching a target
-    filter expression (the deployment filter language), and the total count."""
+    """A page of the client's devices (of all the token's clients when none is given; oldest first),
+    optionally only those matching a target filter expression (the deployment filter language), and
+    the total count."""
     if limit < 0 or limit > MAX_LIMIT:
         raise InvalidArgument(f"limit must be between 1 and {MAX_LIMIT} (0 = the default, 100)",
                               parameter="limit", value=limit)
     if not 0 <= offset <= 10**9:
         raise InvalidArgument("offset must be between 0 and 1000000000", parameter="offset", value=offset)
-    client = resolve_client(s, who, client_id)
+    clients = list_scope(s, who, client_id)
     size = limit or 100
     if filter_text.strip():
-        ids = _matching_ids(s, client, filter_text)
+        ids = _matching_ids(s, clients, filter_text)
         total = len(ids)
         page = ids[offset:offset + size]
         by_id = {d.id: d for d in s.scalars(select(m.Device).where(m.Device.id.in_(page)))} if page else {}
         rows = [by_id[i] for i in page]
     else:
-        total = s.scalar(select(func.count()).select_from(m.Device).where(m.Device.client_id == client)) or 0
-        rows = list(s.scalars(select(m.Device).where(m.Device.client_id == client)
+        in_scope = m.Device.client_id.in_(clients)
+        total = s.scalar(select(func.count()).select_from(m.Device).where(in_scope)) or 0
+        rows = list(s.scalars(select(m.Device).where(in_scope)
                               .order_by(m.Device.created_at, m.Device.id).limit(size).offset(offset)))
     ids = [d.id for d in rows]
     groups, latest = _groups_of(s, ids), _latest_of(s, ids)

@@ -30,7 +30,7 @@ from common.secrets import hash_secret, matches, mint
 from common.timefmt import iso, log_line
 from coordinator.auth import Principal
 from coordinator.domain import device_input as di
-from coordinator.service.devices import resolve_client
+from coordinator.service.devices import list_scope, resolve_client
 from coordinator.store import models as m
 
 if TYPE_CHECKING:
@@ -100,8 +100,7 @@ def create_token(s: Session, who: Principal, client_id: str, expires_in_s: float
 
 def list_tokens(s: Session, who: Principal, client_id: str) -> list[dict[str, Any]]:
     who.require_role("admin", "list enrollment tokens")
-    client = resolve_client(s, who, client_id)
-    rows = s.scalars(select(m.EnrollmentToken).where(m.EnrollmentToken.client_id == client)
+    rows = s.scalars(select(m.EnrollmentToken).where(m.EnrollmentToken.client_id.in_(list_scope(s, who, client_id)))
                      .order_by(m.EnrollmentToken.created_at, m.EnrollmentToken.id))
     return [token_dict(t) for t in rows]
 

@@ -76,3 +76,20 @@ def test_a_bad_replica_id_is_refused_before_anything_starts(tmp_path: Path) -> N
                       check=False)
         assert out.returncode == 2 and "--replica-id: " in out.stderr and why in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_convoy_db_names_the_store_for_bootstrap_and_serve(tmp_path: Path) -> None:
+    """CONVOY_DB (no --db anywhere): bootstrap and serve both use that database, not the data dir's."""
+    db = tmp_path / "elsewhere" / "store.db"
+    db.parent.mkdir()
+    env = {"CONVOY_DB": f"sqlite:///{db}", "CONVOY_DATA_DIR": str(tmp_path / "data")}
+    boot = json.loads(run_cli("admin", "bootstrap", "--client-name", "Env", "-o", "json", env=env).stdout)
+    proc, ports, log = _serve_env(tmp_path, **env)
+    try:
+        listed = run_cli("clients", "list", "-q", server=f"127.0.0.1:{ports['grpc_port']}", token=boot["token"],
+                         env={"CONVOY_INSECURE": "1"})
+        assert listed.stdout.split() == [boot["client_id"]]  # the token exists only in CONVOY_DB's store
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    assert db.exists() and not (tmp_path / "data" / "convoy.db").exists(), log.read_text()

@@ -1,7 +1,8 @@
 """The web dashboard in a real browser (Playwright driving Debian's Chromium, headless) against a
 real `convoy coordinator serve` with real `convoy agent run` processes, one of which runs in its
-own UTS namespace with a hostile hostname: sign in, the fleet, a staggered rollout started,
-paused and resumed from the page and followed live to completed, a failed device's output,
+own UTS namespace with a hostile hostname: sign in, the fleet, a staggered rollout created with
+the New deployment form (an API refusal first, shown as worded), initialized, started, paused and
+resumed from the page and followed live to completed, a failed device's output,
 a refused action's error as the API gives it, and device data rendered as text everywhere.
 
 Without Chromium the test skips, except under CI=true, where it fails (`make test` installs it).
@@ -125,10 +126,6 @@ def test_dashboard_follows_a_rollout_live(browser: Any, fleet: tuple[Coordinator
     script_id = coord.admin().CreateScript(pb.CreateScriptRequest(
         client_id=coord.client_id, name="hello", interpreter="sh", body=SCRIPT, parameters_schema=SCHEMA)).id
     ids = [a.device_id for a in devices.agents]
-    dep = devices.api("POST", "/deployments", json={
-        "name": "Hello fleet", "type": "script", "payload": {"scriptId": script_id, "parameters": {"dir": str(marks)}},
-        "targetType": "devices", "targetConfig": {"type": "devices", "deviceIds": ids},
-        "rolloutConfig": {"type": "staggered", "staggered": {"batchSize": 1, "batchDelayMinutes": 0.03}}})
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     dialogs: list[str] = []
@@ -159,9 +156,39 @@ def test_dashboard_follows_a_rollout_live(browser: Any, fleet: tuple[Coordinator
     page.click("#filter-form button")
     page.wait_for_selector("text=no device matches this filter")
 
-    # the deployment, started from the page and followed live (no reload from here on)
+    # the deployment, created with the form: the API's refusal as it words it, then a draft
     page.click("nav a[data-page=deployments]")
-    page.click(f"#deployments tr[data-deployment='{dep['id']}'] a")
+    page.click("#new-deployment-link")
+    page.wait_for_selector(f"#nd-devices input[data-device='{hostile.device_id}']")
+    assert page.get_by_text(HOSTILE, exact=True).count() == 1 and page.locator("#new-deployment img").count() == 0
+    page.fill("#nd-name", "Hello fleet")
+    page.fill("#nd-script", script_id)
+    page.fill("#nd-parameters", json.dumps({"dir": str(marks)}))
+    for device_id in ids:
+        page.check(f"#nd-devices input[data-device='{device_id}']")
+    page.select_option("#nd-rollout", "staggered")
+    page.fill("#nd-batch-size", "0")
+    page.fill("#nd-batch-delay", "0.03")
+    page.fill("#nd-fail-count", "5")
+    page.check("#nd-windows")
+    page.fill("#nd-retries", "0")
+    page.fill("#nd-backoff", "1, 2")
+    page.click("#new-deployment button[type=submit]")
+    page.wait_for_selector("#banner:not([hidden])")
+    assert page.inner_text("#banner").startswith("400 ") and "batchSize" in page.inner_text("#banner")
+    page.fill("#nd-batch-size", "1")
+    page.screenshot(path=str(shots / "dashboard-new-deployment.png"), full_page=True)
+    page.click("#new-deployment button[type=submit]")
+    page.wait_for_selector("#dep-head [data-status=draft]")
+    dep = devices.api("GET", "/deployments/" + page.evaluate("location.hash").rsplit("/", 1)[1])
+    assert dep["name"] == "Hello fleet" and sorted(dep["targetConfig"]["deviceIds"]) == sorted(ids)
+    rollout = dep["rolloutConfig"]
+    assert rollout["staggered"]["batchSize"] == 1 and rollout["staggered"]["batchDelayMinutes"] == 0.03
+    assert rollout["staggered"]["pauseOnFailureCount"] == 5 and rollout["respectMaintenanceWindows"] is True
+    assert rollout["retryConfig"] == {"maxRetries": 0, "backoffMinutes": [1, 2]}
+    assert dep["payload"] == {"scriptId": script_id, "parameters": {"dir": str(marks)}}
+
+    # started from the page and followed live (no reload from here on)
     page.click("#actions button[data-action=initialize]")  # a draft: initialize shows its preview
     page.wait_for_selector("#preview p")
     assert page.inner_text("#preview p").startswith("3 device(s) in 3 batch(es)")

@@ -1,5 +1,5 @@
 """The README tour's `convoy` commands parse with today's CLI (flags, choices, durations), so the
-tour cannot drift from the code. (It was run end to end by hand: it needs the fixed ports.)"""
+tour cannot drift from the code; tests/e2e/test_readme_tour.py runs it end to end as pasted."""
 
 from __future__ import annotations
 

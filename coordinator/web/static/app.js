@@ -4,6 +4,8 @@
 // text. Every element is built with h(); strings become text nodes; nothing is ever assigned to
 // innerHTML. The server's Content-Security-Policy forbids inline script as a second wall.
 
+import { newDeploymentPage } from "./deployment_form.js";
+
 const TOKEN_KEY = "convoy.token";
 const FINISHED = new Set(["completed", "failed", "cancelled", "rollback"]);
 const LIVE = new Set(["downloading", "installing", "running"]);
@@ -224,7 +226,8 @@ async function deploymentsPage() {
       h("td", {}, when(d.createdAt))));
   }
   if (!page.data.length) body.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "no deployments yet: convoy deployments create …")));
-  main().replaceChildren(h("h1", {}, "Deployments"),
+  main().replaceChildren(h("div", { class: "row" }, h("h1", {}, "Deployments"),
+    h("a", { href: "#/deployments/new", id: "new-deployment-link", class: "button primary" }, "New deployment")),
     h("p", { class: "muted" }, `${page.total} deployment(s), newest first`),
     h("table", { id: "deployments" }, h("thead", {}, h("tr", {}, ["name", "status", "progress", "done", "batch", "type", "created"].map((c) => h("th", {}, c)))), body));
 }
@@ -304,7 +307,8 @@ async function deploymentPage(depId) {
     const allowed = actionsFor(dep.status);
     if (dep.approval && dep.approval.status === "required") allowed.unshift("approve");
     actions.replaceChildren(...allowed.map((name) =>
-      h("button", { type: "button", "data-action": name, class: name === "cancel" || name === "rollback" ? "danger" : name === "start" || name === "resume" ? "primary" : "", onclick: () => act(name) }, name[0].toUpperCase() + name.slice(1))), live);
+      h("button", { type: "button", "data-action": name, class: name === "cancel" || name === "rollback" ? "danger" : name === "start" || name === "resume" ? "primary" : "", onclick: () => act(name) }, name[0].toUpperCase() + name.slice(1))), live,
+      dep.status === "draft" ? h("span", { class: "muted", id: "draft-hint" }, "a draft: Initialize resolves its targets and shows the batches before anything runs") : null);
     batchBody.replaceChildren(...batches.map((b) => h("tr", { "data-batch": b.batchNumber, class: b.batchNumber === p.currentBatch ? "current" : "" },
       h("td", {}, `batch ${b.batchNumber}`, b.batchNumber === p.currentBatch && !FINISHED.has(dep.status) ? " ◀" : ""),
       h("td", { class: "barcell" }, bar(b)),
@@ -491,6 +495,7 @@ async function devicePage(clientId, deviceId) {
 const ROUTES = [
   [/^#\/fleet(\?.*)?$/, fleetPage, "fleet"],
   [/^#\/deployments$/, deploymentsPage, "deployments"],
+  [/^#\/deployments\/new$/, () => newDeploymentPage({ h, api, enc, me, showError, hideBanner, main }), "deployments"],
   [/^#\/deployments\/([^/?]+)$/, deploymentPage, "deployments"],
   [/^#\/devices\/([^/?]+)\/([^/?]+)$/, devicePage, "fleet"],
 ];
