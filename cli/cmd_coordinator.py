@@ -65,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
                         heartbeat_interval_s=_setting(args, "heartbeat_interval"),
                         default_install_timeout_minutes=_setting(args, "install_timeout") / 60.0,
                         insecure=args.insecure, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                        tls_sans=tuple(args.tls_san))
+                        tls_sans=tuple(args.tls_san), webhooks_allow_link_local=args.webhooks_allow_link_local)
     refusal = check_insecure(settings)  # before the store is opened or anything is written
     if refusal:
         raise CliError(refusal, 2)
@@ -163,6 +163,9 @@ def register(sub: Any) -> None:
     p.add_argument("--replica-id", metavar="ID",
                    help="this coordinator among replicas on one database: in its logs, the engine's audit "
                         "actor (engine@ID) and health answers (default: hostname-<random>; env CONVOY_REPLICA_ID)")
+    p.add_argument("--webhooks-allow-link-local", action="store_true",
+                   help="let webhooks reach link-local and cloud metadata addresses (refused by default; "
+                        "docs/webhooks.md)")
     p.add_argument("--log-level", choices=CHOICES["log_level"], help="default info")
     p.add_argument("--log-format", choices=CHOICES["log_format"],
                    help="text for people, json for log collectors: one object per line (default text)")
