@@ -192,6 +192,7 @@ def test_the_api_refuses_what_it_must(coordinator: InProcessCoordinator) -> None
 
     anon = Rest(c, token="")
     assert anon("GET", base, 401)["error"]["code"] == "unauthenticated"
+    assert anon("POST", base, 401, json={"url": 5})["error"]["code"] == "unauthenticated"  # auth before the body
     viewer = c.admin().CreateApiToken(pb.CreateApiTokenRequest(client_ids=[c.client_id], role="viewer")).token
     operator = c.admin().CreateApiToken(pb.CreateApiTokenRequest(client_ids=[c.client_id], role="operator")).token
     assert Rest(c, viewer)("GET", base, 403)["error"]["code"] == "forbidden"
@@ -210,3 +211,20 @@ def test_the_api_refuses_what_it_must(coordinator: InProcessCoordinator) -> None
         grpc.StatusCode.INVALID_ARGUMENT)
     assert rest("DELETE", f"{base}/{hook['id']}")["id"] == hook["id"]
     assert rest("GET", base)["total"] == 0
+
+
+def test_openapi_has_typed_webhook_bodies(coordinator: InProcessCoordinator) -> None:
+    import httpx
+
+    spec = httpx.get(f"{coordinator.http_url}/openapi.json").json()
+    base = "/v2/clients/{client_id}/webhooks"
+    assert set(spec["paths"][base]) == {"get", "post"}
+    assert set(spec["paths"][base + "/{webhook_id}"]) == {"delete"}
+    assert set(spec["paths"][base + "/{webhook_id}/deliveries"]) == {"get"}
+    post = spec["paths"][base]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/WebhookCreate")
+    assert post["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/CreatedWebhook")
+    assert "422" not in post["responses"] and "400" in post["responses"]
+    schemas = spec["components"]["schemas"]
+    assert "secret" in schemas["CreatedWebhook"]["properties"] and "secret" not in schemas["Webhook"]["properties"]
+    assert set(schemas["WebhookDelivery"]["properties"]["status"]["enum"]) == {"pending", "delivered", "dead"}
