@@ -108,17 +108,23 @@ def test_paused_by_a_threshold_carries_its_reason_and_filters_apply(coordinator:
     assert {r.headers["x-convoy-event"] for r in receiver.events()} == {"deployment.paused", "deployment.cancelled"}
 
 
-def test_a_failing_receiver_is_retried_with_backoff_then_dead(fake_any: InProcessCoordinator,
-                                                              receiver: Receiver) -> None:
-    c = fake_any
+def _cancelled_to(c: InProcessCoordinator, receiver: Receiver, status: int) -> tuple[Rest, dict[str, Any], str]:
+    """A webhook for cancellations to a receiver answering `status`, a deployment cancelled, and
+    the first attempt made: the caller's REST client, the webhook and its deliveries' path."""
     rest = Rest(c)
-    receiver.status = 500
+    receiver.status = status
     hook = _hook(rest, c, receiver.url, ["deployment.cancelled"])
     agents = fleet(c, 1, always("hang"))
     dep = rest.launch(body(script(c), [a.device_id for a in agents]))
     rest("POST", f"/deployments/{dep}/cancel")
     wait_for(lambda: len(receiver.events()) == 1, what="first attempt")
-    path = f"/clients/{c.client_id}/webhooks/{hook['id']}/deliveries"
+    return rest, hook, f"/clients/{c.client_id}/webhooks/{hook['id']}/deliveries"
+
+
+def test_a_failing_receiver_is_retried_with_backoff_then_dead(fake_any: InProcessCoordinator,
+                                                              receiver: Receiver) -> None:
+    c = fake_any
+    rest, _, path = _cancelled_to(c, receiver, 500)
 
     def row() -> dict[str, Any]:
         return dict(rest("GET", path)["data"][0])
@@ -151,14 +157,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_dead(fake_any: InProces
 
 def test_a_receiver_that_recovers_gets_the_event(fake_any: InProcessCoordinator, receiver: Receiver) -> None:
     c = fake_any
-    rest = Rest(c)
-    receiver.status = 503
-    hook = _hook(rest, c, receiver.url, ["deployment.cancelled"])
-    agents = fleet(c, 1, always("hang"))
-    dep = rest.launch(body(script(c), [a.device_id for a in agents]))
-    rest("POST", f"/deployments/{dep}/cancel")
-    wait_for(lambda: len(receiver.events()) == 1, what="first attempt")
-    path = f"/clients/{c.client_id}/webhooks/{hook['id']}/deliveries"
+    rest, hook, path = _cancelled_to(c, receiver, 503)
     wait_for(lambda: rest("GET", path)["data"][0]["lastStatusCode"] == 503, what="settled")
     receiver.status = 204
     c.advance(2)
