@@ -38,8 +38,7 @@ class WebhookWorker:
         self._client = client
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.attempts = 0
-        self.delivered = 0
+        self._outcomes = {"delivered": 0, "retry": 0, "dead": 0}
 
     # --- waking on this replica's commits ------------------------------------------------------
 
@@ -54,6 +53,10 @@ class WebhookWorker:
     def poke(self) -> None:
         self._wake.set()
 
+    def stats(self) -> dict[str, int]:
+        """Attempts made here by outcome (`/metrics`: convoy_webhook_attempts)."""
+        return dict(self._outcomes)
+
     # --- the loop --------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -61,6 +64,7 @@ class WebhookWorker:
         sessions = self.app.store.sessions
         event.listen(sessions, "after_commit", self._committed)
         event.listen(sessions, "after_rollback", self._rolled_back)
+        await self.app.run(self._check_keys)
         client = self._client or httpx.AsyncClient(timeout=W.REQUEST_TIMEOUT_S, follow_redirects=False,
                                                    headers={"User-Agent": USER_AGENT}, trust_env=False)
         try:
@@ -100,6 +104,16 @@ class WebhookWorker:
         with self.app.store.tx() as s:
             return outbox.claim(s, now, self.keys.key_id, CLAIM_BATCH)
 
+    def _check_keys(self) -> None:
+        """Say so at start when webhooks exist whose secrets this replica's key cannot open: their
+        deliveries wait for a replica that has their webhooks.key (docs/replicas.md)."""
+        with self.app.store.read() as s:
+            n = outbox.foreign_webhooks(s, self.keys.key_id)
+        if n:
+            log.warning("%d webhook(s) were created with another webhooks.key than this replica's (key id %s): "
+                        "this replica cannot deliver them; copy webhooks.key from the replica that made them",
+                        n, self.keys.key_id)
+
     def _next_due(self) -> datetime | None:
         with self.app.store.read() as s:
             return outbox.next_due(s, self.keys.key_id)
@@ -109,17 +123,15 @@ class WebhookWorker:
             outbox.settle(s, c.id, c.attempt, result, code, error, now)
 
     async def _attempt(self, client: httpx.AsyncClient, c: outbox.Claimed) -> None:
-        self.attempts += 1
         code, error = await self._post(client, c)
         ok = code is not None and W.is_success(code)
         now = self.app.clock.now()
         result = W.after_attempt(c.attempt, ok, now)
-        if ok:
-            self.delivered += 1
-        elif result.status == "dead":
+        self._outcomes["retry" if result.status == "pending" else result.status] += 1
+        if result.status == "dead":
             log.warning("webhook %s: delivery %s (%s) is dead after %d attempts: %s", c.webhook_id, c.id,
                         c.event_type, c.attempt, error)
-        else:
+        elif result.status == "pending":
             log.info("webhook %s: delivery %s attempt %d failed (%s); next at %s", c.webhook_id, c.id, c.attempt,
                      error, result.next_attempt_at)
         await self.app.run(self._settle, c, result, code, error, now)

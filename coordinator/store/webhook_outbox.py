@@ -108,6 +108,11 @@ def settle(s: Session, delivery_id: str, attempt: int, result: W.AttemptResult, 
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
+def foreign_webhooks(s: Session, key_id: str) -> int:
+    """Webhooks whose secrets another key encrypted."""
+    return s.scalar(select(func.count()).select_from(m.Webhook).where(m.Webhook.secret_key_id != key_id)) or 0
+
+
 def next_due(s: Session, key_id: str) -> datetime | None:
     """The earliest next_attempt_at of a pending delivery this replica could take."""
     return s.scalar(select(func.min(m.WebhookDelivery.next_attempt_at))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 
 from common.clock import FakeClock
@@ -83,6 +84,8 @@ def test_a_rollout_sends_started_and_completed_signed(coordinator_any: InProcess
     assert deliveries["total"] == 2
     assert {(x["eventType"], x["attempts"], x["lastStatusCode"]) for x in deliveries["data"]} == {
         ("deployment.started", 1, 200), ("deployment.completed", 1, 200)}
+    metrics = httpx.get(f"{c.http_url}/metrics").text
+    assert 'convoy_webhook_attempts_total{outcome="delivered"} 2.0' in metrics
     # gRPC sees the same
     grpc_rows = c.admin().ListWebhookDeliveries(pb.ListWebhookDeliveriesRequest(client_id=c.client_id,
                                                                                webhook_id=hook["id"]))
@@ -213,8 +216,6 @@ def test_the_api_refuses_what_it_must(coordinator: InProcessCoordinator) -> None
 
 
 def test_openapi_has_typed_webhook_bodies(coordinator: InProcessCoordinator) -> None:
-    import httpx
-
     spec = httpx.get(f"{coordinator.http_url}/openapi.json").json()
     base = "/v2/clients/{client_id}/webhooks"
     assert set(spec["paths"][base]) == {"get", "post"}

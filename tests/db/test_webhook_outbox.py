@@ -110,6 +110,8 @@ def test_claim_lease_reclaim_and_guarded_settle(store: Store, keys: WebhookKeys)
     with store.read() as s:
         assert outbox.next_due(s, keys.key_id) == T0 + timedelta(seconds=W.LEASE_S)
         assert outbox.next_due(s, "another-key-id") is None  # a replica without the key never takes it
+        assert outbox.foreign_webhooks(s, "another-key-id") == 1 and outbox.foreign_webhooks(s, keys.key_id) == 0
+    assert _claim(store, WebhookKeys(b"x" * 43 + b"="), T0 + timedelta(hours=1)) == []
     again = _claim(store, keys, T0 + timedelta(seconds=60))  # the first claimer died: anyone may retry
     assert [c.attempt for c in again] == [2]
     late = T0 + timedelta(seconds=61)
