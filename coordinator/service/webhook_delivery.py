@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from datetime import datetime
 from typing import Any
 
@@ -65,8 +66,11 @@ class WebhookWorker:
         event.listen(sessions, "after_commit", self._committed)
         event.listen(sessions, "after_rollback", self._rolled_back)
         await self.app.run(self._check_keys)
+        # The system's trusted roots (an internal CA added to the host's store is trusted), and
+        # HTTPS_PROXY / NO_PROXY from the environment, for an egress proxy in front of receivers.
         client = self._client or httpx.AsyncClient(timeout=W.REQUEST_TIMEOUT_S, follow_redirects=False,
-                                                   headers={"User-Agent": USER_AGENT}, trust_env=False)
+                                                   headers={"User-Agent": USER_AGENT}, trust_env=True,
+                                                   verify=ssl.create_default_context())
         try:
             while True:
                 self._wake.clear()

@@ -228,3 +228,19 @@ def test_openapi_has_typed_webhook_bodies(coordinator: InProcessCoordinator) -> 
     schemas = spec["components"]["schemas"]
     assert "secret" in schemas["CreatedWebhook"]["properties"] and "secret" not in schemas["Webhook"]["properties"]
     assert set(schemas["WebhookDelivery"]["properties"]["status"]["enum"]) == {"pending", "delivered", "dead"}
+
+
+def test_a_metadata_address_is_refused_at_delivery_too(coordinator: InProcessCoordinator) -> None:
+    """A webhook made while --webhooks-allow-link-local was on (here: written to the store) is
+    refused at every attempt once the coordinator runs without it: nothing is sent there."""
+    c = coordinator
+    rest = Rest(c)
+    hook = _hook(rest, c, "http://127.0.0.1:9/hook", ["deployment.started"])
+    with c.store.tx() as s:
+        s.get(m.Webhook, hook["id"]).url = "http://169.254.169.254/latest/meta-data/"
+    agents = fleet(c, 1)
+    rest.launch(body(script(c), [a.device_id for a in agents]))
+    path = f"/clients/{c.client_id}/webhooks/{hook['id']}/deliveries"
+    got = wait_for(lambda: (d := rest("GET", path)["data"]) and d[0]["lastError"] and d[0], what="refused attempt")
+    assert "refused: 169.254.169.254 is a cloud metadata address" in got["lastError"]
+    assert got["status"] == "pending" and got["lastStatusCode"] is None
