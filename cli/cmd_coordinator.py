@@ -49,6 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
     from coordinator.config import Settings, check_insecure, check_replica_id, generated_replica_id
     from coordinator.server import serve
     from coordinator.tls import TlsConfigError
+    from coordinator.webhook_keys import WebhookKeyError
 
     replica = _setting(args, "replica_id")
     if replica is None:
@@ -75,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
     secure_data_dir(settings.data_dir)
     try:
         asyncio.run(serve(settings))
-    except TlsConfigError as exc:
+    except (TlsConfigError, WebhookKeyError) as exc:
         raise CliError(str(exc), 2) from None
     return 0
 

@@ -65,18 +65,23 @@ class WebhookWorker:
         sessions = self.app.store.sessions
         event.listen(sessions, "after_commit", self._committed)
         event.listen(sessions, "after_rollback", self._rolled_back)
-        await self.app.run(self._check_keys)
         # The system's trusted roots (an internal CA added to the host's store is trusted), and
         # HTTPS_PROXY / NO_PROXY from the environment, for an egress proxy in front of receivers.
         client = self._client or httpx.AsyncClient(timeout=W.REQUEST_TIMEOUT_S, follow_redirects=False,
                                                    headers={"User-Agent": USER_AGENT}, trust_env=True,
                                                    verify=ssl.create_default_context())
+        checked = False
         try:
             while True:
                 self._wake.clear()
                 try:
-                    busy = await self._tick(client)
-                except OperationalError:
+                    if not checked:
+                        await self.app.run(self._check_keys)
+                        checked = True
+                    if await self._tick(client):
+                        continue
+                    nxt = await self.app.run(self._next_due)
+                except OperationalError:  # what is due stays due in the store
                     log.warning("webhook outbox unavailable (store down); retrying")
                     await asyncio.sleep(1.0)
                     continue
@@ -84,9 +89,6 @@ class WebhookWorker:
                     log.exception("webhook delivery pass failed; retrying")
                     await asyncio.sleep(1.0)
                     continue
-                if busy:
-                    continue
-                nxt = await self.app.run(self._next_due)
                 timeout = MAX_SLEEP_S
                 if nxt is not None:
                     timeout = min(timeout, max(0.0, (nxt - self.app.clock.now()).total_seconds()))
