@@ -49,6 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
     from coordinator.config import Settings, check_insecure, check_replica_id, generated_replica_id
     from coordinator.server import serve
     from coordinator.tls import TlsConfigError
+    from coordinator.webhook_keys import WebhookKeyError
 
     replica = _setting(args, "replica_id")
     if replica is None:
@@ -65,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
                         heartbeat_interval_s=_setting(args, "heartbeat_interval"),
                         default_install_timeout_minutes=_setting(args, "install_timeout") / 60.0,
                         insecure=args.insecure, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                        tls_sans=tuple(args.tls_san))
+                        tls_sans=tuple(args.tls_san), webhooks_allow_link_local=args.webhooks_allow_link_local)
     refusal = check_insecure(settings)  # before the store is opened or anything is written
     if refusal:
         raise CliError(refusal, 2)
@@ -75,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
     secure_data_dir(settings.data_dir)
     try:
         asyncio.run(serve(settings))
-    except TlsConfigError as exc:
+    except (TlsConfigError, WebhookKeyError) as exc:
         raise CliError(str(exc), 2) from None
     return 0
 
@@ -192,6 +193,9 @@ def register(sub: Any) -> None:
     p.add_argument("--replica-id", metavar="ID",
                    help="this coordinator among replicas on one database: in its logs, the engine's audit "
                         "actor (engine@ID) and health answers (default: hostname-<random>; env CONVOY_REPLICA_ID)")
+    p.add_argument("--webhooks-allow-link-local", action="store_true",
+                   help="let webhooks reach link-local and cloud metadata addresses (refused by default; "
+                        "docs/webhooks.md)")
     p.add_argument("--log-level", choices=CHOICES["log_level"], help="default info")
     p.add_argument("--log-format", choices=CHOICES["log_format"],
                    help="text for people, json for log collectors: one object per line (default text)")

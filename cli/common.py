@@ -67,7 +67,7 @@ OUTPUTS = ("table", "json", "yaml")
 def add_output_arg(p: argparse.ArgumentParser, quiet: str = "id") -> None:
     p.add_argument("-o", "--output", choices=OUTPUTS, default="table",
                    help="output format: table for people, json or yaml for scripts")
-    what = "the secret token" if quiet == "token" else "ids"
+    what = {"token": "the secret token", "secret": "the secret"}.get(quiet, "ids")
     p.add_argument("-q", "--quiet", action="store_true", help=f"print only {what}, one a line (for $(...))")
     p.set_defaults(quiet_field=quiet)
 

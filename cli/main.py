@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "cli.cmd_payloads",
     "cli.cmd_deployments",
     "cli.cmd_keys",
+    "cli.cmd_webhooks",
     "cli.cmd_run",
     "cli.cmd_agent",
     "cli.cmd_demo",

@@ -26,6 +26,10 @@ class App:
     """Cross-replica signals (coordinator/store/signals.py); None: this process is alone."""
     replica_id: str = ""
     """This coordinator among its replicas: logs, the engine's audit actor, health answers."""
+    webhook_keys: Any = None
+    """The key webhook secrets are encrypted with (coordinator/webhook_keys.py), set at start."""
+    webhooks: Any = None
+    """The webhook delivery worker (coordinator/service/webhook_delivery.py)."""
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store function off the event loop."""

@@ -44,6 +44,8 @@ class Settings:
     """A REST connection that sends no complete request head within this is closed."""
     replica_id: str = ""
     """This coordinator among replicas on one store (`--replica-id`); empty = generated at start."""
+    webhooks_allow_link_local: bool = False
+    """Deliver webhooks to link-local and cloud metadata addresses too (refused by default: SSRF)."""
 
 
 REPLICA_ID_MAX = 48

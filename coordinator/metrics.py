@@ -135,6 +135,15 @@ class StateCollector(Collector):
             yield GaugeMetricFamily("convoy_signals_listening",
                                     "1 while this replica listens for the others' signals (PostgreSQL)",
                                     value=1 if sig.get("listening", True) else 0)
+        webhooks = self.app.webhooks
+        if webhooks is not None:
+            hooks = webhooks.stats()
+            attempts = CounterMetricFamily("convoy_webhook_attempts",
+                                           "Webhook delivery attempts made by this coordinator, by outcome",
+                                           labels=["outcome"])
+            for outcome in ("delivered", "retry", "dead"):
+                attempts.add_metric([outcome], hooks.get(outcome, 0))
+            yield attempts
         counts = self._counts()
         yield GaugeMetricFamily("convoy_store_up", "1 when the store answered the last metrics read",
                                 value=1 if counts is not None else 0)

@@ -100,6 +100,9 @@ class Coordinator:
 
         app = self.app = App(store=store, settings=self.settings, clock=self.clock,
                              replica_id=self.settings.replica_id or generated_replica_id())
+        from coordinator.webhook_keys import WebhookKeys
+
+        app.webhook_keys = await asyncio.to_thread(WebhookKeys.load_or_create, self.settings.data_dir)
         await self._wire(app)
         self.metrics.attach(app)
 
@@ -133,6 +136,9 @@ class Coordinator:
 
         if self.settings.http_listen:
             await self._start_http(app)
+        from coordinator.service.webhook_delivery import start_worker
+
+        self._tasks.append(start_worker(app, app.webhook_keys))
         for factory in _background_tasks():
             self._tasks.append(asyncio.create_task(factory(app), name=getattr(factory, "__name__", "task")))
         log.info("coordinator listening grpc=%s http=%s tls=%s", self.grpc_port, self.http_port,

@@ -9,8 +9,9 @@ from coordinator.api.admin_devices import DeviceRpcs
 from coordinator.api.admin_payloads import PayloadRpcs
 from coordinator.api.admin_signers import SignerRpcs
 from coordinator.api.admin_tenancy import TenancyRpcs
+from coordinator.api.admin_webhooks import WebhookRpcs
 
 
 class AdminServicer(TenancyRpcs, DeviceRpcs, PayloadRpcs, DeploymentRpcs, ApprovalRpcs, SignerRpcs,
-                    admin_pb2_grpc.AdminServiceServicer):
+                    WebhookRpcs, admin_pb2_grpc.AdminServiceServicer):
     pass

@@ -80,6 +80,7 @@ def create_app(app: App, metrics: Metrics | None = None, readiness: Readiness | 
         rest_history,
         rest_ops,
         rest_signers,
+        rest_webhooks,
         web,
     )
 
@@ -91,6 +92,7 @@ def create_app(app: App, metrics: Metrics | None = None, readiness: Readiness | 
     api.include_router(rest_deployments.router, prefix="/v2")
     api.include_router(rest_credentials.router, prefix="/v2")
     api.include_router(rest_events.router, prefix="/v2")
+    api.include_router(rest_webhooks.router, prefix="/v2")
     from coordinator.api.rest_limits import DoorGuard
 
     api.add_middleware(DoorGuard, convoy=app, max_body=app.settings.max_body_bytes)

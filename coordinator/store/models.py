@@ -394,3 +394,51 @@ class TrustSetDocument(Base):
     serial: Mapped[int] = mapped_column(BigInteger)
     published_at: Mapped[datetime]
     published_by: Mapped[str | None] = mapped_column(ID)
+
+
+class Webhook(Base):
+    """A client's receiver of deployment events (docs/webhooks.md). The secret is stored
+    encrypted (Fernet, `<data-dir>/webhooks.key`): the coordinator needs it back to sign."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Event types it receives (coordinator/domain/webhooks.py); empty: every event."""
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    secret_key_id: Mapped[str] = mapped_column(String(16))
+    """Which webhooks.key encrypted the secret: only a replica holding that key delivers for it."""
+    created_at: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(ID)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one row per event per webhook, written in the transaction of the deployment's
+    move, so an event is sent at least once if and only if that move committed."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_hook_event"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_hook_created", "webhook_id", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(ID)
+    event_id: Mapped[str] = mapped_column(ID)
+    event_type: Mapped[str] = mapped_column(String(40))
+    deployment_id: Mapped[str] = mapped_column(ID)
+    body: Mapped[str] = mapped_column(Text)
+    """The JSON body exactly as sent (and signed) on every attempt."""
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    """When any replica may try it next (a claim moves it a lease ahead); NULL once final."""
+    lease_until: Mapped[datetime | None]
+    """Set while a replica is trying it: the claim's expiry (= next_attempt_at then)."""
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

@@ -14,8 +14,10 @@ from sqlalchemy.orm import Session
 
 from common.errors import Conflict
 from coordinator.domain.states import check_action
+from coordinator.domain.webhooks import event_for
 from coordinator.store import models as m
 from coordinator.store.inlist import id_in
+from coordinator.store.webhook_outbox import enqueue
 
 
 def add_event(s: Session, d: m.Deployment, actor: str, from_status: str, to_status: str, reason: str,
@@ -38,7 +40,9 @@ def mark_due(s: Session, deployment_ids: Iterable[str], now: datetime) -> None:
 def transition(s: Session, d: m.Deployment, action: str, now: datetime, actor: str, reason: str = "",
                **fields: Any) -> None:
     """Move `d` by `action` (checked against the state table), as an update guarded by the row's
-    version; Conflict if someone else moved it first. Records the move in deployment_events."""
+    version; Conflict if someone else moved it first. Records the move in deployment_events, and
+    queues the webhooks it is an event for (docs/webhooks.md) in the same transaction: a move
+    that rolls back sends nothing, one that commits is delivered even across a restart."""
     target = check_action(action, d.status)
     assert target is not None, f"{action} has no fixed target status"
     before = d.status
@@ -55,3 +59,6 @@ def transition(s: Session, d: m.Deployment, action: str, now: datetime, actor: s
     s.refresh(d)
     if before != target or reason:
         add_event(s, d, actor, before, target, reason, now)
+    event = event_for(action, before, target)
+    if event is not None:
+        enqueue(s, d, event, before, reason, actor, now)

@@ -260,6 +260,26 @@ class AdminServiceStub:
                 request_serializer=convoy_dot_v1_dot_admin__pb2.ListSignersRequest.SerializeToString,
                 response_deserializer=convoy_dot_v1_dot_admin__pb2.TrustSet.FromString,
                 _registered_method=True)
+        self.CreateWebhook = channel.unary_unary(
+                '/convoy.v1.AdminService/CreateWebhook',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.CreateWebhookRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.Webhook.FromString,
+                _registered_method=True)
+        self.ListWebhooks = channel.unary_unary(
+                '/convoy.v1.AdminService/ListWebhooks',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.ListWebhooksRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.ListWebhooksResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhook = channel.unary_unary(
+                '/convoy.v1.AdminService/DeleteWebhook',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.WebhookRef.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.Webhook.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/convoy.v1.AdminService/ListWebhookDeliveries',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -542,6 +562,31 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateWebhook(self, request, context):
+        """webhooks (docs/webhooks.md)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhooks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhook(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -769,6 +814,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetTrustSet,
                     request_deserializer=convoy_dot_v1_dot_admin__pb2.ListSignersRequest.FromString,
                     response_serializer=convoy_dot_v1_dot_admin__pb2.TrustSet.SerializeToString,
+            ),
+            'CreateWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhook,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.CreateWebhookRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.Webhook.SerializeToString,
+            ),
+            'ListWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhooks,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.ListWebhooksRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.ListWebhooksResponse.SerializeToString,
+            ),
+            'DeleteWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhook,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.WebhookRef.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.Webhook.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1986,6 +2051,114 @@ class AdminService:
             '/convoy.v1.AdminService/GetTrustSet',
             convoy_dot_v1_dot_admin__pb2.ListSignersRequest.SerializeToString,
             convoy_dot_v1_dot_admin__pb2.TrustSet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/CreateWebhook',
+            convoy_dot_v1_dot_admin__pb2.CreateWebhookRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.Webhook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/ListWebhooks',
+            convoy_dot_v1_dot_admin__pb2.ListWebhooksRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.ListWebhooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/DeleteWebhook',
+            convoy_dot_v1_dot_admin__pb2.WebhookRef.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.Webhook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/ListWebhookDeliveries',
+            convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,
