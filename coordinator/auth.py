@@ -97,4 +97,8 @@ def authenticate_device(session: Session, credential: str) -> m.Device:
     device = session.scalar(select(m.Device).where(m.Device.credential_hash == hash_secret(credential)))
     if device is None:
         raise Unauthenticated("invalid device credential: re-enroll this device with `convoy agent install`")
+    if device.revoked_at is not None:
+        raise Unauthenticated(f"device {device.id} was revoked at {iso(device.revoked_at)}: its credential no "
+                              "longer works (an operator's `convoy devices replace` can enroll it again)",
+                              device_id=device.id)
     return device

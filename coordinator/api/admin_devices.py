@@ -9,6 +9,7 @@ import grpc.aio
 from common.convoy.v1 import admin_pb2 as pb
 from common.convoy.v1 import types_pb2 as tpb
 from coordinator.api.base import Api
+from coordinator.api.device_actions import revoke
 from coordinator.api.grpc_util import metadata_bearer, unary
 from coordinator.service import devices, enrollment, history
 
@@ -27,7 +28,8 @@ def device_message(d: dict[str, Any]) -> tpb.Device:
             ip_addresses=[str(ip) for ip in facts["ip_addresses"]]),
         tags=d["tags"], site=d["site"], online=d["online"], last_seen_at=d["last_seen_at"] or "",
         agent_version=d["agent_version"], maintenance_windows=d["maintenance_windows"],
-        group_ids=d["group_ids"], created_at=d["created_at"] or "", updated_at=d["updated_at"] or "")
+        group_ids=d["group_ids"], created_at=d["created_at"] or "", updated_at=d["updated_at"] or "",
+        revoked_at=d.get("revoked_at") or "")
     if d["latest_enrollment"] is not None:
         msg.latest_enrollment.CopyFrom(tpb.EnrollmentStatusRef(**d["latest_enrollment"]))
     return msg
@@ -82,6 +84,10 @@ class DeviceRpcs(Api):
                               list(request.tags) if request.set_tags else None,
                               request.site if request.set_site else None, self.app.clock.now())
         return device_message(out)
+
+    @unary
+    async def RevokeDevice(self, request: pb.RevokeDeviceRequest, context: grpc.aio.ServicerContext) -> tpb.Device:
+        return device_message(await revoke(self, metadata_bearer(context), request.client_id, request.device_id))
 
     @unary
     async def ListDeviceDeployments(self, request: pb.ListDeviceDeploymentsRequest,

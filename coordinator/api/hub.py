@@ -64,8 +64,11 @@ class Connection:
     """This stream's connection id, written on the device row by its hello."""
     accepted_at: datetime | None = None
     """When the stream was accepted (the store's ordering of a device's streams)."""
+    refusal: str = ""
+    """Set when the device was revoked: the stream ends with UNAUTHENTICATED and this message."""
 
-    def close(self) -> None:
+    def close(self, refusal: str = "") -> None:
+        self.refusal = self.refusal or refusal
         if not self.closed:
             self.closed = True
             self.queue.put_nowait(None)
@@ -177,6 +180,14 @@ class Hub:
         conn.queue.put_nowait(msg)
         return True
 
+    def refuse(self, device_ids: list[str]) -> None:
+        """These devices were revoked: their streams here end now, refused (UNAUTHENTICATED)."""
+        for device_id in device_ids:
+            conn = self.connections.get(device_id)
+            if conn is not None:
+                log.info("device %s was revoked; closing its stream", device_id)
+                conn.close(f"device {device_id} was revoked: its credential no longer works")
+
     def send_job(self, job: Dispatch) -> bool:
         return self._send(job.device_id, job_message(job))
 
@@ -217,6 +228,7 @@ class Hub:
                 await asyncio.sleep(1.0)
                 self._resend_ready.set()
                 continue
+            self.refuse(desired.revoked)
             for job in desired.jobs:
                 self.send_job(job)
             for device_id, job_id, reason in desired.withdrawn:
@@ -256,6 +268,7 @@ class Hub:
             raise
         if desired.late_arrivals:
             self.app.engine.poke(*desired.late_arrivals)
+        self.refuse(desired.revoked)  # revoked between its authentication and its hello's write
         for job in desired.jobs:
             self.send_job(job)
         for device_id, job_id, reason in desired.withdrawn:

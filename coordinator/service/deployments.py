@@ -259,6 +259,13 @@ def delete(s: Session, who: Principal, deployment_id: str) -> dict[str, str]:
 
 
 def _resolve_targets(s: Session, d: m.Deployment) -> list[str]:
+    """The target devices, without revoked ones (they can never take a job)."""
+    revoked = set(s.scalars(select(m.Device.id).where(m.Device.client_id == d.client_id,
+                                                      m.Device.revoked_at.is_not(None))))
+    return [i for i in _target_ids(s, d) if i not in revoked]
+
+
+def _target_ids(s: Session, d: m.Deployment) -> list[str]:
     cfg = d.target_config
     client_devices = select(m.Device.id).where(m.Device.client_id == d.client_id)
     if d.target_type == "devices":

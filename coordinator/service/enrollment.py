@@ -213,9 +213,17 @@ def _claim(s: Session, row: m.EnrollmentToken, machine_id: str, proof: str, sour
                            f"this replacement token is for device {target.id}",
                            device_id=existing.id, machine_id=machine_id)
         target.machine_id = machine_id  # the replacement may be new hardware with a new id
+        target.revoked_at = target.revoked_by = None  # an operator's explicit replacement reinstates it
         return target
     if existing is None:
         return None
+    if existing.revoked_at is not None:
+        log.warning("enrollment refused: machine id %r is revoked device %s of client %s; token %s, from %s",
+                    machine_id, existing.id, row.client_id, row.id, source or "unknown")
+        raise PermissionDenied(
+            f"device {existing.id} (machine id {machine_id!r}) was revoked; only an operator's "
+            f"`convoy devices replace {existing.id}` token can enroll it again",
+            device_id=existing.id, machine_id=machine_id)
     if not proof:
         _refuse_takeover(row, machine_id, existing, "no device credential sent", source)
     if not matches(proof, existing.credential_hash):
