@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.agents import wait_for
-from tests.harness import CoordinatorProcess, run_cli
+from tests.harness import CoordinatorProcess, pg_create_from_template, pg_drop, run_cli
 from tests.real_agents import RealFleet
 
 EXIT_UNAUTHENTICATED = 3
@@ -115,3 +118,45 @@ def test_revoke_is_scoped_and_needs_the_operator_role(env: tuple[CoordinatorProc
     assert res.returncode != 0 and "operator role required" in res.stderr and "Traceback" not in res.stderr
     assert agent.proc is not None and agent.proc.poll() is None  # none of these touched it
     assert fleet.api("GET", f"/clients/{coord.client_id}/devices/{agent.device_id}")["revoked_at"] is None
+
+
+@pytest.fixture
+def two_replicas(tmp_path: Path, _pg_template: str | None) -> Iterator[tuple[CoordinatorProcess, CoordinatorProcess]]:
+    if _pg_template is None:
+        pytest.skip("PostgreSQL not reachable (set CI=true to make this a failure)")
+    name = f"convoy_t_{uuid.uuid4().hex[:12]}"
+    url = pg_create_from_template(name, _pg_template)
+    reps = [CoordinatorProcess(tmp_path / n, db=url, insecure=True, extra=("--replica-id", f"replica-{n}"))
+            for n in ("a", "b")]
+    try:
+        reps[0].bootstrap()
+        for rep in reps:
+            rep.data_dir.mkdir(parents=True, exist_ok=True)
+            rep.token, rep.client_id = reps[0].token, reps[0].client_id
+            rep.start()
+        yield reps[0], reps[1]
+    finally:
+        for rep in reps:
+            rep.stop()
+        pg_drop(name)
+
+
+def test_revoked_through_one_replica_the_stream_on_another_closes_within_a_second(
+        two_replicas: tuple[CoordinatorProcess, CoordinatorProcess], tmp_path: Path) -> None:
+    a, b = two_replicas
+    fleet = RealFleet(b, tmp_path / "agents")  # the agent streams to replica B
+    fleet.root.mkdir()
+    try:
+        (agent,) = fleet.add(1)
+        assert agent.proc is not None
+        _revoke(a, agent.device_id)  # through replica A
+        t0 = time.monotonic()
+        code = wait_for(lambda: agent.proc.poll() if agent.proc.poll() is not None else None,  # type: ignore[union-attr]
+                        timeout=5, interval=0.02, what="the agent on replica B to stop")
+        elapsed = time.monotonic() - t0
+        assert code == EXIT_UNAUTHENTICATED, agent.log()
+        assert elapsed < 1.0, f"the stream on the other replica closed after {elapsed:.2f}s"
+        print(f"revoked through A, the agent on B was refused after {elapsed:.2f}s")
+        assert "was revoked" in agent.log()
+    finally:
+        fleet.stop()
