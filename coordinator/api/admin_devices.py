@@ -9,7 +9,6 @@ import grpc.aio
 from common.convoy.v1 import admin_pb2 as pb
 from common.convoy.v1 import types_pb2 as tpb
 from coordinator.api.base import Api
-from coordinator.api.device_actions import revoke
 from coordinator.api.grpc_util import metadata_bearer, unary
 from coordinator.service import devices, enrollment, history
 
@@ -84,10 +83,6 @@ class DeviceRpcs(Api):
                               list(request.tags) if request.set_tags else None,
                               request.site if request.set_site else None, self.app.clock.now())
         return device_message(out)
-
-    @unary
-    async def RevokeDevice(self, request: pb.RevokeDeviceRequest, context: grpc.aio.ServicerContext) -> tpb.Device:
-        return device_message(await revoke(self, metadata_bearer(context), request.client_id, request.device_id))
 
     @unary
     async def ListDeviceDeployments(self, request: pb.ListDeviceDeploymentsRequest,

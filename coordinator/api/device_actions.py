@@ -4,6 +4,7 @@ commit: the replica holding the stream re-reads the device, finds it revoked and
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -16,13 +17,12 @@ from coordinator.service import devices
 def _revoke_signalled(api: Api) -> Any:
     signals = api.app.signals
 
+    @functools.wraps(devices.revoke_device)  # keeps its audit action (service/audit_log.py)
     def run(s: Session, who: Principal, client_id: str, device_id: str, now: Any) -> Any:
         out = devices.revoke_device(s, who, client_id, device_id, now)
         if signals is not None:
             signals.in_transaction(s, devices=[out[0]["id"]])
         return out
-    run.__name__ = devices.revoke_device.__name__
-    run.__dict__.update(devices.revoke_device.__dict__)  # its audit action (service/audit_log.py)
     return run
 
 

@@ -36,7 +36,8 @@ from coordinator.engine.rollout import (
     rollback_devices,
 )
 from coordinator.engine.writer import chunks
-from coordinator.service import approvals, payloads, signers
+from coordinator.service import approvals, audit_log, payloads, signers
+from coordinator.service.audit_log import action
 from coordinator.store import models as m
 from coordinator.store.transitions import add_event as _event
 from coordinator.store.transitions import transition
@@ -212,6 +213,7 @@ def _check_target_refs(s: Session, client_id: str, spec: dict[str, Any]) -> None
                                   parameter="targetConfig.groupIds", missing=missing)
 
 
+@action("deployment.create")
 def create(s: Session, who: Principal, body: dict[str, Any], now: datetime) -> dict[str, Any]:
     who.require_role("operator", "create deployments")
     spec = validate_spec(body)
@@ -231,6 +233,7 @@ def create(s: Session, who: Principal, body: dict[str, Any], now: datetime) -> d
     return with_approval(s, d)
 
 
+@action("deployment.update")
 def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:
     who.require_role("operator", "update deployments")
     d = load(s, who, deployment_id, lock=True)
@@ -250,11 +253,13 @@ def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, 
     return with_approval(s, d)
 
 
+@action("deployment.delete")
 def delete(s: Session, who: Principal, deployment_id: str) -> dict[str, str]:
     who.require_role("operator", "delete deployments")
     d = load(s, who, deployment_id, lock=True)
     check_action("delete", d.status)
     s.delete(d)
+    audit_log.note(s, client_ids=[d.client_id], summary=f"name={d.name}")
     return {"id": d.id}
 
 
@@ -331,6 +336,7 @@ def _resolve_change(s: Session, d: m.Deployment, *, rollback: bool) -> dict[str,
             "action": "restore" if rollback else "apply", **reverts}
 
 
+@action("deployment.initialize")
 def initialize(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     who.require_role("operator", "initialize deployments")
     d = load(s, who, deployment_id, lock=True)
@@ -400,6 +406,7 @@ def check_start_at(spec: dict[str, Any], now: datetime) -> None:
                               parameter="rolloutConfig.startAt")
 
 
+@action("deployment.start")
 def start(s: Session, who: Principal, deployment_id: str, now: datetime, signature: Any = None) -> dict[str, Any]:
     """Start. With rolloutConfig.startAt still ahead, batch 1 is due then (`nextBatchAt`, and the
     status reason says so); a startAt that passed while the deployment waited starts it now.
@@ -439,6 +446,7 @@ def manifest(s: Session, who: Principal, deployment_id: str, now: datetime, roll
     return signers.proposed(d, d.job_payload, rollback=False, now=now)
 
 
+@action("deployment.approve")
 def approve(s: Session, who: Principal, deployment_id: str, comment: Any, now: datetime) -> dict[str, Any]:
     """Another operator's sign-off on a pending deployment above the client's approval policy."""
     d = load(s, who, deployment_id, lock=True)
@@ -446,6 +454,7 @@ def approve(s: Session, who: Principal, deployment_id: str, comment: Any, now: d
     return with_approval(s, d)
 
 
+@action("deployment.pause")
 def pause(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
     who.require_role("operator", "pause deployments")
     d = load(s, who, deployment_id, lock=True)
@@ -453,6 +462,7 @@ def pause(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict
     return with_approval(s, d)
 
 
+@action("deployment.resume")
 def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
     """Resume: thresholds re-arm relative to the failures at this moment (docs/deployments-rules.md)."""
     who.require_role("operator", "resume deployments")
@@ -469,6 +479,7 @@ def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dic
     return with_approval(s, d)
 
 
+@action("deployment.cancel")
 def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
     """Cancel (seed 004): pending records become skipped; records already running, completed,
     failed or skipped are not affected. A job the device never acknowledged is withdrawn (it has
@@ -484,6 +495,7 @@ def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tup
     return with_approval(s, d), withdraw
 
 
+@action("deployment.rollback")
 def rollback(s: Session, who: Principal, deployment_id: str, now: datetime,
              signature: Any = None) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
     """Create and start a deployment that reverts `deployment_id` where it completed. A
@@ -502,9 +514,11 @@ def rollback(s: Session, who: Principal, deployment_id: str, now: datetime,
     withdraw = cancel_records(s, d, now, "rolled back") if d.status == D.PAUSED else []
     rb = create_rollback(s, d, job_payload, devices, now, who.token_id, created_by=who.token_id, signature=signed)
     transition(s, d, "rollback", now, who.token_id, f"rolled back by {rb.id}", rolled_back_by=rb.id, next_batch_at=None)
+    audit_log.note(s, target_id=d.id, summary=f"rollback deployment {rb.id}")
     return with_approval(s, rb), withdraw
 
 
+@action("deployment.retry_device")
 def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str, now: datetime) -> dict[str, Any]:
     """Manual retry (seed 004): one more attempt now, for a failed device with retries left (also
     one waiting for its automatic retry: that retry is brought forward) or a skipped one. It
@@ -527,4 +541,5 @@ def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str,
                   .values(batch_finished_at=None, next_batch_at=None).execution_options(synchronize_session=False))
     s.refresh(r)
     host = s.scalar(select(m.Device.hostname).where(m.Device.id == r.device_id)) or ""
+    audit_log.note(s, client_ids=[d.client_id], target_id=d.id, summary=f"device={dev_id}")
     return record_dict(r, host)

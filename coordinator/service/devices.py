@@ -17,6 +17,7 @@ from common.ids import parse_uuid
 from common.timefmt import iso
 from coordinator.auth import Principal
 from coordinator.engine.rollout import revoke_records
+from coordinator.service.audit_log import action
 from coordinator.store import models as m
 
 MAX_LIMIT = 1000
@@ -159,6 +160,7 @@ def get_device(s: Session, who: Principal, client_id: str, device_id: str) -> di
     return device_dict(device, _groups_of(s, [device.id])[device.id], latest_enrollment(s, device.id))
 
 
+@action("device.update")
 def update_device(s: Session, who: Principal, client_id: str, device_id: str, tags: list[str] | None,
                   site: str | None, now: datetime) -> dict[str, Any]:
     """Replace the device's tags and/or site (None leaves a field as it is)."""
@@ -179,6 +181,7 @@ def update_device(s: Session, who: Principal, client_id: str, device_id: str, ta
     return get_device(s, who, client, device.id)
 
 
+@action("device.revoke")
 def revoke_device(s: Session, who: Principal, client_id: str, device_id: str,
                   now: datetime) -> tuple[dict[str, Any], list[str], list[tuple[str, str, str]]]:
     """Revoke a device (idempotent; operator role): its credential is refused from now on and

@@ -37,6 +37,8 @@ from common.errors import Conflict, InvalidArgument, NotFound
 from common.ids import new_id, parse_uuid
 from common.timefmt import iso_or_empty
 from coordinator.auth import Principal
+from coordinator.service import audit_log
+from coordinator.service.audit_log import action
 from coordinator.store import models as m
 from coordinator.store.db import Store
 
@@ -98,6 +100,7 @@ def _group_dicts(s: Session, groups: list[m.Group]) -> list[dict[str, Any]]:
              "created_at": iso_or_empty(g.created_at)} for g in groups]
 
 
+@action("group.create")
 def create_group(s: Session, who: Principal, client_id: str, name: str, now: datetime) -> dict[str, Any]:
     cid = who.default_client(s, client_id)
     who.require_role("operator", "create groups")
@@ -138,6 +141,7 @@ def _client_devices(s: Session, client_id: str, device_ids: Iterable[str]) -> li
     return ids
 
 
+@action("group.add_members")
 def add_group_members(s: Session, who: Principal, group_id: str, device_ids: Iterable[str],
                       client_id: str = "") -> dict[str, Any]:
     """Idempotent: a device already in the group stays in it once."""
@@ -151,6 +155,7 @@ def add_group_members(s: Session, who: Principal, group_id: str, device_ids: Ite
     return _group_dicts(s, [group])[0]
 
 
+@action("group.remove_members")
 def remove_group_members(s: Session, who: Principal, group_id: str, device_ids: Iterable[str],
                          client_id: str = "") -> dict[str, Any]:
     """Idempotent: removing a device that is not a member is a no-op (it must still exist)."""
@@ -288,6 +293,7 @@ def _script_dict(sc: m.Script) -> dict[str, Any]:
             "rollback_body": sc.rollback_body or "", "created_at": iso_or_empty(sc.created_at)}
 
 
+@action("script.create")
 def create_script(s: Session, who: Principal, client_id: str, name: str, interpreter: str, body: str,
                   parameters_schema: str, rollback_body: str, now: datetime) -> dict[str, Any]:
     cid = who.default_client(s, client_id)
@@ -399,8 +405,9 @@ def _finish_upload(s: Session, cid: str, name: str, temp: str, digest: str, size
     return _artifact_dict(artifact)
 
 
+@action("artifact.upload")
 def store_artifact(store: Store, who: Principal, client_id: str, name: str, chunks: Iterable[bytes],
-                   now: datetime, *, max_bytes: int = MAX_ARTIFACT_BYTES) -> dict[str, Any]:
+                   now: datetime, *, max_bytes: int = MAX_ARTIFACT_BYTES, replica: str = "") -> dict[str, Any]:
     """Stream `chunks` into the store as one artifact; see the module docstring for the steps.
 
     400 for a missing or unsafe name, an empty upload, or more than `max_bytes`. Only one
@@ -438,7 +445,9 @@ def store_artifact(store: Store, who: Principal, client_id: str, name: str, chun
         for attempt in range(3):
             try:
                 with store.tx() as s:
-                    return _finish_upload(s, cid, name, temp, digest, size, now)
+                    out = _finish_upload(s, cid, name, temp, digest, size, now)
+                    audit_log.record(s, who, store_artifact, out, replica, now)  # its own door, so its own row
+                    return out
             except IntegrityError:  # another coordinator stored the same blob meanwhile
                 if attempt == 2:
                     raise

@@ -22,6 +22,7 @@ from common.errors import Conflict, InvalidArgument, NotFound
 from common.ids import new_id, parse_uuid
 from common.timefmt import iso
 from coordinator.auth import Principal
+from coordinator.service.audit_log import action
 from coordinator.store import models as m
 
 PROPOSED_LIFETIME = timedelta(days=7)
@@ -44,6 +45,7 @@ def _client(s: Session, who: Principal, client_id: str | None, role: str, action
 # --- signer keys -----------------------------------------------------------------------------
 
 
+@action("signer.register")
 def register(s: Session, who: Principal, client_id: str | None, body: Any, now: datetime) -> dict[str, Any]:
     """Register a public key (`{"publicKey": "ed25519:…", "name"}`) as a signer of the client."""
     cid = _client(s, who, client_id, "admin", "register signer keys")
@@ -76,6 +78,7 @@ def list_signers(s: Session, who: Principal, client_id: str | None) -> list[dict
     return [_signer_dict(r) for r in rows]
 
 
+@action("signer.revoke")
 def revoke(s: Session, who: Principal, client_id: str | None, key_id: str, now: datetime) -> dict[str, Any]:
     """The coordinator stops accepting the key's signatures on start. Agents that pinned it keep
     trusting it until a trust-set update removes it (docs/security.md)."""
@@ -157,6 +160,7 @@ def _trust_dict(row: m.TrustSetDocument) -> dict[str, Any]:
             "serial": row.serial, "publishedAt": iso(row.published_at)}
 
 
+@action("trust_set.publish")
 def publish_trust_set(s: Session, who: Principal, client_id: str | None, body: Any, now: datetime) -> dict[str, Any]:
     """Store a signed trust-set document (`convoy keys rotate`) for the client's agents.
 
