@@ -36,7 +36,7 @@ from coordinator.engine.rollout import (
     rollback_devices,
 )
 from coordinator.engine.writer import chunks
-from coordinator.service import approvals, audit_log, payloads, signers
+from coordinator.service import approvals, audit_log, payloads, secret_params, signers
 from coordinator.service.audit_log import action
 from coordinator.store import models as m
 from coordinator.store.transitions import add_event as _event
@@ -56,7 +56,7 @@ def deployment_dict(d: m.Deployment) -> dict[str, Any]:
         "clientId": d.client_id,
         "name": d.name,
         "type": d.type,
-        "payload": d.payload,
+        "payload": secret_params.mask(d.payload),
         "targetType": d.target_type,
         "targetConfig": d.target_config,
         "rolloutConfig": d.rollout_config,
@@ -183,12 +183,17 @@ def list_records(s: Session, who: Principal, deployment_id: str, *, status: str 
 
 # --- writing --------------------------------------------------------------------------------
 
-def _check_payload_refs(s: Session, client_id: str, spec: dict[str, Any]) -> None:
-    """Unknown payload ids are a 400 at create (and update)."""
+def _check_payload_refs(s: Session, client_id: str, spec: dict[str, Any],
+                        current: dict[str, Any] | None = None) -> None:
+    """Unknown payload ids are a 400 at create (and update). A script's secret parameters are
+    sealed here (`current`: the stored parameters an update may keep, service/secret_params.py)."""
     payload = spec["payload"]
     if spec["type"] == "script":
         script = payloads.get_script(s, client_id, payload["scriptId"], field="payload.scriptId")
         payloads.validate_parameters(script.parameters_schema or {}, payload.get("parameters") or {})
+        if payload.get("parameters"):
+            payload["parameters"] = secret_params.seal(s, script.parameters_schema or {}, payload["parameters"],
+                                                       current)
     elif spec["type"] == "software":
         payloads.get_artifact(s, client_id, payload["artifactId"], field="payload.artifactId")
     verify = spec["rolloutConfig"].get("verify")
@@ -246,7 +251,7 @@ def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, 
     check_start_at(spec, now)
     if spec.get("clientId") and spec["clientId"] != d.client_id:
         raise InvalidArgument("clientId cannot be changed", parameter="clientId")
-    _check_payload_refs(s, d.client_id, spec)
+    _check_payload_refs(s, d.client_id, spec, current=(d.payload or {}).get("parameters"))
     _check_target_refs(s, d.client_id, spec)
     transition(s, d, "update", now, who.token_id, name=spec["name"], type=spec["type"], payload=spec["payload"],
                target_type=spec["targetType"], target_config=spec["targetConfig"], rollout_config=spec["rolloutConfig"])
@@ -324,8 +329,9 @@ def _resolve_change(s: Session, d: m.Deployment, *, rollback: bool) -> dict[str,
                 raise InvalidArgument(f"script {script.name!r} has no rollback body, so this deployment cannot be rolled back",
                                       parameter="payload.scriptId")
             body = script.rollback_body
-        return {"interpreter": script.interpreter, "body": body, "parameters": p.get("parameters") or {},
-                "scriptId": script.id, **reverts}
+        return {"interpreter": script.interpreter, "body": body,
+                "parameters": secret_params.job_parameters(p.get("parameters") or {}), "scriptId": script.id,
+                **reverts}
     if d.type == "software":
         art = payloads.get_artifact(s, d.client_id, p["artifactId"])
         return {"artifact": {"sha256": art.sha256, "size": art.size, "name": art.name, "kind": art.kind},

@@ -219,11 +219,17 @@ def parse_parameters_schema(text: str) -> dict[str, Any]:
             raise bad(where, "parameter names are letters, digits and _, not starting with a digit")
         if not isinstance(spec, dict):
             raise bad(where, "must be an object")
-        unknown = set(spec) - {"type", "description", "default", "enum"}
+        unknown = set(spec) - {"type", "description", "default", "enum", "secret"}
         if unknown:
             raise bad(where, f"unsupported keyword {sorted(unknown)[0]!r}")
         if spec.get("type") not in PARAMETER_TYPES:
             raise bad(f"{where}.type", f"must be one of {', '.join(PARAMETER_TYPES)}")
+        if "secret" in spec:  # write-only: sealed at rest, never shown (docs/payloads.md)
+            if not isinstance(spec["secret"], bool):
+                raise bad(f"{where}.secret", "must be true or false")
+            if spec["secret"] and (spec["type"] != "string" or "default" in spec or "enum" in spec):
+                raise bad(f"{where}.secret", "a secret parameter is a string with no default and no enum "
+                                             "(they would be readable in the schema)")
         if "enum" in spec:
             if not isinstance(spec["enum"], list) or not spec["enum"]:
                 raise bad(f"{where}.enum", "must be a non-empty list")
@@ -282,7 +288,8 @@ def validate_parameters(schema: dict[str, Any], params: dict[str, Any]) -> None:
                 continue
             raise InvalidArgument(f"{field} is not a parameter of this script", parameter=field)
         if not _has_type(value, spec["type"]):
-            raise InvalidArgument(f"{field} must be of type {spec['type']}", parameter=field, value=value)
+            shown = {} if spec.get("secret") else {"value": value}  # a secret is never echoed
+            raise InvalidArgument(f"{field} must be of type {spec['type']}", parameter=field, **shown)
         if "enum" in spec and value not in spec["enum"]:
             raise InvalidArgument(f"{field} must be one of {spec['enum']}", parameter=field, value=value)
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common import signing
+from common import secret_params, signing
 from common.errors import Conflict, InvalidArgument, NotFound
 from common.ids import new_id, parse_uuid
 from common.timefmt import iso
@@ -108,7 +108,8 @@ def proposed(d: m.Deployment, payload: dict[str, Any], *, rollback: bool, now: d
     manifest = signing.Manifest(deployment_id=d.id, client_id=d.client_id, type=d.type,
                                 digest=signing.payload_digest(payload), rollback=rollback,
                                 expires_at=now + PROPOSED_LIFETIME)
-    return {"manifest": manifest.encode().decode("utf-8"), "payload": payload}
+    # Secret parameters by their commitments only: the digest covers exactly this form.
+    return {"manifest": manifest.encode().decode("utf-8"), "payload": secret_params.public_form(payload)}
 
 
 def accept(s: Session, d: m.Deployment, raw: Any, *, payload: dict[str, Any], rollback: bool,
