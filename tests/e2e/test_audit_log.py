@@ -39,6 +39,9 @@ def test_every_admin_write_is_in_the_audit_log(env: tuple[CoordinatorProcess, Re
     _cli(coord, "devices", "tag", agent.device_id, "--client", coord.client_id, "--tag", "web")
     dep = _cli(coord, "deployments", "create", "--name", "hello", "--script", script["id"], "--target-all",
                token=operator["token"])
+    coord.cli("deployments", "initialize", dep["id"], token=operator["token"])
+    coord.cli("deployments", "start", dep["id"], token=operator["token"])
+    assert fleet.wait_finished(dep["id"])["status"] == "completed"
     _cli(coord, "devices", "revoke", agent.device_id, "--client", coord.client_id, token=operator["token"])
 
     out = _cli(coord, "audit", "--client", coord.client_id, "--limit", "500")
@@ -55,6 +58,11 @@ def test_every_admin_write_is_in_the_audit_log(env: tuple[CoordinatorProcess, Re
             assert row["targetId"] == target, row
         assert row["replica"], row  # the replica that served the call
         assert datetime.fromisoformat(row["at"].replace("Z", "+00:00")) >= t0 - timedelta(seconds=30)
+    assert by_action["deployment.start"]["actor"] == operator["id"]
+    # The engine's own moves are there too, by replica.
+    engine = [r for r in rows if r["actor"].startswith("engine@") and r["targetId"] == dep["id"]]
+    assert "deployment.complete" in {r["action"] for r in engine}, engine
+    assert all(r["actor"] == f"engine@{r['replica']}" for r in engine)
     assert by_action["device.revoke"]["actor"] == operator["id"]
     assert by_action["device.revoke"]["actorName"] == "ops-bot"
     assert by_action["script.create"]["actorName"] == "bootstrap"
