@@ -688,6 +688,15 @@ def device_jobs(s: Session, device_ids: Sequence[str], default_timeout_min: floa
 
 # --- API actions on records (called by the service, in its transaction) ---------------------------
 
+def _records_and_jobs(*where: Any) -> Any:
+    """Records with their current job's columns (`j_*`), as `_rec` and `_job` read them."""
+    r, j = m.DeploymentDevice, m.Job
+    return (select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual,
+                   r.wait_until, j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"),
+                   j.ran.label("j_ran"), j.activity_at.label("j_activity_at"), j.hold_until.label("j_hold_until"))
+            .outerjoin(j, j.id == r.job_id).where(*where))
+
+
 def cancel_records(s: Session, d: m.Deployment, now: datetime, reason: str,
                    params: EngineParams | None = None) -> list[tuple[str, str, str]]:
     """Cancel (or roll back while paused): pending records are skipped (failed if an earlier
@@ -695,14 +704,9 @@ def cancel_records(s: Session, d: m.Deployment, now: datetime, reason: str,
     Returns the withdrawals to send."""
     params = params or EngineParams()
     ctx = _ctx(d, now, params)
-    r, j = m.DeploymentDevice, m.Job
+    r = m.DeploymentDevice
     w = Writer(s, d, now)
-    rows = s.execute(
-        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual, r.wait_until,
-               j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"), j.ran.label("j_ran"),
-               j.activity_at.label("j_activity_at"), j.hold_until.label("j_hold_until"))
-        .outerjoin(j, j.id == r.job_id)
-        .where(r.deployment_id == d.id, r.status.in_([R.PENDING.value, R.DOWNLOADING.value])))
+    rows = s.execute(_records_and_jobs(r.deployment_id == d.id, r.status.in_([R.PENDING.value, R.DOWNLOADING.value])))
     for row in rows:
         rec = _rec(row)
         job = _job(row) if row.status == R.DOWNLOADING else None
@@ -718,7 +722,7 @@ def revoke_records(s: Session, device_id: str, now: datetime,
     finished) is handed the `Revoked` event, so no rollout waits for it. Returns the deployments
     touched (made due, so their engines re-decide) and the withdrawals to send."""
     params = params or EngineParams()
-    r, j, dep = m.DeploymentDevice, m.Job, m.Deployment
+    r, dep = m.DeploymentDevice, m.Deployment
     open_statuses = [R.PENDING.value, *(x.value for x in RECORD_RUNNING)]
     dep_ids = sorted(set(s.scalars(
         select(r.deployment_id).join(dep, dep.id == r.deployment_id)
@@ -731,12 +735,8 @@ def revoke_records(s: Session, device_id: str, now: datetime,
         if d is None:
             continue
         ctx, w = _ctx(d, now, params), Writer(s, d, now)
-        rows = s.execute(
-            select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual,
-                   r.wait_until, j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"),
-                   j.ran.label("j_ran"), j.activity_at.label("j_activity_at"), j.hold_until.label("j_hold_until"))
-            .outerjoin(j, j.id == r.job_id)
-            .where(r.deployment_id == d.id, r.device_id == device_id, r.status.in_(open_statuses)))
+        rows = s.execute(_records_and_jobs(r.deployment_id == d.id, r.device_id == device_id,
+                                           r.status.in_(open_statuses)))
         for row in rows:
             rec = _rec(row)
             job = _job(row) if row.status != R.PENDING else None

@@ -107,7 +107,8 @@ def _since(text: str) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def _bounded(value: int | None, name: str, default: int, lo: int, hi: int) -> int:
+def bounded(value: int | None, name: str, default: int, lo: int, hi: int) -> int:
+    """An optional integer query parameter: its default when None, else checked against lo..hi."""
     if value is None:
         return default
     if not lo <= value <= hi:
@@ -119,8 +120,8 @@ def list_entries(s: Session, who: Principal, *, client_id: str = "", action_name
                  limit: int | None = None, offset: int | None = None) -> tuple[list[dict[str, Any]], int]:
     """The entries the caller may see, newest first: its clients' (any role); a partner token
     also sees entries of no single client."""
-    lim = _bounded(limit, "limit", 50, 1, LIMIT_MAX)
-    off = _bounded(offset, "offset", 0, 0, 10**9)
+    lim = bounded(limit, "limit", 50, 1, LIMIT_MAX)
+    off = bounded(offset, "offset", 0, 0, 10**9)
     a = m.AuditEntry
     cond: list[Any] = []
     if client_id:
