@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.state import StateDir, atomic_write
-from common import signing
+from common import secret_params, signing
 
 log = logging.getLogger("convoy.agent.trust")
 
@@ -70,7 +70,7 @@ class TrustSet:
         # deployment X with this payload", and X is inside the payload the digest covers.
         expected = str(payload.get("revertsDeploymentId") or "") if rollback else deployment_id
         return signing.mismatch(parsed, deployment_id=expected, client_id=self.client_id, type_=type_,
-                                payload=payload, rollback=rollback, now=now)
+                                payload=payload, rollback=rollback, now=now) or secret_params.mismatch(payload)
 
     # --- updates -------------------------------------------------------------------------
 

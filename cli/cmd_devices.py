@@ -17,6 +17,7 @@ def _device(msg: Any) -> dict[str, Any]:
     for disk in facts["disks"]:
         disk["total_bytes"], disk["free_bytes"] = int(disk["total_bytes"]), int(disk["free_bytes"])
     out["last_seen_at"] = out["last_seen_at"] or None
+    out["revoked_at"] = out.get("revoked_at") or None
     out.setdefault("latest_enrollment", None)
     return out
 
@@ -51,6 +52,7 @@ def _get(args: argparse.Namespace) -> int:
             ("memory", f"{int(f['memory_bytes']) // (1024 * 1024)} MiB"), ("ips", ", ".join(f["ip_addresses"])),
             ("tags", ", ".join(out["tags"])), ("site", out["site"]), ("online", out["online"]),
             ("last seen", out["last_seen_at"] or "never"), ("agent", out["agent_version"]),
+            ("revoked", out["revoked_at"] or "no"),
             ("groups", ", ".join(out["group_ids"])),
             ("last enrollment", f"{latest['status']} at {latest['enrollment_date']} ({latest['id']})" if latest else "none"),
         ]:
@@ -121,6 +123,15 @@ def _tag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _revoke(args: argparse.Namespace) -> int:
+    out = _device(call(args, "RevokeDevice", pb.RevokeDeviceRequest(client_id=args.client or "",
+                                                                     device_id=args.device_id)))
+    emit(args, out, lambda: print(printable(f"device {out['id']} revoked at {out['revoked_at']}: its credential "
+                                            "is refused and its stream closed; its unfinished deployment "
+                                            "records ended")))
+    return 0
+
+
 def register(sub: Any) -> None:
     devices = sub.add_parser("devices", help="enrolled devices and their enrollment history").add_subparsers(
         dest="sub", required=True, metavar="COMMAND")
@@ -133,6 +144,13 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--filter", help="only devices matching a target filter, e.g. 'os == \"linux\" and site == \"berlin\"'")
+
+    p = command(devices, "revoke", "revoke a device: its credential stops working at once (operator role)",
+                "  convoy devices revoke DEVICE_ID --client CLIENT_ID\n"
+                "  (its stream is closed and it is refused from then on; its unfinished deployment records end,\n"
+                "   so no rollout waits for it; `convoy devices replace` can enroll it again)", _revoke)
+    p.add_argument("--client", help=client_help)
+    p.add_argument("device_id", metavar="DEVICE_ID")
 
     from cli.cmd_enrollment import register_replace
 

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "cli.cmd_keys",
     "cli.cmd_webhooks",
     "cli.cmd_run",
+    "cli.cmd_audit",
     "cli.cmd_agent",
     "cli.cmd_demo",
     "cli.cmd_completion",

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from common import secret_params
+
 MANIFEST_VERSION = 1
 SIGNING_CONTEXT = b"convoy-manifest-v1\n"
 TRUST_SET_CONTEXT = b"convoy-trust-set-v1\n"
@@ -75,8 +77,9 @@ def canonical(value: Any) -> bytes:
 
 
 def payload_digest(payload: Mapping[str, Any]) -> str:
-    """`sha256:<hex>` of the canonical job payload."""
-    return "sha256:" + hashlib.sha256(canonical(payload)).hexdigest()
+    """`sha256:<hex>` of the canonical job payload, in its public form: a secret parameter counts
+    by its commitment, never its value (common/secret_params.py)."""
+    return "sha256:" + hashlib.sha256(canonical(secret_params.public_form(payload))).hexdigest()
 
 
 # --- the manifest ----------------------------------------------------------------------------

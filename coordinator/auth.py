@@ -31,6 +31,8 @@ class Principal:
     role: str
     partner: bool
     client_ids: frozenset[str]  # ignored when partner
+    name: str = ""
+    """The API token's name (the audit log records it beside the id)."""
 
     def can_see(self, client_id: str) -> bool:
         return self.partner or client_id in self.client_ids
@@ -90,11 +92,16 @@ def authenticate_api(session: Session, token: str, now: datetime | None = None) 
         raise Unauthenticated(f"API token expired at {iso(row.expires_at)}", token_id=row.id)
     clients: Iterable[str] = session.scalars(
         select(m.ApiTokenClient.client_id).where(m.ApiTokenClient.token_id == row.id))
-    return Principal(token_id=row.id, role=row.role, partner=row.partner, client_ids=frozenset(clients))
+    return Principal(token_id=row.id, role=row.role, partner=row.partner, client_ids=frozenset(clients),
+                     name=row.name or "")
 
 
 def authenticate_device(session: Session, credential: str) -> m.Device:
     device = session.scalar(select(m.Device).where(m.Device.credential_hash == hash_secret(credential)))
     if device is None:
         raise Unauthenticated("invalid device credential: re-enroll this device with `convoy agent install`")
+    if device.revoked_at is not None:
+        raise Unauthenticated(f"device {device.id} was revoked at {iso(device.revoked_at)}: its credential no "
+                              "longer works (an operator's `convoy devices replace` can enroll it again)",
+                              device_id=device.id)
     return device

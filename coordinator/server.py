@@ -96,6 +96,10 @@ class Coordinator:
         store = self._store
         if store is None:
             store = await asyncio.to_thread(Store.open, self.settings.db, self.settings.data_dir)
+        if "sealer" not in store.info:  # secret script parameters are encrypted with the data dir's key
+            from coordinator.store.sealing import open_sealer
+
+            store.info["sealer"] = await asyncio.to_thread(open_sealer, self.settings.data_dir)
         from coordinator.config import generated_replica_id
 
         app = self.app = App(store=store, settings=self.settings, clock=self.clock,

@@ -25,6 +25,7 @@ from agent.installers.base import (
     run_command,
     scalar_text,
 )
+from common import secret_params
 
 _SUFFIX = {"sh": ".sh", "bash": ".sh", "python": ".py", "powershell": ".ps1"}
 
@@ -62,6 +63,9 @@ def run(ctx: JobContext) -> Outcome:
     parameters = ctx.payload.get("parameters") or {}
     if not isinstance(parameters, Mapping):
         raise InstallError("payload field 'parameters' must be an object")
+    parameters = secret_params.plain(parameters)  # a secret parameter's value, delivered in the job
+    if any(v is None for v in parameters.values()):
+        raise InstallError("a secret parameter arrived without its value")
     argv = interpreter_argv(str(interpreter))
     job_dir = ctx.job_dir
     job_dir.mkdir(parents=True, exist_ok=True)

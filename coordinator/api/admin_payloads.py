@@ -92,7 +92,8 @@ class PayloadRpcs(Api):
             raise InvalidArgument("name is required in the first message", parameter="name")
         chunks = _pull_chunks(asyncio.get_running_loop(), first.data, request_iterator)
         out: dict[str, Any] = await self.app.run(payloads.store_artifact, self.app.store, who, first.client_id,
-                                                 first.name, chunks, self.app.clock.now())
+                                                 first.name, chunks, self.app.clock.now(),
+                                                 replica=self.app.replica_id)
         return pb.Artifact(**out)
 
     @unary

@@ -12,7 +12,7 @@ import grpc.aio
 from sqlalchemy import select
 
 from common.convoy.v1 import agent_pb2
-from common.errors import InvalidArgument, NotFound, PermissionDenied
+from common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from coordinator.api.base import Api
 from coordinator.api.grpc_util import metadata_bearer, streaming, unary
 from coordinator.auth import authenticate_device
@@ -77,6 +77,8 @@ class StreamRpcs(Api):
             finally:
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
+            if conn.refusal:  # revoked while connected: the agent hears why, and stops
+                raise Unauthenticated(conn.refusal, device_id=device_id)
         finally:
             hub.unregister(conn)
 

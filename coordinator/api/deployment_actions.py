@@ -6,6 +6,7 @@ changed: the door never decides anything itself.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ class DeploymentActions(Api):
         replicas holding those devices' streams send the withdrawals once it commits."""
         signals = self.app.signals
 
+        @functools.wraps(fn)  # keeps its audit action (service/audit_log.py)
         def run(s: Session, who: Principal, *args: Any) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
             out, withdraw = fn(s, who, *args)
             if signals is not None and withdraw:

@@ -47,8 +47,10 @@ from common.maintenance import parse_window
 from coordinator.app import App
 from coordinator.engine import rollout
 from coordinator.engine.rollout import Dispatch
+from coordinator.service import secret_params
 from coordinator.store import models as m
 from coordinator.store.inlist import chunks
+from coordinator.store.sealing import SealError
 
 log = logging.getLogger("convoy.hub")
 
@@ -64,8 +66,11 @@ class Connection:
     """This stream's connection id, written on the device row by its hello."""
     accepted_at: datetime | None = None
     """When the stream was accepted (the store's ordering of a device's streams)."""
+    refusal: str = ""
+    """Set when the device was revoked: the stream ends with UNAUTHENTICATED and this message."""
 
-    def close(self) -> None:
+    def close(self, refusal: str = "") -> None:
+        self.refusal = self.refusal or refusal
         if not self.closed:
             self.closed = True
             self.queue.put_nowait(None)
@@ -77,19 +82,20 @@ _PAYLOADS: OrderedDict[str, struct_pb2.Struct] = OrderedDict()
 _PAYLOAD_CACHE_SIZE = 256
 
 
-def _payload_struct(job: Dispatch) -> struct_pb2.Struct:
+def _payload_struct(job: Dispatch, store_info: dict[str, Any]) -> struct_pb2.Struct:
     cached = _PAYLOADS.get(job.deployment_id)
     if cached is None:
         cached = struct_pb2.Struct()
-        json_format.ParseDict(job.payload, cached)
+        # Secret parameters are decrypted here, into the job only (service/secret_params.py).
+        json_format.ParseDict(secret_params.reveal(store_info, job.payload), cached)
         _PAYLOADS[job.deployment_id] = cached
         if len(_PAYLOADS) > _PAYLOAD_CACHE_SIZE:
             _PAYLOADS.popitem(last=False)
     return cached
 
 
-def job_message(job: Dispatch) -> agent_pb2.CoordinatorMessage:
-    payload = _payload_struct(job)
+def job_message(job: Dispatch, store_info: dict[str, Any]) -> agent_pb2.CoordinatorMessage:
+    payload = _payload_struct(job, store_info)
     sig = job.signature or {}
     return agent_pb2.CoordinatorMessage(job=agent_pb2.Job(
         job_id=job.job_id, deployment_id=job.deployment_id, attempt=job.attempt, type=job.type, payload=payload,
@@ -177,8 +183,23 @@ class Hub:
         conn.queue.put_nowait(msg)
         return True
 
+    def refuse(self, device_ids: list[str]) -> None:
+        """These devices were revoked: their streams here end now, refused (UNAUTHENTICATED)."""
+        for device_id in device_ids:
+            conn = self.connections.get(device_id)
+            if conn is not None:
+                log.info("device %s was revoked; closing its stream", device_id)
+                conn.close(f"device {device_id} was revoked: its credential no longer works")
+
     def send_job(self, job: Dispatch) -> bool:
-        return self._send(job.device_id, job_message(job))
+        if job.device_id not in self.connections:
+            return False
+        try:
+            msg = job_message(job, self.app.store.info)
+        except SealError as exc:  # the agent gets it on connect, once this replica has the key
+            log.error("job %s not sent: %s", job.job_id, exc)
+            return False
+        return self._send(job.device_id, msg)
 
     def send_cancel(self, device_id: str, job_id: str, reason: str) -> bool:
         return self._send(device_id, agent_pb2.CoordinatorMessage(cancel=agent_pb2.CancelJob(job_id=job_id, reason=reason)))
@@ -217,6 +238,7 @@ class Hub:
                 await asyncio.sleep(1.0)
                 self._resend_ready.set()
                 continue
+            self.refuse(desired.revoked)
             for job in desired.jobs:
                 self.send_job(job)
             for device_id, job_id, reason in desired.withdrawn:
@@ -256,6 +278,7 @@ class Hub:
             raise
         if desired.late_arrivals:
             self.app.engine.poke(*desired.late_arrivals)
+        self.refuse(desired.revoked)  # revoked between its authentication and its hello's write
         for job in desired.jobs:
             self.send_job(job)
         for device_id, job_id, reason in desired.withdrawn:

@@ -72,6 +72,7 @@ def create_app(app: App, metrics: Metrics | None = None, readiness: Readiness | 
         return _error(500, "internal", "internal error (logged on the coordinator)")
 
     from coordinator.api import (
+        rest_audit,
         rest_clients,
         rest_credentials,
         rest_deployments,
@@ -93,6 +94,7 @@ def create_app(app: App, metrics: Metrics | None = None, readiness: Readiness | 
     api.include_router(rest_credentials.router, prefix="/v2")
     api.include_router(rest_events.router, prefix="/v2")
     api.include_router(rest_webhooks.router, prefix="/v2")
+    api.include_router(rest_audit.router, prefix="/v2")
     from coordinator.api.rest_limits import DoorGuard
 
     api.add_middleware(DoorGuard, convoy=app, max_body=app.settings.max_body_bytes)

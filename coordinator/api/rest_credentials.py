@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from coordinator.api.base import Api
+from coordinator.api.device_actions import revoke
 from coordinator.auth import bearer
 from coordinator.service import enrollment, tenancy
 
@@ -46,3 +47,11 @@ async def replace_device(client_id: str, device_id: str, request: Request) -> di
     out = await api.call(_token(request), enrollment.create_token, client_id, 86400.0, 1, [],
                          f"replace {device_id}", api.app.clock.now(), device_id=device_id)
     return {**out, "device_id": device_id}
+
+
+@router.post("/clients/{client_id}/devices/{device_id}/revoke", summary="Revoke Device")
+async def revoke_device(client_id: str, device_id: str, request: Request) -> dict[str, Any]:
+    """Revoke a device (operator role; idempotent): its credential is refused from now on, its
+    stream is closed within a second on whichever replica holds it, and its unfinished deployment
+    records end so no rollout waits for it."""
+    return await revoke(_api(request), _token(request), client_id, device_id)

@@ -144,7 +144,14 @@ class ManualRetry:
     """An operator asked for one more attempt now."""
 
 
-Event = Due | Reported | SilenceCheck | Cancelled | ManualRetry
+@dataclass(frozen=True)
+class Revoked:
+    """The record's device was revoked: it will never report again, so nothing waits for it."""
+
+    job: Job | None
+
+
+Event = Due | Reported | SilenceCheck | Cancelled | ManualRetry | Revoked
 
 
 # --- instructions ------------------------------------------------------------------------------
@@ -231,6 +238,8 @@ def handle(rec: Record, event: Event, ctx: Context) -> list[Instruction]:
         return _silence(rec, event, ctx)
     if isinstance(event, Cancelled):
         return _cancelled(rec, event, ctx)
+    if isinstance(event, Revoked):
+        return _revoked(rec, event, ctx)
     return _manual_retry(rec, ctx)
 
 
@@ -373,6 +382,26 @@ def _cancelled(rec: Record, ev: Cancelled, ctx: Context) -> list[Instruction]:
             and rec.job_id == ev.job.id:
         return [Withdraw(ev.job.id, ev.reason), _not_run(rec, ctx, ev.reason, skip="withdraw_skip", fail="withdraw_fail")]
     return []
+
+
+REVOKED = "device_revoked"
+
+
+def _revoked(rec: Record, ev: Revoked, ctx: Context) -> list[Instruction]:
+    # A revoked device's credential is refused, so it can neither take a job nor report one:
+    # its pending record ends now (skipped, or failed after an earlier failed attempt), a job it
+    # never acknowledged is withdrawn like a cancelled one, and a running attempt is failed
+    # without retry (its outcome can never be known).
+    if rec.status == R.PENDING:
+        return [_not_waiting(rec, _not_run(rec, ctx, REVOKED, skip="skip", fail="undeliverable"))]
+    if rec.status not in RECORD_RUNNING:
+        return []
+    job = ev.job
+    if rec.status == R.DOWNLOADING and job is not None and job.state == JobState.QUEUED and rec.job_id == job.id:
+        return [Withdraw(job.id, REVOKED), _not_run(rec, ctx, REVOKED, skip="withdraw_skip", fail="withdraw_fail")]
+    out: list[Instruction] = [Withdraw(job.id, REVOKED)] if job is not None else []
+    return out + [Move("fail", {"error": "device revoked while the attempt was running: its outcome is unknown",
+                                "due_at": None, "finished_at": ctx.now})]
 
 
 def _manual_retry(rec: Record, ctx: Context) -> list[Instruction]:

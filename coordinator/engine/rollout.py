@@ -30,7 +30,7 @@ from coordinator.domain import records as rm
 from coordinator.domain.batch_plan import plan_batches
 from coordinator.domain.rollout import Decision, Kind, Snapshot, decide
 from coordinator.domain.rollout_config import RolloutConfig
-from coordinator.domain.states import LIVE, RECORD_RUNNING
+from coordinator.domain.states import FINISHED, LIVE, RECORD_RUNNING
 from coordinator.domain.states import DeploymentStatus as D
 from coordinator.domain.states import RecordStatus as R
 from coordinator.engine.writer import Writer
@@ -643,6 +643,8 @@ class DeviceJobs:
     late_arrivals: list[str] = field(default_factory=list)
     """Deployments with a record of these devices that waited for them (offlineDevices "wait"):
     made due now, to be reconciled."""
+    revoked: list[str] = field(default_factory=list)
+    """Of these devices, the revoked ones: their streams are to be closed."""
 
 
 def wake_late_arrivers(s: Session, device_ids: Sequence[str], now: datetime) -> list[str]:
@@ -669,6 +671,8 @@ def device_jobs(s: Session, device_ids: Sequence[str], default_timeout_min: floa
     if not device_ids:
         return out
     j, r, d = m.Job, m.DeploymentDevice, m.Deployment
+    for among in id_in(s, m.Device.id, device_ids):
+        out.revoked.extend(s.scalars(select(m.Device.id).where(among, m.Device.revoked_at.is_not(None))))
     for among in id_in(s, j.device_id, device_ids):
         rows = s.execute(
             select(j.id, j.device_id, j.attempt, j.desired, j.withdraw_reason, d)
@@ -685,6 +689,15 @@ def device_jobs(s: Session, device_ids: Sequence[str], default_timeout_min: floa
 
 # --- API actions on records (called by the service, in its transaction) ---------------------------
 
+def _records_and_jobs(*where: Any) -> Any:
+    """Records with their current job's columns (`j_*`), as `_rec` and `_job` read them."""
+    r, j = m.DeploymentDevice, m.Job
+    return (select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual,
+                   r.wait_until, j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"),
+                   j.ran.label("j_ran"), j.activity_at.label("j_activity_at"), j.hold_until.label("j_hold_until"))
+            .outerjoin(j, j.id == r.job_id).where(*where))
+
+
 def cancel_records(s: Session, d: m.Deployment, now: datetime, reason: str,
                    params: EngineParams | None = None) -> list[tuple[str, str, str]]:
     """Cancel (or roll back while paused): pending records are skipped (failed if an earlier
@@ -692,14 +705,9 @@ def cancel_records(s: Session, d: m.Deployment, now: datetime, reason: str,
     Returns the withdrawals to send."""
     params = params or EngineParams()
     ctx = _ctx(d, now, params)
-    r, j = m.DeploymentDevice, m.Job
+    r = m.DeploymentDevice
     w = Writer(s, d, now)
-    rows = s.execute(
-        select(r.id, r.device_id, r.status, r.job_id, r.runs, r.attempts, r.error, r.due_at, r.manual, r.wait_until,
-               j.id.label("j_id"), j.state.label("j_state"), j.desired.label("j_desired"), j.ran.label("j_ran"),
-               j.activity_at.label("j_activity_at"), j.hold_until.label("j_hold_until"))
-        .outerjoin(j, j.id == r.job_id)
-        .where(r.deployment_id == d.id, r.status.in_([R.PENDING.value, R.DOWNLOADING.value])))
+    rows = s.execute(_records_and_jobs(r.deployment_id == d.id, r.status.in_([R.PENDING.value, R.DOWNLOADING.value])))
     for row in rows:
         rec = _rec(row)
         job = _job(row) if row.status == R.DOWNLOADING else None
@@ -707,6 +715,39 @@ def cancel_records(s: Session, d: m.Deployment, now: datetime, reason: str,
     w.flush()
     _release_rollback(s, d, w.finished_devices, now)
     return w.withdrawn
+
+
+def revoke_records(s: Session, device_id: str, now: datetime,
+                   params: EngineParams | None = None) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The device was revoked: each of its unfinished records (in every deployment not yet
+    finished) is handed the `Revoked` event, so no rollout waits for it. Returns the deployments
+    touched (made due, so their engines re-decide) and the withdrawals to send."""
+    params = params or EngineParams()
+    r, dep = m.DeploymentDevice, m.Deployment
+    open_statuses = [R.PENDING.value, *(x.value for x in RECORD_RUNNING)]
+    dep_ids = sorted(set(s.scalars(
+        select(r.deployment_id).join(dep, dep.id == r.deployment_id)
+        .where(r.device_id == device_id, r.status.in_(open_statuses),
+               dep.status.not_in([x.value for x in FINISHED])))))
+    touched: list[str] = []
+    withdrawn: list[tuple[str, str, str]] = []
+    for dep_id in dep_ids:
+        d = s.get(dep, dep_id, with_for_update=True)  # the engine's lock: one writer of its records
+        if d is None:
+            continue
+        ctx, w = _ctx(d, now, params), Writer(s, d, now)
+        rows = s.execute(_records_and_jobs(r.deployment_id == d.id, r.device_id == device_id,
+                                           r.status.in_(open_statuses)))
+        for row in rows:
+            rec = _rec(row)
+            job = _job(row) if row.status != R.PENDING else None
+            w.apply(rec, row.device_id, rm.handle(rec, rm.Revoked(job=job), ctx))
+        w.flush()
+        _release_rollback(s, d, w.finished_devices, now)
+        withdrawn += w.withdrawn
+        touched.append(d.id)
+    mark_due(s, touched, now)
+    return touched, withdrawn
 
 
 def manual_retry(s: Session, d: m.Deployment, record: m.DeploymentDevice, now: datetime,

@@ -19,6 +19,7 @@ from common.timefmt import iso
 from coordinator.auth import Principal
 from coordinator.domain.approval import ApprovalPolicy, check_comment, view
 from coordinator.domain.states import DeploymentStatus as D
+from coordinator.service.audit_log import action
 from coordinator.store import models as m
 from coordinator.store.transitions import add_event
 
@@ -52,6 +53,7 @@ def get_policy(s: Session, who: Principal, client_id: str) -> dict[str, Any]:
     return _policy_dict(cid, s.get(m.ClientPolicy, cid))
 
 
+@action("policy.set")
 def set_policy(s: Session, who: Principal, client_id: str, body: Any, now: datetime) -> dict[str, Any]:
     """Replace the client's policy (a field left out means no such rule)."""
     cid = _admin_client(s, who, client_id, "set the approval policy")

@@ -8,19 +8,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from common.errors import InvalidArgument
 from common.timefmt import iso
 from coordinator.auth import Principal
+from coordinator.service.audit_log import bounded
 from coordinator.service.deployments import LIST_LIMIT_MAX, load
 from coordinator.store import models as m
-
-
-def _bounded(value: int | None, name: str, default: int, lo: int, hi: int) -> int:
-    if value is None:
-        return default
-    if not lo <= value <= hi:
-        raise InvalidArgument(f"{name} must be between {lo} and {hi}", parameter=name, value=value)
-    return value
 
 
 def list_events(s: Session, who: Principal, deployment_id: str, *, limit: int | None,
@@ -29,8 +21,8 @@ def list_events(s: Session, who: Principal, deployment_id: str, *, limit: int | 
     API token id (named by `actorName` while the token exists), `engine@<replica id>` (`engine`
     in rows written before replica ids) or `agent:<device>`."""
     d = load(s, who, deployment_id)
-    lim = _bounded(limit, "limit", 100, 1, LIST_LIMIT_MAX)
-    off = _bounded(offset, "offset", 0, 0, 10**9)
+    lim = bounded(limit, "limit", 100, 1, LIST_LIMIT_MAX)
+    off = bounded(offset, "offset", 0, 0, 10**9)
     total = s.scalar(select(func.count()).select_from(m.DeploymentEvent)
                      .where(m.DeploymentEvent.deployment_id == d.id)) or 0
     rows = s.execute(select(m.DeploymentEvent, m.ApiToken.name)

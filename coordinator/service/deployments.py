@@ -35,7 +35,8 @@ from coordinator.engine.rollout import (
     manual_retry,
     rollback_devices,
 )
-from coordinator.service import approvals, payloads, signers
+from coordinator.service import approvals, audit_log, payloads, secret_params, signers
+from coordinator.service.audit_log import action
 from coordinator.store import models as m
 from coordinator.store.inlist import id_in
 from coordinator.store.transitions import add_event as _event
@@ -55,7 +56,7 @@ def deployment_dict(d: m.Deployment) -> dict[str, Any]:
         "clientId": d.client_id,
         "name": d.name,
         "type": d.type,
-        "payload": d.payload,
+        "payload": secret_params.mask(d.payload),
         "targetType": d.target_type,
         "targetConfig": d.target_config,
         "rolloutConfig": d.rollout_config,
@@ -182,12 +183,17 @@ def list_records(s: Session, who: Principal, deployment_id: str, *, status: str 
 
 # --- writing --------------------------------------------------------------------------------
 
-def _check_payload_refs(s: Session, client_id: str, spec: dict[str, Any]) -> None:
-    """Unknown payload ids are a 400 at create (and update)."""
+def _check_payload_refs(s: Session, client_id: str, spec: dict[str, Any],
+                        current: dict[str, Any] | None = None) -> None:
+    """Unknown payload ids are a 400 at create (and update). A script's secret parameters are
+    sealed here (`current`: the stored parameters an update may keep, service/secret_params.py)."""
     payload = spec["payload"]
     if spec["type"] == "script":
         script = payloads.get_script(s, client_id, payload["scriptId"], field="payload.scriptId")
         payloads.validate_parameters(script.parameters_schema or {}, payload.get("parameters") or {})
+        if payload.get("parameters"):
+            payload["parameters"] = secret_params.seal(s, script.parameters_schema or {}, payload["parameters"],
+                                                       current)
     elif spec["type"] == "software":
         payloads.get_artifact(s, client_id, payload["artifactId"], field="payload.artifactId")
     verify = spec["rolloutConfig"].get("verify")
@@ -212,6 +218,7 @@ def _check_target_refs(s: Session, client_id: str, spec: dict[str, Any]) -> None
                                   parameter="targetConfig.groupIds", missing=missing)
 
 
+@action("deployment.create")
 def create(s: Session, who: Principal, body: dict[str, Any], now: datetime) -> dict[str, Any]:
     who.require_role("operator", "create deployments")
     spec = validate_spec(body)
@@ -231,6 +238,7 @@ def create(s: Session, who: Principal, body: dict[str, Any], now: datetime) -> d
     return with_approval(s, d)
 
 
+@action("deployment.update")
 def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:
     who.require_role("operator", "update deployments")
     d = load(s, who, deployment_id, lock=True)
@@ -243,22 +251,31 @@ def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, 
     check_start_at(spec, now)
     if spec.get("clientId") and spec["clientId"] != d.client_id:
         raise InvalidArgument("clientId cannot be changed", parameter="clientId")
-    _check_payload_refs(s, d.client_id, spec)
+    _check_payload_refs(s, d.client_id, spec, current=(d.payload or {}).get("parameters"))
     _check_target_refs(s, d.client_id, spec)
     transition(s, d, "update", now, who.token_id, name=spec["name"], type=spec["type"], payload=spec["payload"],
                target_type=spec["targetType"], target_config=spec["targetConfig"], rollout_config=spec["rolloutConfig"])
     return with_approval(s, d)
 
 
+@action("deployment.delete")
 def delete(s: Session, who: Principal, deployment_id: str) -> dict[str, str]:
     who.require_role("operator", "delete deployments")
     d = load(s, who, deployment_id, lock=True)
     check_action("delete", d.status)
     s.delete(d)
+    audit_log.note(s, client_ids=[d.client_id], summary=f"name={d.name}")
     return {"id": d.id}
 
 
 def _resolve_targets(s: Session, d: m.Deployment) -> list[str]:
+    """The target devices, without revoked ones (they can never take a job)."""
+    revoked = set(s.scalars(select(m.Device.id).where(m.Device.client_id == d.client_id,
+                                                      m.Device.revoked_at.is_not(None))))
+    return [i for i in _target_ids(s, d) if i not in revoked]
+
+
+def _target_ids(s: Session, d: m.Deployment) -> list[str]:
     cfg = d.target_config
     client_devices = select(m.Device.id).where(m.Device.client_id == d.client_id)
     if d.target_type == "devices":
@@ -312,8 +329,9 @@ def _resolve_change(s: Session, d: m.Deployment, *, rollback: bool) -> dict[str,
                 raise InvalidArgument(f"script {script.name!r} has no rollback body, so this deployment cannot be rolled back",
                                       parameter="payload.scriptId")
             body = script.rollback_body
-        return {"interpreter": script.interpreter, "body": body, "parameters": p.get("parameters") or {},
-                "scriptId": script.id, **reverts}
+        return {"interpreter": script.interpreter, "body": body,
+                "parameters": secret_params.job_parameters(p.get("parameters") or {}), "scriptId": script.id,
+                **reverts}
     if d.type == "software":
         art = payloads.get_artifact(s, d.client_id, p["artifactId"])
         return {"artifact": {"sha256": art.sha256, "size": art.size, "name": art.name, "kind": art.kind},
@@ -324,6 +342,7 @@ def _resolve_change(s: Session, d: m.Deployment, *, rollback: bool) -> dict[str,
             "action": "restore" if rollback else "apply", **reverts}
 
 
+@action("deployment.initialize")
 def initialize(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     who.require_role("operator", "initialize deployments")
     d = load(s, who, deployment_id, lock=True)
@@ -393,6 +412,7 @@ def check_start_at(spec: dict[str, Any], now: datetime) -> None:
                               parameter="rolloutConfig.startAt")
 
 
+@action("deployment.start")
 def start(s: Session, who: Principal, deployment_id: str, now: datetime, signature: Any = None) -> dict[str, Any]:
     """Start. With rolloutConfig.startAt still ahead, batch 1 is due then (`nextBatchAt`, and the
     status reason says so); a startAt that passed while the deployment waited starts it now.
@@ -432,6 +452,7 @@ def manifest(s: Session, who: Principal, deployment_id: str, now: datetime, roll
     return signers.proposed(d, d.job_payload, rollback=False, now=now)
 
 
+@action("deployment.approve")
 def approve(s: Session, who: Principal, deployment_id: str, comment: Any, now: datetime) -> dict[str, Any]:
     """Another operator's sign-off on a pending deployment above the client's approval policy."""
     d = load(s, who, deployment_id, lock=True)
@@ -439,6 +460,7 @@ def approve(s: Session, who: Principal, deployment_id: str, comment: Any, now: d
     return with_approval(s, d)
 
 
+@action("deployment.pause")
 def pause(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
     who.require_role("operator", "pause deployments")
     d = load(s, who, deployment_id, lock=True)
@@ -446,6 +468,7 @@ def pause(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict
     return with_approval(s, d)
 
 
+@action("deployment.resume")
 def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dict[str, Any]:
     """Resume: thresholds re-arm relative to the failures at this moment (docs/deployments-rules.md)."""
     who.require_role("operator", "resume deployments")
@@ -462,6 +485,7 @@ def resume(s: Session, who: Principal, deployment_id: str, now: datetime) -> dic
     return with_approval(s, d)
 
 
+@action("deployment.cancel")
 def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
     """Cancel (seed 004): pending records become skipped; records already running, completed,
     failed or skipped are not affected. A job the device never acknowledged is withdrawn (it has
@@ -477,6 +501,7 @@ def cancel(s: Session, who: Principal, deployment_id: str, now: datetime) -> tup
     return with_approval(s, d), withdraw
 
 
+@action("deployment.rollback")
 def rollback(s: Session, who: Principal, deployment_id: str, now: datetime,
              signature: Any = None) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
     """Create and start a deployment that reverts `deployment_id` where it completed. A
@@ -495,9 +520,11 @@ def rollback(s: Session, who: Principal, deployment_id: str, now: datetime,
     withdraw = cancel_records(s, d, now, "rolled back") if d.status == D.PAUSED else []
     rb = create_rollback(s, d, job_payload, devices, now, who.token_id, created_by=who.token_id, signature=signed)
     transition(s, d, "rollback", now, who.token_id, f"rolled back by {rb.id}", rolled_back_by=rb.id, next_batch_at=None)
+    audit_log.note(s, target_id=d.id, summary=f"rollback deployment {rb.id}")
     return with_approval(s, rb), withdraw
 
 
+@action("deployment.retry_device")
 def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str, now: datetime) -> dict[str, Any]:
     """Manual retry (seed 004): one more attempt now, for a failed device with retries left (also
     one waiting for its automatic retry: that retry is brought forward) or a skipped one. It
@@ -520,4 +547,5 @@ def retry_device(s: Session, who: Principal, deployment_id: str, device_id: str,
                   .values(batch_finished_at=None, next_batch_at=None).execution_options(synchronize_session=False))
     s.refresh(r)
     host = s.scalar(select(m.Device.hostname).where(m.Device.id == r.device_id)) or ""
+    audit_log.note(s, client_ids=[d.client_id], target_id=d.id, summary=f"device={dev_id}")
     return record_dict(r, host)

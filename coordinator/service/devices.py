@@ -16,6 +16,8 @@ from common.errors import InvalidArgument, NotFound
 from common.ids import parse_uuid
 from common.timefmt import iso
 from coordinator.auth import Principal
+from coordinator.engine.rollout import revoke_records
+from coordinator.service.audit_log import action
 from coordinator.store import models as m
 
 MAX_LIMIT = 1000
@@ -82,6 +84,7 @@ def device_dict(d: m.Device, group_ids: list[str], latest: m.DeviceEnrollment | 
         "created_at": iso(d.created_at),
         "updated_at": iso(d.updated_at),
         "latest_enrollment": enrollment_ref(latest) if latest is not None else None,
+        "revoked_at": iso(d.revoked_at),
     }
 
 
@@ -165,6 +168,7 @@ def get_device(s: Session, who: Principal, client_id: str, device_id: str) -> di
     return device_dict(device, _groups_of(s, [device.id])[device.id], latest_enrollment(s, device.id))
 
 
+@action("device.update")
 def update_device(s: Session, who: Principal, client_id: str, device_id: str, tags: list[str] | None,
                   site: str | None, now: datetime) -> dict[str, Any]:
     """Replace the device's tags and/or site (None leaves a field as it is)."""
@@ -183,3 +187,22 @@ def update_device(s: Session, who: Principal, client_id: str, device_id: str, ta
     if tags is not None or site is not None:
         device.updated_at = now
     return get_device(s, who, client, device.id)
+
+
+@action("device.revoke")
+def revoke_device(s: Session, who: Principal, client_id: str, device_id: str,
+                  now: datetime) -> tuple[dict[str, Any], list[str], list[tuple[str, str, str]]]:
+    """Revoke a device (idempotent; operator role): its credential is refused from now on and
+    each of its unfinished deployment records ends (domain/records.py, `Revoked`), so no rollout
+    waits for it. Returns the device, the deployments touched and the withdrawals to send; the
+    door closes the device's stream on whichever replica holds it."""
+    who.require_role("operator", "revoke devices")
+    client = resolve_client(s, who, client_id)
+    device = require_device(s, who, client, device_id)
+    touched: list[str] = []
+    withdrawn: list[tuple[str, str, str]] = []
+    if device.revoked_at is None:
+        device.revoked_at, device.revoked_by = now, who.token_id
+        device.online, device.connection_id, device.updated_at = False, None, now
+        touched, withdrawn = revoke_records(s, device.id, now)
+    return get_device(s, who, client, device.id), touched, withdrawn

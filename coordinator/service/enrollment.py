@@ -30,6 +30,8 @@ from common.secrets import hash_secret, matches, mint
 from common.timefmt import iso, log_line
 from coordinator.auth import Principal
 from coordinator.domain import device_input as di
+from coordinator.service import audit_log
+from coordinator.service.audit_log import action
 from coordinator.service.devices import list_scope, resolve_client
 from coordinator.store import models as m
 
@@ -56,6 +58,7 @@ def token_dict(t: m.EnrollmentToken) -> dict[str, Any]:
     }
 
 
+@action("enrollment_token.create")
 def create_token(s: Session, who: Principal, client_id: str, expires_in_s: float, max_uses: int,
                  group_ids: list[str], name: str, now: datetime, device_id: str = "") -> dict[str, str]:
     """Mint an enrollment token; only its hash is stored. `expires_in_s`/`max_uses` 0 = no limit.
@@ -95,6 +98,9 @@ def create_token(s: Session, who: Principal, client_id: str, expires_in_s: float
     s.add(row)
     if replaces:
         log.info("replacement token %s issued for device %s by API token %s", row.id, replaces, who.token_id)
+    audit_log.note(s, client_ids=[client], summary=f"name={name}, max_uses={max_uses or 'unlimited'}")
+    if replaces:
+        audit_log.note(s, action="device.replace", target_id=replaces, summary=f"replacement token {row.id}")
     return {"id": row.id, "token": token}
 
 
@@ -105,6 +111,7 @@ def list_tokens(s: Session, who: Principal, client_id: str) -> list[dict[str, An
     return [token_dict(t) for t in rows]
 
 
+@action("enrollment_token.revoke")
 def revoke_token(s: Session, who: Principal, client_id: str, token_id: str, now: datetime) -> dict[str, Any]:
     """Revoke a token (idempotent). Devices already enrolled with it keep their credentials."""
     who.require_role("admin", "revoke enrollment tokens")
@@ -212,9 +219,17 @@ def _claim(s: Session, row: m.EnrollmentToken, machine_id: str, proof: str, sour
                            f"this replacement token is for device {target.id}",
                            device_id=existing.id, machine_id=machine_id)
         target.machine_id = machine_id  # the replacement may be new hardware with a new id
+        target.revoked_at = target.revoked_by = None  # an operator's explicit replacement reinstates it
         return target
     if existing is None:
         return None
+    if existing.revoked_at is not None:
+        log.warning("enrollment refused: machine id %r is revoked device %s of client %s; token %s, from %s",
+                    machine_id, existing.id, row.client_id, row.id, source or "unknown")
+        raise PermissionDenied(
+            f"device {existing.id} (machine id {machine_id!r}) was revoked; only an operator's "
+            f"`convoy devices replace {existing.id}` token can enroll it again",
+            device_id=existing.id, machine_id=machine_id)
     if not proof:
         _refuse_takeover(row, machine_id, existing, "no device credential sent", source)
     if not matches(proof, existing.credential_hash):

@@ -37,6 +37,8 @@ from common.errors import Conflict, InvalidArgument, NotFound
 from common.ids import new_id, parse_uuid
 from common.timefmt import iso_or_empty
 from coordinator.auth import Principal
+from coordinator.service import audit_log
+from coordinator.service.audit_log import action
 from coordinator.store import models as m
 from coordinator.store.db import Store
 
@@ -98,6 +100,7 @@ def _group_dicts(s: Session, groups: list[m.Group]) -> list[dict[str, Any]]:
              "created_at": iso_or_empty(g.created_at)} for g in groups]
 
 
+@action("group.create")
 def create_group(s: Session, who: Principal, client_id: str, name: str, now: datetime) -> dict[str, Any]:
     cid = who.default_client(s, client_id)
     who.require_role("operator", "create groups")
@@ -138,6 +141,7 @@ def _client_devices(s: Session, client_id: str, device_ids: Iterable[str]) -> li
     return ids
 
 
+@action("group.add_members")
 def add_group_members(s: Session, who: Principal, group_id: str, device_ids: Iterable[str],
                       client_id: str = "") -> dict[str, Any]:
     """Idempotent: a device already in the group stays in it once."""
@@ -151,6 +155,7 @@ def add_group_members(s: Session, who: Principal, group_id: str, device_ids: Ite
     return _group_dicts(s, [group])[0]
 
 
+@action("group.remove_members")
 def remove_group_members(s: Session, who: Principal, group_id: str, device_ids: Iterable[str],
                          client_id: str = "") -> dict[str, Any]:
     """Idempotent: removing a device that is not a member is a no-op (it must still exist)."""
@@ -214,11 +219,17 @@ def parse_parameters_schema(text: str) -> dict[str, Any]:
             raise bad(where, "parameter names are letters, digits and _, not starting with a digit")
         if not isinstance(spec, dict):
             raise bad(where, "must be an object")
-        unknown = set(spec) - {"type", "description", "default", "enum"}
+        unknown = set(spec) - {"type", "description", "default", "enum", "secret"}
         if unknown:
             raise bad(where, f"unsupported keyword {sorted(unknown)[0]!r}")
         if spec.get("type") not in PARAMETER_TYPES:
             raise bad(f"{where}.type", f"must be one of {', '.join(PARAMETER_TYPES)}")
+        if "secret" in spec:  # write-only: sealed at rest, never shown (docs/payloads.md)
+            if not isinstance(spec["secret"], bool):
+                raise bad(f"{where}.secret", "must be true or false")
+            if spec["secret"] and (spec["type"] != "string" or "default" in spec or "enum" in spec):
+                raise bad(f"{where}.secret", "a secret parameter is a string with no default and no enum "
+                                             "(they would be readable in the schema)")
         if "enum" in spec:
             if not isinstance(spec["enum"], list) or not spec["enum"]:
                 raise bad(f"{where}.enum", "must be a non-empty list")
@@ -277,7 +288,8 @@ def validate_parameters(schema: dict[str, Any], params: dict[str, Any]) -> None:
                 continue
             raise InvalidArgument(f"{field} is not a parameter of this script", parameter=field)
         if not _has_type(value, spec["type"]):
-            raise InvalidArgument(f"{field} must be of type {spec['type']}", parameter=field, value=value)
+            shown = {} if spec.get("secret") else {"value": value}  # a secret is never echoed
+            raise InvalidArgument(f"{field} must be of type {spec['type']}", parameter=field, **shown)
         if "enum" in spec and value not in spec["enum"]:
             raise InvalidArgument(f"{field} must be one of {spec['enum']}", parameter=field, value=value)
 
@@ -288,6 +300,7 @@ def _script_dict(sc: m.Script) -> dict[str, Any]:
             "rollback_body": sc.rollback_body or "", "created_at": iso_or_empty(sc.created_at)}
 
 
+@action("script.create")
 def create_script(s: Session, who: Principal, client_id: str, name: str, interpreter: str, body: str,
                   parameters_schema: str, rollback_body: str, now: datetime) -> dict[str, Any]:
     cid = who.default_client(s, client_id)
@@ -399,8 +412,9 @@ def _finish_upload(s: Session, cid: str, name: str, temp: str, digest: str, size
     return _artifact_dict(artifact)
 
 
+@action("artifact.upload")
 def store_artifact(store: Store, who: Principal, client_id: str, name: str, chunks: Iterable[bytes],
-                   now: datetime, *, max_bytes: int = MAX_ARTIFACT_BYTES) -> dict[str, Any]:
+                   now: datetime, *, max_bytes: int = MAX_ARTIFACT_BYTES, replica: str = "") -> dict[str, Any]:
     """Stream `chunks` into the store as one artifact; see the module docstring for the steps.
 
     400 for a missing or unsafe name, an empty upload, or more than `max_bytes`. Only one
@@ -438,7 +452,9 @@ def store_artifact(store: Store, who: Principal, client_id: str, name: str, chun
         for attempt in range(3):
             try:
                 with store.tx() as s:
-                    return _finish_upload(s, cid, name, temp, digest, size, now)
+                    out = _finish_upload(s, cid, name, temp, digest, size, now)
+                    audit_log.record(s, who, store_artifact, out, replica, now)  # its own door, so its own row
+                    return out
             except IntegrityError:  # another coordinator stored the same blob meanwhile
                 if attempt == 2:
                     raise

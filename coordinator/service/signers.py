@@ -17,11 +17,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common import signing
+from common import secret_params, signing
 from common.errors import Conflict, InvalidArgument, NotFound
 from common.ids import new_id, parse_uuid
 from common.timefmt import iso
 from coordinator.auth import Principal
+from coordinator.service.audit_log import action
 from coordinator.store import models as m
 
 PROPOSED_LIFETIME = timedelta(days=7)
@@ -44,6 +45,7 @@ def _client(s: Session, who: Principal, client_id: str | None, role: str, action
 # --- signer keys -----------------------------------------------------------------------------
 
 
+@action("signer.register")
 def register(s: Session, who: Principal, client_id: str | None, body: Any, now: datetime) -> dict[str, Any]:
     """Register a public key (`{"publicKey": "ed25519:…", "name"}`) as a signer of the client."""
     cid = _client(s, who, client_id, "admin", "register signer keys")
@@ -76,6 +78,7 @@ def list_signers(s: Session, who: Principal, client_id: str | None) -> list[dict
     return [_signer_dict(r) for r in rows]
 
 
+@action("signer.revoke")
 def revoke(s: Session, who: Principal, client_id: str | None, key_id: str, now: datetime) -> dict[str, Any]:
     """The coordinator stops accepting the key's signatures on start. Agents that pinned it keep
     trusting it until a trust-set update removes it (docs/security.md)."""
@@ -105,7 +108,8 @@ def proposed(d: m.Deployment, payload: dict[str, Any], *, rollback: bool, now: d
     manifest = signing.Manifest(deployment_id=d.id, client_id=d.client_id, type=d.type,
                                 digest=signing.payload_digest(payload), rollback=rollback,
                                 expires_at=now + PROPOSED_LIFETIME)
-    return {"manifest": manifest.encode().decode("utf-8"), "payload": payload}
+    # Secret parameters by their commitments only: the digest covers exactly this form.
+    return {"manifest": manifest.encode().decode("utf-8"), "payload": secret_params.public_form(payload)}
 
 
 def accept(s: Session, d: m.Deployment, raw: Any, *, payload: dict[str, Any], rollback: bool,
@@ -157,6 +161,7 @@ def _trust_dict(row: m.TrustSetDocument) -> dict[str, Any]:
             "serial": row.serial, "publishedAt": iso(row.published_at)}
 
 
+@action("trust_set.publish")
 def publish_trust_set(s: Session, who: Principal, client_id: str | None, body: Any, now: datetime) -> dict[str, Any]:
     """Store a signed trust-set document (`convoy keys rotate`) for the client's agents.
 

@@ -13,6 +13,8 @@ from common.ids import new_id, parse_uuid
 from common.secrets import hash_secret, mint
 from common.timefmt import iso
 from coordinator.auth import ROLES, Principal
+from coordinator.service import audit_log
+from coordinator.service.audit_log import action
 from coordinator.store import models as m
 from coordinator.store.db import Store
 
@@ -39,12 +41,14 @@ def client_dict(c: m.Client) -> dict[str, str]:
     return {"id": c.id, "name": c.name, "created_at": iso(c.created_at) or ""}
 
 
+@action("client.create")
 def create_client(s: Session, who: Principal, name: str, now: datetime) -> dict[str, str]:
     who.require_partner("create clients")
     if not name.strip():
         raise InvalidArgument("name must not be empty", parameter="name")
     client = m.Client(id=new_id(), name=name.strip(), created_at=now)
     s.add(client)
+    audit_log.note(s, client_ids=[client.id])
     return client_dict(client)
 
 
@@ -59,6 +63,7 @@ def list_clients(s: Session, who: Principal) -> list[dict[str, str]]:
 MAX_TOKEN_LIFETIME_S = 3650 * 86400
 
 
+@action("api_token.create")
 def create_api_token(s: Session, who: Principal, client_ids: list[str], role: str, name: str,
                      now: datetime, expires_in_s: float = 0.0) -> dict[str, str]:
     """A token for `client_ids` with `role`; `expires_in_s` 0 = never expires."""
@@ -80,6 +85,7 @@ def create_api_token(s: Session, who: Principal, client_ids: list[str], role: st
     s.flush()
     for client_id in dict.fromkeys(parsed):
         s.add(m.ApiTokenClient(token_id=row.id, client_id=client_id))
+    audit_log.note(s, client_ids=dict.fromkeys(parsed), summary=f"name={name}, role={role}")
     return {"id": row.id, "token": token}
 
 
@@ -123,6 +129,7 @@ def list_api_tokens(s: Session, who: Principal, client_id: str) -> list[dict[str
     return out
 
 
+@action("api_token.revoke")
 def revoke_api_token(s: Session, who: Principal, token_id: str, now: datetime) -> dict[str, object]:
     """Revoke a token (idempotent); it is refused from its next call on."""
     who.require_role("admin", "revoke API tokens")
@@ -136,4 +143,5 @@ def revoke_api_token(s: Session, who: Principal, token_id: str, now: datetime) -
                                "only a partner admin can revoke it", token_id=tid)
     if row.revoked_at is None:
         row.revoked_at = now
+    audit_log.note(s, client_ids=clients or [None], summary=f"name={row.name}, role={row.role}")
     return api_token_dict(row, clients)

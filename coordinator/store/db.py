@@ -97,10 +97,13 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Copied into every session's `info` when it is made: the secrets sealer (store/sealing.py)
+        # reaches the service functions that seal parameters this way (`sealer(s)`).
+        self.info: dict[str, Any] = {}
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=self.info)
         self.dialect = self.engine.dialect.name
         self.read_engine = make_engine(url, for_reads=True) if self.dialect == "sqlite" else self.engine
-        self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+        self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False, info=self.info)
         self._write_lock: threading.RLock | None = threading.RLock() if self.dialect == "sqlite" else None
 
     @classmethod

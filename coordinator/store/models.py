@@ -121,6 +121,9 @@ class Device(Base):
     """When that stream was accepted: a hello older than the row's is not written over it."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    """Set by `convoy devices revoke`: the credential is refused from then on (docs/security.md)."""
+    revoked_by: Mapped[str | None] = mapped_column(ID, default=None)  # the API token that revoked it
 
 
 class DeviceEnrollment(Base):
@@ -343,6 +346,25 @@ class DeploymentEvent(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+
+
+class AuditEntry(Base):
+    """The global audit log: one row per admin write, in the write's own transaction (a refused
+    write gets its own row, outcome the error code). `client_id` NULL: no single client (a
+    partner's action, or a refusal before the client was known): partner tokens only see it."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_client_id", "client_id", "id"), Index("ix_audit_log_at", "at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))  # an API token id, or engine@<replica>
+    actor_name: Mapped[str] = mapped_column(String(200), default="")
+    action: Mapped[str] = mapped_column(String(64))  # e.g. device.revoke, deployment.start
+    client_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    target_id: Mapped[str] = mapped_column(String(200), default="")
+    replica: Mapped[str] = mapped_column(String(64), default="")
+    outcome: Mapped[str] = mapped_column(String(32), default="ok")  # ok, or the refusal's error code
+    summary: Mapped[str] = mapped_column(Text, default="")
 
 
 class ClientPolicy(Base):

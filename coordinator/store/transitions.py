@@ -62,3 +62,10 @@ def transition(s: Session, d: m.Deployment, action: str, now: datetime, actor: s
     event = event_for(action, before, target)
     if event is not None:
         enqueue(s, d, event, before, reason, actor, now)
+    if actor.startswith("engine"):
+        # The engine's own moves (auto-pause, batch starts, completion…) are in the global audit
+        # log too; an operator's are written there by the door that ran them (api/base.py).
+        replica = actor.partition("@")[2]
+        s.add(m.AuditEntry(at=now, actor=actor, actor_name="", action=f"deployment.{action}", client_id=d.client_id,
+                           target_id=d.id, replica=replica, outcome="ok",
+                           summary=f"{before} -> {target}" + (f": {reason}" if reason else "")))

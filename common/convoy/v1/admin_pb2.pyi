@@ -105,6 +105,60 @@ class ListWebhookDeliveriesResponse(_message.Message):
     total: int
     def __init__(self, data: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
+class RevokeDeviceRequest(_message.Message):
+    __slots__ = ("client_id", "device_id")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    device_id: str
+    def __init__(self, client_id: _Optional[str] = ..., device_id: _Optional[str] = ...) -> None: ...
+
+class ListAuditLogRequest(_message.Message):
+    __slots__ = ("client_id", "action", "since", "limit", "offset")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    action: str
+    since: str
+    limit: int
+    offset: int
+    def __init__(self, client_id: _Optional[str] = ..., action: _Optional[str] = ..., since: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class AuditLogEntry(_message.Message):
+    __slots__ = ("id", "at", "actor", "actor_name", "action", "client_id", "target_id", "replica", "outcome", "summary")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    at: str
+    actor: str
+    actor_name: str
+    action: str
+    client_id: str
+    target_id: str
+    replica: str
+    outcome: str
+    summary: str
+    def __init__(self, id: _Optional[int] = ..., at: _Optional[str] = ..., actor: _Optional[str] = ..., actor_name: _Optional[str] = ..., action: _Optional[str] = ..., client_id: _Optional[str] = ..., target_id: _Optional[str] = ..., replica: _Optional[str] = ..., outcome: _Optional[str] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class ListAuditLogResponse(_message.Message):
+    __slots__ = ("data", "total")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    data: _containers.RepeatedCompositeFieldContainer[AuditLogEntry]
+    total: int
+    def __init__(self, data: _Optional[_Iterable[_Union[AuditLogEntry, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
 class WorkSignature(_message.Message):
     __slots__ = ("key_id", "value", "manifest")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]

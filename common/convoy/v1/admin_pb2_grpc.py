@@ -280,6 +280,16 @@ class AdminServiceStub:
                 request_serializer=convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesRequest.SerializeToString,
                 response_deserializer=convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesResponse.FromString,
                 _registered_method=True)
+        self.RevokeDevice = channel.unary_unary(
+                '/convoy.v1.AdminService/RevokeDevice',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.RevokeDeviceRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_types__pb2.Device.FromString,
+                _registered_method=True)
+        self.ListAuditLog = channel.unary_unary(
+                '/convoy.v1.AdminService/ListAuditLog',
+                request_serializer=convoy_dot_v1_dot_admin__pb2.ListAuditLogRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_admin__pb2.ListAuditLogResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -587,6 +597,19 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevokeDevice(self, request, context):
+        """Lifecycle (docs/security.md, "Revoking a device", "Audit log")
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -834,6 +857,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListWebhookDeliveries,
                     request_deserializer=convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesRequest.FromString,
                     response_serializer=convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'RevokeDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeDevice,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.RevokeDeviceRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_types__pb2.Device.SerializeToString,
+            ),
+            'ListAuditLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditLog,
+                    request_deserializer=convoy_dot_v1_dot_admin__pb2.ListAuditLogRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_admin__pb2.ListAuditLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2159,6 +2192,60 @@ class AdminService:
             '/convoy.v1.AdminService/ListWebhookDeliveries',
             convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesRequest.SerializeToString,
             convoy_dot_v1_dot_admin__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/RevokeDevice',
+            convoy_dot_v1_dot_admin__pb2.RevokeDeviceRequest.SerializeToString,
+            convoy_dot_v1_dot_types__pb2.Device.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AdminService/ListAuditLog',
+            convoy_dot_v1_dot_admin__pb2.ListAuditLogRequest.SerializeToString,
+            convoy_dot_v1_dot_admin__pb2.ListAuditLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,7 +1,7 @@
 """webhooks: a client's receivers of deployment events, and their delivery outbox
 
 Revision ID: 0012_webhooks
-Revises: 0009_signing
+Revises: 0011_lifecycle
 Create Date: 2026-12-02 14:50:00
 
 - webhooks: url, event filter (JSON list, empty = all), the secret encrypted with the
@@ -16,7 +16,7 @@ from alembic import op
 import coordinator.store.models
 
 revision = '0012_webhooks'
-down_revision = '0009_signing'
+down_revision = '0011_lifecycle'
 branch_labels = None
 depends_on = None
 
