@@ -37,7 +37,7 @@ async def create_api_token(request: Request) -> dict[str, Any]:
     api, token = _api(request), _token(request)
     new = await body(request, CreateApiTokenBody)
     return await api.call(token, tenancy.create_api_token, new.clientIds, new.role, new.name, api.app.clock.now(),
-                          expires_in_s=float(new.expiresInSeconds))
+                          expires_in_s=new.expiresInSeconds)
 
 
 @router.get("/api-tokens", summary="List API Tokens", response_model=ApiTokenList, openapi_extra={"parameters": [

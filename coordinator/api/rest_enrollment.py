@@ -27,7 +27,7 @@ async def create_enrollment_token(client_id: str, request: Request) -> dict[str,
     caller = token(request)
     new = await body(request, CreateEnrollmentTokenBody)
     door = api(request)
-    return await door.call(caller, enrollment.create_token, client_id, float(new.expiresInSeconds), new.maxUses,
+    return await door.call(caller, enrollment.create_token, client_id, new.expiresInSeconds, new.maxUses,
                            new.groupIds, new.name, door.app.clock.now())
 
 

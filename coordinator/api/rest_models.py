@@ -39,6 +39,18 @@ class Shown(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+# --- operations (outside /v2) ---------------------------------------------------------------------
+
+class Health(Shown):
+    status: str
+    replica: str
+
+
+class Readiness(Health):
+    store: str
+    migrations: str
+
+
 # --- clients, tokens ---------------------------------------------------------------------------
 
 class Client(Shown):
@@ -110,7 +122,7 @@ class CreateApiTokenBody(Body):
     clientIds: list[str] = Field(min_length=1, description="The clients the token serves")
     role: Literal["admin", "operator", "viewer"] = "viewer"
     name: str = Field("", max_length=200)
-    expiresInSeconds: Number = Field(0, ge=0, le=MAX_LIFETIME_S, description="Lifetime in seconds; 0 = never expires")
+    expiresInSeconds: float = Field(0, ge=0, le=MAX_LIFETIME_S, description="Lifetime in seconds; 0 = never expires")
 
 
 class EnrollmentToken(Shown):
@@ -133,7 +145,7 @@ class EnrollmentTokenList(Shown):
 
 
 class CreateEnrollmentTokenBody(Body):
-    expiresInSeconds: Number = Field(0, ge=0, le=MAX_LIFETIME_S, description="Lifetime in seconds; 0 = never expires")
+    expiresInSeconds: float = Field(0, ge=0, le=MAX_LIFETIME_S, description="Lifetime in seconds; 0 = never expires")
     maxUses: int = Field(0, ge=0, le=1_000_000_000, description="How many devices may enroll with it; 0 = no limit")
     groupIds: list[str] = Field(default_factory=list, description="Groups each enrolled device joins")
     name: str = Field("", max_length=200)
