@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from common.errors import InvalidArgument
 from coordinator.api.deployment_actions import DeploymentActions
+from coordinator.api.rest_io import json_object as _body
 from coordinator.api.rest_io import request_body
 from coordinator.api.rest_models_work import (
     ApproveBody,
@@ -46,17 +46,6 @@ def _int(value: str | None, name: str) -> int | None:
         return int(value)
     except ValueError:
         raise InvalidArgument(f"{name} must be an integer", parameter=name, value=value) from None
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = json.loads(raw or b"null")
-    except ValueError as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}", parameter="body") from None
-    if not isinstance(body, dict):
-        raise InvalidArgument("request body must be a JSON object", parameter="body")
-    return body
 
 
 @router.get("/deployments", summary="List deployments", response_model=DeploymentList)
