@@ -102,6 +102,43 @@ def _world(c: InProcessCoordinator) -> dict[str, str]:
             "enrollment_token_id": enroll["id"], "key_id": "0" * 16}
 
 
+def test_response_models_neither_drop_nor_add_a_field(coordinator: InProcessCoordinator) -> None:
+    """What REST serves is exactly what the service functions return: the models describe the
+    bodies, they do not filter them (seed fields, nulls and integers stay as they are)."""
+    import json
+
+    from coordinator.auth import authenticate_api
+    from coordinator.service import deployments, devices, history, payloads
+
+    c = coordinator
+    world = _world(c)
+    rest = Rest(c)
+    dep, dev, client = world["dep_id"], world["device_id"], c.client_id
+    with c.store.read() as s:
+        who = authenticate_api(s, c.token)
+        records, total = deployments.list_records(s, who, dep, status=None, batch_number=None, limit=None, offset=None)
+        expected = {
+            f"/deployments/{dep}": deployments.get(s, who, dep),
+            f"/deployments/{dep}/devices": {"data": records, "total": total, "limit": 50, "offset": 0},
+            f"/clients/{client}/devices/{dev}": devices.get_device(s, who, client, dev),
+            f"/clients/{client}/devices/{dev}/deployments/{world['deployment_id']}":
+                history.get_deployment(s, who, client, dev, world["deployment_id"]),
+            f"/groups/{world['group_id']}": payloads.show_group(s, who, world["group_id"]),
+            f"/scripts/{world['script_id']}": payloads.show_script(s, who, world["script_id"]),
+            f"/artifacts/{world['artifact_id']}": payloads.show_artifact(s, who, world["artifact_id"]),
+        }
+    for path, want in expected.items():
+        got = rest("GET", path)
+        assert got == json.loads(json.dumps(want)), path
+        assert json.dumps(got, sort_keys=True) == json.dumps(json.loads(json.dumps(want)), sort_keys=True), path
+    # the preview's optional keys appear only when the service sets them
+    draft = rest("POST", "/deployments", 201, json={
+        "name": "preview", "type": "script", "payload": {"scriptId": world["script_id"], "parameters": {}},
+        "targetType": "all"})
+    preview = rest("POST", f"/deployments/{draft['id']}/initialize")["preview"]
+    assert set(preview) == {"resolvedCount", "totalBatches", "batches"}
+
+
 def _real_ids(path: str, world: dict[str, str]) -> dict[str, str]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     ids = {name: world[name] for name in names if name in world}
