@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc.aio
-from sqlalchemy.orm import Session
 
 from common.convoy.v1 import admin_pb2 as pb
 from common.errors import InvalidArgument
 from coordinator.api.base import Api
 from coordinator.api.grpc_util import metadata_bearer, unary
-from coordinator.auth import Principal
+from coordinator.api.upload_stream import blocking_pieces, principal
 from coordinator.service import payloads
-
-
-def _principal(_s: Session, who: Principal) -> Principal:
-    return who
 
 
 async def _next_message(messages: AsyncIterator[pb.UploadArtifactChunk]) -> pb.UploadArtifactChunk | None:
@@ -28,18 +23,9 @@ async def _next_message(messages: AsyncIterator[pb.UploadArtifactChunk]) -> pb.U
         return None
 
 
-def _pull_chunks(loop: asyncio.AbstractEventLoop, first: bytes,
-                 messages: AsyncIterator[pb.UploadArtifactChunk]) -> Iterator[bytes]:
-    """A blocking iterator, for a worker thread, over the chunks still arriving on the loop.
-
-    Each `next()` asks the loop for one more message, so the client is read only as fast as
-    the store writes: nothing beyond the current message and one MiB of buffer is in memory.
-    """
+async def _data(first: bytes, messages: AsyncIterator[pb.UploadArtifactChunk]) -> AsyncIterator[bytes]:
     yield first
-    while True:
-        message = asyncio.run_coroutine_threadsafe(_next_message(messages), loop).result()
-        if message is None:
-            return
+    async for message in messages:
         yield message.data
 
 
@@ -83,14 +69,14 @@ class PayloadRpcs(Api):
     async def UploadArtifact(self, request_iterator: AsyncIterator[pb.UploadArtifactChunk],
                              context: grpc.aio.ServicerContext) -> pb.Artifact:
         # Authenticate before reading a byte of the upload.
-        who = await self.read(metadata_bearer(context), _principal)
+        who = await self.read(metadata_bearer(context), principal)
         first = await _next_message(request_iterator)
         if first is None:
             raise InvalidArgument("the upload is empty: the first message carries client_id and name",
                                   parameter="data")
         if not first.name.strip():
             raise InvalidArgument("name is required in the first message", parameter="name")
-        chunks = _pull_chunks(asyncio.get_running_loop(), first.data, request_iterator)
+        chunks = blocking_pieces(asyncio.get_running_loop(), _data(first.data, request_iterator))
         out: dict[str, Any] = await self.app.run(payloads.store_artifact, self.app.store, who, first.client_id,
                                                  first.name, chunks, self.app.clock.now(),
                                                  replica=self.app.replica_id)

@@ -77,9 +77,11 @@ def create_app(app: App, metrics: Metrics | None = None, readiness: Readiness | 
         rest_credentials,
         rest_deployments,
         rest_devices,
+        rest_enrollment,
         rest_events,
         rest_history,
         rest_ops,
+        rest_payloads,
         rest_signers,
         rest_webhooks,
         web,
@@ -95,6 +97,8 @@ def create_app(app: App, metrics: Metrics | None = None, readiness: Readiness | 
     api.include_router(rest_events.router, prefix="/v2")
     api.include_router(rest_webhooks.router, prefix="/v2")
     api.include_router(rest_audit.router, prefix="/v2")
+    api.include_router(rest_enrollment.router, prefix="/v2")
+    api.include_router(rest_payloads.router, prefix="/v2")
     from coordinator.api.rest_limits import DoorGuard
 
     api.add_middleware(DoorGuard, convoy=app, max_body=app.settings.max_body_bytes)
@@ -124,10 +128,13 @@ def _document_errors(api: FastAPI) -> None:
     body and status codes (FastAPI would advertise a 422 validation error we never send)."""
     from fastapi.openapi.utils import get_openapi
 
+    from coordinator.api.rest_io import documented_schemas
+
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
             spec = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
             spec.setdefault("components", {}).setdefault("schemas", {})["Error"] = _ERROR_SCHEMA
+            spec["components"]["schemas"].update(documented_schemas())  # bodies routes parse themselves
             spec["components"]["schemas"].pop("HTTPValidationError", None)
             spec["components"]["schemas"].pop("ValidationError", None)
             spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

@@ -1,5 +1,5 @@
-"""REST: API tokens (list, revoke) and device replacement tokens, the twins of `convoy api-tokens
-list|revoke` and `convoy devices replace`. The same service functions as gRPC."""
+"""REST: API tokens (create, list, revoke) and device replacement tokens, the twins of `convoy
+api-tokens create|list|revoke` and `convoy devices replace`. The same service functions as gRPC."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ from fastapi import APIRouter, Request
 
 from coordinator.api.base import Api
 from coordinator.api.device_actions import revoke
+from coordinator.api.rest_io import body, request_body
+from coordinator.api.rest_models import (
+    ApiToken,
+    ApiTokenList,
+    CreateApiTokenBody,
+    CreatedSecret,
+    ReplacementToken,
+)
 from coordinator.auth import bearer
 from coordinator.service import enrollment, tenancy
 
@@ -23,7 +31,17 @@ def _token(request: Request) -> str:
     return bearer(request.headers.get("authorization"))
 
 
-@router.get("/api-tokens", summary="List API Tokens", openapi_extra={"parameters": [
+@router.post("/api-tokens", status_code=201, summary="Create API Token (admin role)", response_model=CreatedSecret,
+             openapi_extra=request_body(CreateApiTokenBody))
+async def create_api_token(request: Request) -> dict[str, Any]:
+    """`{"id", "token"}`: the secret is shown once. The caller must administer every client."""
+    api, token = _api(request), _token(request)
+    new = await body(request, CreateApiTokenBody)
+    return await api.call(token, tenancy.create_api_token, new.clientIds, new.role, new.name, api.app.clock.now(),
+                          expires_in_s=new.expiresInSeconds)
+
+
+@router.get("/api-tokens", summary="List API Tokens", response_model=ApiTokenList, openapi_extra={"parameters": [
     {"name": "clientId", "in": "query", "required": False, "schema": {"type": "string"},
      "description": "Only tokens serving this client"}]})
 async def list_api_tokens(request: Request) -> dict[str, Any]:
@@ -33,14 +51,15 @@ async def list_api_tokens(request: Request) -> dict[str, Any]:
     return {"data": rows, "total": len(rows)}
 
 
-@router.post("/api-tokens/{token_id}/revoke", summary="Revoke API Token")
+@router.post("/api-tokens/{token_id}/revoke", summary="Revoke API Token", response_model=ApiToken)
 async def revoke_api_token(token_id: str, request: Request) -> dict[str, Any]:
     """Revoke an API token (idempotent); it is refused from its next call on."""
     api = _api(request)
     return await api.call(_token(request), tenancy.revoke_api_token, token_id, api.app.clock.now())
 
 
-@router.post("/clients/{client_id}/devices/{device_id}/replace", summary="Replace Device", status_code=201)
+@router.post("/clients/{client_id}/devices/{device_id}/replace", summary="Replace Device", status_code=201,
+             response_model=ReplacementToken)
 async def replace_device(client_id: str, device_id: str, request: Request) -> dict[str, Any]:
     """A single-use enrollment token, valid 24 h, that re-enrolls exactly this device (admin role)."""
     api = _api(request)

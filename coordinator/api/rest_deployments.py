@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from common.errors import InvalidArgument
 from coordinator.api.deployment_actions import DeploymentActions
+from coordinator.api.rest_io import json_object as _body
+from coordinator.api.rest_io import request_body
+from coordinator.api.rest_models_work import (
+    ApproveBody,
+    AuditList,
+    DeletedDeployment,
+    Deployment,
+    DeploymentList,
+    DeploymentRecord,
+    DeploymentRecordList,
+    DeploymentSpecBody,
+    DeploymentUpdateBody,
+    Initialized,
+    Manifest,
+    SignatureBody,
+)
 from coordinator.auth import bearer
 from coordinator.service import audit
 from coordinator.service.approvals import approve_body
@@ -33,18 +48,7 @@ def _int(value: str | None, name: str) -> int | None:
         raise InvalidArgument(f"{name} must be an integer", parameter=name, value=value) from None
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = json.loads(raw or b"null")
-    except ValueError as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}", parameter="body") from None
-    if not isinstance(body, dict):
-        raise InvalidArgument("request body must be a JSON object", parameter="body")
-    return body
-
-
-@router.get("/deployments", summary="List deployments")
+@router.get("/deployments", summary="List deployments", response_model=DeploymentList)
 async def list_deployments(request: Request, status: str | None = None, type: str | None = None,  # noqa: A002
                            limit: str | None = None, offset: str | None = None,
                            clientId: str | None = None) -> dict[str, Any]:  # noqa: N803
@@ -54,30 +58,33 @@ async def list_deployments(request: Request, status: str | None = None, type: st
     return {"data": rows, "total": total, "limit": lim or 50, "offset": off or 0}
 
 
-@router.post("/deployments", status_code=201, summary="Create a deployment in draft status")
+@router.post("/deployments", status_code=201, summary="Create a deployment in draft status",
+             response_model=Deployment, openapi_extra=request_body(DeploymentSpecBody))
 async def create_deployment(request: Request) -> dict[str, Any]:
     token = _token(request)
     return await _actions(request).create(token, await _body(request))
 
 
-@router.get("/deployments/{dep_id}", summary="Get a deployment with real-time progress")
+@router.get("/deployments/{dep_id}", summary="Get a deployment with real-time progress", response_model=Deployment)
 async def get_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     return await _actions(request).get(_token(request), dep_id)
 
 
-@router.put("/deployments/{dep_id}", summary="Update a deployment (draft only)")
+@router.put("/deployments/{dep_id}", summary="Update a deployment (draft only)", response_model=Deployment,
+            openapi_extra=request_body(DeploymentUpdateBody))
 async def update_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     token = _token(request)
     return await _actions(request).update(token, dep_id, await _body(request))
 
 
-@router.delete("/deployments/{dep_id}", summary="Delete a deployment (draft only)")
+@router.delete("/deployments/{dep_id}", summary="Delete a deployment (draft only)", response_model=DeletedDeployment)
 async def delete_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     out = await _actions(request).delete(_token(request), dep_id)
     return {**out, "deleted": True}
 
 
-@router.post("/deployments/{dep_id}/initialize", summary="Resolve targets, plan batches: draft → pending")
+@router.post("/deployments/{dep_id}/initialize", summary="Resolve targets, plan batches: draft → pending",
+             response_model=Initialized, response_model_exclude_unset=True)
 async def initialize_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     dep, preview = await _actions(request).initialize(_token(request), dep_id)
     return {"deployment": dep, "preview": preview}
@@ -96,7 +103,8 @@ async def _signature(request: Request) -> Any:
     return body.get("signature")
 
 
-@router.post("/deployments/{dep_id}/start", summary="Begin execution: pending → downloading")
+@router.post("/deployments/{dep_id}/start", summary="Begin execution: pending → downloading",
+             response_model=Deployment, openapi_extra=request_body(SignatureBody, required=False))
 async def start_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     """Optional body `{"signature": {"keyId", "value", "manifest"}}`: an operator's signature
     over the manifest from `GET …/manifest` (docs/security.md, "Signed work")."""
@@ -104,7 +112,8 @@ async def start_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     return await _actions(request).action(_token(request), "start", dep_id, signature=signature)
 
 
-@router.get("/deployments/{dep_id}/manifest", summary="The unsigned manifest of a pending deployment, to sign")
+@router.get("/deployments/{dep_id}/manifest", summary="The unsigned manifest of a pending deployment, to sign",
+            response_model=Manifest)
 async def deployment_manifest(request: Request, dep_id: str, rollback: str | None = None) -> dict[str, Any]:
     """`{"manifest": "<canonical JSON>", "payload": {…}}`: `payload` is what agents would receive,
     `manifest.digest` its SHA-256. `?rollback=true`: the manifest of this deployment's rollback."""
@@ -113,7 +122,8 @@ async def deployment_manifest(request: Request, dep_id: str, rollback: str | Non
     return await _actions(request).manifest(_token(request), dep_id, rollback == "true")
 
 
-@router.post("/deployments/{dep_id}/approve", summary="Approve a pending deployment (another operator's sign-off)")
+@router.post("/deployments/{dep_id}/approve", summary="Approve a pending deployment (another operator's sign-off)",
+             response_model=Deployment, openapi_extra=request_body(ApproveBody, required=False))
 async def approve_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     """Needed before `start` when the deployment is above its client's approval policy; the
     token that created the deployment cannot approve it (docs/approvals.md). Body: optional
@@ -123,7 +133,8 @@ async def approve_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     return await _actions(request).approve(_token(request), dep_id, comment)
 
 
-@router.get("/deployments/{dep_id}/audit", summary="The deployment's audit trail, oldest first")
+@router.get("/deployments/{dep_id}/audit", summary="The deployment's audit trail, oldest first",
+            response_model=AuditList)
 async def deployment_audit(request: Request, dep_id: str, limit: str | None = None,
                            offset: str | None = None) -> dict[str, Any]:
     """Every transition and approval: `{at, actor, actorName, fromStatus, toStatus, reason}`."""
@@ -132,30 +143,33 @@ async def deployment_audit(request: Request, dep_id: str, limit: str | None = No
     return {"data": rows, "total": total, "limit": lim or 100, "offset": off or 0}
 
 
-@router.post("/deployments/{dep_id}/pause", summary="Pause (downloading, installing or running)")
+@router.post("/deployments/{dep_id}/pause", summary="Pause (downloading, installing or running)",
+             response_model=Deployment)
 async def pause_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     return await _actions(request).action(_token(request), "pause", dep_id)
 
 
-@router.post("/deployments/{dep_id}/resume", summary="Resume a paused deployment")
+@router.post("/deployments/{dep_id}/resume", summary="Resume a paused deployment", response_model=Deployment)
 async def resume_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     return await _actions(request).action(_token(request), "resume", dep_id)
 
 
-@router.post("/deployments/{dep_id}/cancel", summary="Cancel: pending devices skipped, deployment terminated")
+@router.post("/deployments/{dep_id}/cancel", summary="Cancel: pending devices skipped, deployment terminated",
+             response_model=Deployment)
 async def cancel_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     return await _actions(request).cancel(_token(request), dep_id)
 
 
-@router.post("/deployments/{dep_id}/rollback", status_code=201,
-             summary="Create and start a deployment that reverts this one where it completed")
+@router.post("/deployments/{dep_id}/rollback", status_code=201, response_model=Deployment,
+             summary="Create and start a deployment that reverts this one where it completed",
+             openapi_extra=request_body(SignatureBody, required=False))
 async def rollback_deployment(request: Request, dep_id: str) -> dict[str, Any]:
     """Optional body `{"signature": {…}}` over `GET …/manifest?rollback=true`."""
     signature = await _signature(request)
     return await _actions(request).rollback(_token(request), dep_id, signature=signature)
 
 
-@router.get("/deployments/{dep_id}/devices", summary="List per-device records")
+@router.get("/deployments/{dep_id}/devices", summary="List per-device records", response_model=DeploymentRecordList)
 async def list_deployment_devices(request: Request, dep_id: str, status: str | None = None,
                                   batchNumber: str | None = None, limit: str | None = None,  # noqa: N803
                                   offset: str | None = None) -> dict[str, Any]:
@@ -165,7 +179,8 @@ async def list_deployment_devices(request: Request, dep_id: str, status: str | N
     return {"data": rows, "total": total, "limit": lim or 50, "offset": off or 0}
 
 
-@router.post("/deployments/{dep_id}/devices/{device_id}/retry", summary="Retry a failed or skipped device")
+@router.post("/deployments/{dep_id}/devices/{device_id}/retry", summary="Retry a failed or skipped device",
+             response_model=DeploymentRecord)
 async def retry_deployment_device(request: Request, dep_id: str, device_id: str) -> dict[str, Any]:
     return await _actions(request).retry(_token(request), dep_id, device_id)
 

@@ -59,7 +59,7 @@ async def _stream(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) ->
 
 @router.get("/deployments/{dep_id}/events", summary="Live progress as server-sent events (text/event-stream)",
             response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}},
+            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                              "description": "`progress` events: {deployment, batches, recentFailures}; "
                                             "`end` once the deployment has finished"}})
 async def deployment_events(request: Request, dep_id: str) -> StreamingResponse:

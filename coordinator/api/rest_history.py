@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 
 from common.errors import InvalidArgument
 from coordinator.api.base import Api
+from coordinator.api.rest_models import Device, DeviceDeployment, DeviceDeploymentList, DeviceList
 from coordinator.auth import bearer
 from coordinator.service import devices, history
 
@@ -60,7 +61,7 @@ def int_param(request: Request, name: str, default: int) -> int:
 
 
 @router.get("/clients/{client_id}/devices/{device_id}/deployments", summary="List Deployments",
-            openapi_extra=_HISTORY_QUERY)
+            openapi_extra=_HISTORY_QUERY, response_model=DeviceDeploymentList)
 async def list_device_deployments(client_id: str, device_id: str, request: Request) -> dict[str, Any]:
     """Paginated enrollment deployment history for a device, newest first by default.
 
@@ -72,13 +73,15 @@ async def list_device_deployments(client_id: str, device_id: str, request: Reque
     return await _api(request).read(_token(request), history.list_deployments, client_id, device_id, **params)
 
 
-@router.get("/clients/{client_id}/devices/{device_id}/deployments/{deployment_id}", summary="Get Deployment")
+@router.get("/clients/{client_id}/devices/{device_id}/deployments/{deployment_id}", summary="Get Deployment",
+            response_model=DeviceDeployment)
 async def get_device_deployment(client_id: str, device_id: str, deployment_id: str, request: Request) -> dict[str, Any]:
     """The full DeviceDeployment record; `error_logs` is null unless it failed."""
     return await _api(request).read(_token(request), history.get_deployment, client_id, device_id, deployment_id)
 
 
-@router.get("/clients/{client_id}/devices", summary="List Devices", openapi_extra=_DEVICES_QUERY)
+@router.get("/clients/{client_id}/devices", summary="List Devices", openapi_extra=_DEVICES_QUERY,
+            response_model=DeviceList)
 async def list_devices(client_id: str, request: Request) -> dict[str, Any]:
     """A page of the client's devices (`limit` default 100, max 1000; `offset`; `filter`, a target
     filter expression such as `os == "linux" and "canary" in tags`) and `total`."""
@@ -88,7 +91,7 @@ async def list_devices(client_id: str, request: Request) -> dict[str, Any]:
                                     request.query_params.get("filter") or "")
 
 
-@router.get("/clients/{client_id}/devices/{device_id}", summary="Get Device")
+@router.get("/clients/{client_id}/devices/{device_id}", summary="Get Device", response_model=Device)
 async def get_device(client_id: str, device_id: str, request: Request) -> dict[str, Any]:
     """The device, with `latest_enrollment` ({id, status, enrollment_date} or null)."""
     return await _api(request).read(_token(request), devices.get_device, client_id, device_id)

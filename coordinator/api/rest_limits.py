@@ -5,6 +5,10 @@ would hit its recursion limit and answer 500). Only then does the route see it.
 
 Requests without a body (GET, most POST actions) pass straight through: their routes
 authenticate as before.
+
+One route streams instead: an artifact upload (`POST /v2/artifacts`) is authenticated and its
+Content-Length checked against the artifact limit (`payloads.MAX_ARTIFACT_BYTES`) the same way,
+then handed to the route unbuffered; the store counts the bytes as they arrive.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from common.errors import ConvoyError, InvalidArgument
 from coordinator.app import App
 from coordinator.auth import authenticate_api, bearer
+from coordinator.service.payloads import MAX_ARTIFACT_BYTES
+
+STREAMED = ("POST", "/v2/artifacts")  # the artifact upload (rest_payloads.upload_artifact)
 
 log = logging.getLogger("convoy.rest")
 
@@ -78,8 +85,9 @@ class DoorGuard:
         if not chunked and (length is None or length.strip() in (b"", b"0")):
             await self.app(scope, receive, send)
             return
+        streamed = (scope.get("method"), scope.get("path")) == STREAMED
         try:
-            await self._admit(headers, length)
+            await self._admit(headers, length, MAX_ARTIFACT_BYTES if streamed else self.max_body)
         except ConvoyError as exc:
             await _send(send, exc)
             return
@@ -92,6 +100,9 @@ class DoorGuard:
                 mapped = ConvoyError("internal error (logged on the coordinator)")
             await _send(send, mapped)
             return
+        if streamed:
+            await self.app(scope, receive, send)
+            return
         body = bytearray()
         while True:
             message = await receive()
@@ -99,7 +110,7 @@ class DoorGuard:
                 return
             body += message.get("body", b"")
             if len(body) > self.max_body:
-                await _send(send, self._too_large())
+                await _send(send, _too_large(self.max_body))
                 return
             if not message.get("more_body", False):
                 break
@@ -118,7 +129,7 @@ class DoorGuard:
 
         await self.app(scope, replay, send)
 
-    async def _admit(self, headers: dict[bytes, bytes], length: bytes | None) -> None:
+    async def _admit(self, headers: dict[bytes, bytes], length: bytes | None, limit: int) -> None:
         raw = headers.get(b"authorization")
         token = bearer(raw.decode("latin-1") if raw else None)
         await self.convoy.run(self._authenticate, token)
@@ -127,11 +138,12 @@ class DoorGuard:
                 declared = int(length)
             except ValueError:
                 raise InvalidArgument("bad Content-Length header", parameter="Content-Length") from None
-            if declared > self.max_body:
-                raise self._too_large()
+            if declared > limit:
+                raise _too_large(limit)
 
-    def _too_large(self) -> TooLarge:
-        return TooLarge(f"request body larger than {self.max_body} bytes", limit=self.max_body)
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"request body larger than {limit} bytes", limit=limit)
 
 
 async def _send(send: Send, exc: ConvoyError) -> None:

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from coordinator.api.rest_models import Health, Readiness
+
 router = APIRouter(tags=["operations"])
 
 
@@ -20,13 +22,14 @@ async def metrics(request: Request) -> Response:
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/healthz", summary="Liveness: the process answers (and which replica it is)")
+@router.get("/healthz", summary="Liveness: the process answers (and which replica it is)", response_model=Health)
 async def healthz(request: Request) -> dict[str, Any]:
     return {"status": "ok", "replica": request.app.state.convoy.replica_id}
 
 
 @router.get("/readyz", summary="Readiness: store reachable and migrations current (503 otherwise)",
-            responses={503: {"description": "Not ready: the store is unreachable or its schema is behind"}})
+            response_model=Readiness, responses={503: {"model": Readiness, "description":
+                                                       "Not ready: the store is unreachable or its schema is behind"}})
 async def readyz(request: Request) -> JSONResponse:
     state = await request.app.state.readiness.check()
     return JSONResponse(status_code=200 if state.ready else 503,

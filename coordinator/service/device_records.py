@@ -23,8 +23,8 @@ def list_for_device(s: Session, who: Principal, client_id: str, device_id: str, 
     the client, 403 for a client outside the token."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidArgument(f"limit must be between 1 and {MAX_LIMIT}", parameter="limit", value=limit)
-    if offset < 0:
-        raise InvalidArgument("offset must be 0 or more", parameter="offset", value=offset)
+    if not 0 <= offset <= 10**9:  # beyond, SQLite cannot even bind it (a 500, not a 400)
+        raise InvalidArgument("offset must be between 0 and 1000000000", parameter="offset", value=offset)
     client = resolve_client(s, who, client_id)
     device = require_device(s, who, client, device_id)
     where = (m.DeploymentDevice.device_id == device.id, m.Deployment.client_id == client)
