@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,10 +35,11 @@ from bench.scaleout import Cluster, create_database, drop_database, say, seed_fl
 FULL_N = 10_000
 SIMS = 4
 TARGET_S = 10.0
-EXPECTED = {"UNAVAILABLE"}
-"""What a SIGKILLed coordinator looks like to its agents (the stream broke, the port refuses for a
-moment): the agents say so at warning level once each, as they should. Any other code is a
-failure a user would see in a log."""
+EXPECTED = {"UNAVAILABLE", "RESOURCE_EXHAUSTED"}
+"""What a SIGKILLed coordinator looks like to its agents: UNAVAILABLE (the stream broke, the port
+refuses for a moment), logged once per attempt at warning level, as it should be; and
+RESOURCE_EXHAUSTED, the restarted coordinator asking an agent to come back later (logged at info
+level, not a failure). Any other code is a failure a user would see in a log."""
 
 
 def latest_stats(sim: Simulator) -> dict[str, Any] | None:
@@ -99,7 +101,13 @@ def log_errors(path: Path, offset: int) -> list[str]:
     return [ln for ln in text.splitlines() if " ERROR " in ln or " CRITICAL " in ln or ln.startswith("Traceback")]
 
 
-def run(work: Path, n: int, sims: int, pg: bool, install_time: float) -> Result:
+def profile(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes]:
+    """py-spy (pip install py-spy; not a dependency) on the coordinator for `seconds`."""
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "50",
+                             "--format", "raw", "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run(work: Path, n: int, sims: int, pg: bool, install_time: float, prof: Path | None = None) -> Result:
     name = f"convoy_storm_{int(time.time())}"
     url = create_database(name) if pg else f"sqlite:///{work / 'replica-0' / 'convoy.db'}"
     store = "PostgreSQL" if pg else "SQLite"
@@ -134,9 +142,12 @@ def run(work: Path, n: int, sims: int, pg: bool, install_time: float) -> Result:
         coord.kill()
         coord.start()
         t_up = time.monotonic()
+        spy = profile(coord.proc.pid, prof, 20) if prof is not None and coord.proc is not None else None
         back_s, _ = wait_back(cluster.sims, counts, limit)
         after = error_counts(final_stats(cluster.sims))
         rss_after = coord.rss()
+        if spy is not None:
+            spy.wait(60)
         since_kill = t_up - t_kill + back_s
         say(f"restarted in {t_up - t_kill:.1f} s; every agent back {since_kill:.1f} s after the kill")
         errors = {code: after.get(code, 0) - before.get(code, 0) for code in after}
@@ -147,7 +158,7 @@ def run(work: Path, n: int, sims: int, pg: bool, install_time: float) -> Result:
         res.add("of which the coordinator's restart (SIGKILL to listening)", f"{t_up - t_kill:.1f} s")
         res.add("connection errors the agents saw, by gRPC code",
                 ", ".join(f"{k} {v:,}" for k, v in errors.items()) or "none")
-        res.add("errors other than the broken stream (UNAVAILABLE)",
+        res.add("errors other than the broken stream and the busy hint (UNAVAILABLE, RESOURCE_EXHAUSTED)",
                 ", ".join(f"{k} {v:,}" for k, v in unexpected.items()) or "none", "none", not unexpected)
 
         admin = Admin(coord.target, coord.token, coord.client_id)
@@ -160,8 +171,10 @@ def run(work: Path, n: int, sims: int, pg: bool, install_time: float) -> Result:
         stats = final_stats(cluster.sims)
         jobs, repeated = sum(int(s.get("jobs", 0)) for s in stats), sum(int(s.get("repeated", 0)) for s in stats)
         ok = d.status == "completed" and d.progress.completed == n and jobs == n and repeated == 0
-        res.add("rollout after the restart", f"{d.status}, {d.progress.completed:,}/{n:,} completed; {jobs:,} job runs, "
-                f"{repeated} repeated", "completed, every job run once", ok)
+        pr = d.progress
+        res.add("rollout after the restart", f"{d.status}, {pr.completed:,}/{n:,} completed (total {pr.total:,}, failed "
+                f"{pr.failed}, skipped {pr.skipped}); {jobs:,} job runs, {repeated} repeated",
+                "completed, every job run once", ok)
         res.add("coordinator RSS: before the kill / after the storm", f"{rss_before / 2**20:.0f} / {rss_after / 2**20:.0f} MB")
         logged = log_errors(coord.data_dir / "coordinator.log", log_offset)
         res.add("ERROR lines in the restarted coordinator's log", f"{len(logged)}", "0", not logged)
@@ -199,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--install-time", type=float, default=1.0, help="seconds each simulated install step takes")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (coordinator log)")
+    p.add_argument("--profile", type=Path, help="py-spy the restarted coordinator for 20 s: raw stacks to this file")
     args = p.parse_args(argv)
     if args.n < args.sims * 10:
         p.error("--n must be at least 10 agents per simulator")
@@ -207,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {mach}\ndate: {now_utc()}\nscratch: {work}", flush=True)
     started = time.monotonic()
     try:
-        res = run(work, args.n, args.sims, args.pg, args.install_time)
+        res = run(work, args.n, args.sims, args.pg, args.install_time, args.profile)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

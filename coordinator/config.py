@@ -44,6 +44,10 @@ class Settings:
     """A REST connection that sends no complete request head within this is closed."""
     replica_id: str = ""
     """This coordinator among replicas on one store (`--replica-id`); empty = generated at start."""
+    connect_admission_limit: int = 1000
+    """Agent streams being set up at once (authenticated, welcomed, their hello not yet written):
+    one more is refused with RESOURCE_EXHAUSTED and a retry hint the agent honours quietly
+    (a reconnect storm is admitted at the pace the coordinator can take, api/agent_stream.py)."""
 
 
 REPLICA_ID_MAX = 48

@@ -114,6 +114,12 @@ class Hub:
         self.app = app
         self.connections: dict[str, Connection] = {}
         self._hellos: list[_Hello] = []
+        self._flushing = 0
+        """Hellos in the presence write under way (taken from `_hellos`, not yet written)."""
+        self.connecting = 0
+        """Connect streams authenticating now (api/agent_stream.py admission)."""
+        self.refused = 0
+        """Connect streams refused as busy since the last sweep (logged once per interval)."""
         self.started_at = app.clock.now()
         """When this hub started: its heartbeat touches only rows its own streams' hellos wrote
         (`connected_at` since then), never those a previous run of the same replica id left."""
@@ -139,6 +145,11 @@ class Hub:
         await self._flush_once()
 
     # --- connections ---------------------------------------------------------------------
+
+    @property
+    def hello_backlog(self) -> int:
+        """Hellos registered whose presence write (and desired-state read) has not finished."""
+        return len(self._hellos) + self._flushing
 
     def register(self, device_id: str, hello: agent_pb2.Hello) -> Connection:
         from coordinator.domain import device_input  # every field a device sends is bounded first
@@ -249,14 +260,17 @@ class Hub:
         gone, self._gone = self._gone, {}
         if not (hellos or gone):
             return
+        self._flushing = len(hellos)
         try:
             desired = await self.app.run(self._write_presence, hellos, gone, self.app.clock.now())
         except BaseException:
+            self._flushing = 0
             # Put them back (before anything queued since): the next flush writes them, and the
             # connected devices still get their jobs.
             self._hellos = hellos + self._hellos
             self._gone = gone | self._gone  # a newer end of the same device's stream wins
             raise
+        self._flushing = 0
         if desired.late_arrivals:
             self.app.engine.poke(*desired.late_arrivals)
         for job in desired.jobs:
@@ -308,6 +322,10 @@ class Hub:
             await asyncio.sleep(interval)
             limit = interval * settings.offline_after_missed
             now_mono = time.monotonic()
+            if self.refused:
+                log.info("%d agent streams asked to come back later (busy: %d being set up at most)",
+                         self.refused, settings.connect_admission_limit)
+                self.refused = 0
             for conn in list(self.connections.values()):
                 if now_mono - conn.last_seen > limit:
                     log.info("device %s missed %d heartbeats; closing its stream", conn.device_id,
