@@ -142,10 +142,12 @@ def run(work: Path, n: int, sims: int, pg: bool, install_time: float, prof: Path
         coord.kill()
         coord.start()
         t_up = time.monotonic()
+        cpu_up = coord.cpu_seconds()
         spy = profile(coord.proc.pid, prof, 20) if prof is not None and coord.proc is not None else None
         back_s, _ = wait_back(cluster.sims, counts, limit)
         after = error_counts(final_stats(cluster.sims))
         rss_after = coord.rss()
+        storm_cpu = coord.cpu_seconds() - cpu_up
         if spy is not None:
             spy.wait(60)
         since_kill = t_up - t_kill + back_s
@@ -156,6 +158,8 @@ def run(work: Path, n: int, sims: int, pg: bool, install_time: float, prof: Path
         res.add(f"SIGKILL to every agent on a live stream again ({n:,})", f"{since_kill:.1f} s", f"≤ {TARGET_S:g} s",
                 since_kill <= TARGET_S)
         res.add("of which the coordinator's restart (SIGKILL to listening)", f"{t_up - t_kill:.1f} s")
+        res.add("restarted coordinator's CPU until every agent was back (per stream)",
+                f"{storm_cpu:.1f} s ({storm_cpu / n * 1000:.1f} ms)")
         res.add("connection errors the agents saw, by gRPC code",
                 ", ".join(f"{k} {v:,}" for k, v in errors.items()) or "none")
         res.add("errors other than the broken stream and the busy hint (UNAVAILABLE, RESOURCE_EXHAUSTED)",
@@ -180,7 +184,7 @@ def run(work: Path, n: int, sims: int, pg: bool, install_time: float, prof: Path
         res.add("ERROR lines in the restarted coordinator's log", f"{len(logged)}", "0", not logged)
         if logged:
             res.notes.append(f"first logged error: {logged[0][:300]}")
-        res.raw.update({"n": n, "since_kill": since_kill, "restart": t_up - t_kill, "errors": errors,
+        res.raw.update({"n": n, "since_kill": since_kill, "restart": t_up - t_kill, "errors": errors, "storm_cpu": storm_cpu,
                         "jobs": jobs, "repeated": repeated, "status": d.status})
     finally:
         cluster.stop()
