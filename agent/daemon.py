@@ -184,6 +184,10 @@ class Daemon:
         self._reported_windows: list[str] = []
         self._seq = 0
         self._welcomed = False
+        self._hello_sent = False
+        """Whether this attempt's hello was written (a failure before it: the coordinator was not reached)."""
+        self._unreachable_warned = False
+        """An attempt that never reached the coordinator was logged at warning level since the last welcome."""
 
     # --- settings -----------------------------------------------------------------------
 
@@ -273,6 +277,7 @@ class Daemon:
             # (the usual way a coordinator restart looks) resets the backoff, whether it ended
             # cleanly or with an error.
             self._welcomed = False
+            self._hello_sent = False
             where = str(dialer.endpoint) if dialer is not None else self.identity.server
             try:
                 await self._session(dialer.stub() if dialer is not None else stub, metadata)
@@ -287,11 +292,13 @@ class Daemon:
                     log.info("coordinator %s busy: connecting again in %.1fs", where, hint)
                     await self.clock.wait(self._stop, hint)
                     continue
-                log.warning("stream to %s lost: %s: %s", where, exc.code().name, exc.details())
+                self._log_lost(where, f"{exc.code().name}: {exc.details()}")
             except ConnectionError as exc:
-                log.warning("stream to %s lost: %s", where, exc)
+                self._log_lost(where, str(exc))
             if self._stop.is_set():
                 break
+            if self._welcomed:
+                self._unreachable_warned = False
             attempt = 0 if self._welcomed else attempt + 1
             rounds = attempt // len(dialer) if dialer is not None else attempt
             delay = reconnect_delay(rounds, self.rng)
@@ -302,6 +309,17 @@ class Daemon:
                 log.info("reconnecting in %.1fs", delay)
             await self.clock.wait(self._stop, delay)
         return 0
+
+    def _log_lost(self, where: str, what: str) -> None:
+        """A broken stream is a warning; so is the first attempt that does not reach the coordinator
+        (down, restarting, refusing) after a welcome, and the next ones while it stays unreachable
+        are info: a coordinator restart costs each agent one warning, not one per retry (gRPC
+        reports such attempts as UNAVAILABLE, or under load CANCELLED / INTERNAL)."""
+        if self._hello_sent or not self._unreachable_warned:
+            self._unreachable_warned = self._unreachable_warned or not self._hello_sent
+            log.warning("stream to %s lost: %s", where, what)
+        else:
+            log.info("stream to %s lost: %s", where, what)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -328,6 +346,7 @@ class Daemon:
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._write(call, agent_pb2.AgentMessage(hello=hello))
+            self._hello_sent = True
             first = await call.read()
             if first is grpc.aio.EOF:
                 log.warning("coordinator closed the stream before welcoming")

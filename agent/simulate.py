@@ -201,7 +201,10 @@ class SimAgent(Daemon):
                 self.on = ""
 
     def _count_error(self, code: str) -> None:
-        self.counters.errors[code] = self.counters.errors.get(code, 0) + 1
+        # Before the hello was written the coordinator was never reached (down, restarting):
+        # counted apart from a stream that broke or was refused.
+        key = code if self._hello_sent else f"{code} before the hello"
+        self.counters.errors[key] = self.counters.errors.get(key, 0) + 1
 
     async def serve(self, stub: Any, dialer: SharedStubs | None = None) -> int:
         metadata = (("authorization", f"Bearer {self.credential}"),)

@@ -100,3 +100,30 @@ def test_a_busy_coordinator_is_retried_after_its_hint_quietly(tmp_path: Path, ca
     busy_lines = [r for r in caplog.records if "busy" in r.getMessage()]
     assert len(busy_lines) == 3 and all(r.levelno == logging.INFO for r in busy_lines)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "busy" in r.getMessage()]
+
+
+def test_an_unreachable_coordinator_is_one_warning_per_outage(tmp_path: Path, caplog: Any) -> None:
+    """(issue 14) Attempts that never reach the coordinator (failed before the hello): the first
+    after a welcome is a warning, the rest info; a stream that broke after its hello always warns."""
+    import logging
+
+    clock = RecordingClock()
+    d = Daemon(StateDir(tmp_path), clock=clock, rng=random.Random(1))  # type: ignore[arg-type]
+    d.identity = AgentIdentity(server="127.0.0.1:1", device_id="d", client_id="c", machine_id="m")
+    # (hello written, welcomed) per attempt: three unreachable, a welcomed stream, two unreachable
+    steps = iter([(False, False)] * 3 + [(True, True)] + [(False, False)] * 2)
+
+    async def session(_stub: Any, _md: Any) -> bool:
+        try:
+            d._hello_sent, d._welcomed = next(steps)
+        except StopIteration:
+            d.stop()
+            return False
+        raise ConnectionError("refused")
+
+    d._session = session  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="convoy.agent"):
+        asyncio.run(d.connect_loop(None, ()))
+    levels = [r.levelno for r in caplog.records if "lost" in r.getMessage()]
+    w, i = logging.WARNING, logging.INFO
+    assert levels == [w, i, i, w, w, i]
