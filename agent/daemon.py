@@ -3,8 +3,13 @@
 One `Connect` stream at a time (docs/protocol.md). The hello carries the agent version, fresh
 facts, the maintenance windows (windows.conf plus those of active policies) and every
 unacknowledged status in the journal, so results survive any number of broken streams. A
-broken stream is retried with jittered exponential backoff (0.5–1 s first, capped at 30 s):
-when a coordinator restarts, every agent reconnects at once, and the jitter spreads the storm.
+broken stream is retried with fully jittered exponential backoff: the first retry after a
+welcomed stream breaks anywhere in a 3 s window, then uniformly in [0, base] with base doubling
+from 2 s to a 30 s cap. When a coordinator restarts every agent's stream breaks at once: the
+window and the jitter spread their reconnects instead of a stampede. A coordinator that is
+setting up as many streams as it takes refuses more with RESOURCE_EXHAUSTED and a retry hint
+(`retryAfterMs`); the agent waits that long, logs it at info level (not a failure) and keeps
+its backoff where it was.
 
 With several coordinator addresses (replicas, agent/servers.py), each new attempt after a failed
 or broken stream goes to the next address, and the backoff grows per full round over them: an
@@ -46,16 +51,38 @@ log = logging.getLogger("convoy.agent")
 DEFAULT_HEARTBEAT = 30.0
 RECONNECT_INITIAL = 1.0
 RECONNECT_CAP = 30.0
+RECONNECT_WINDOW = 3.0
+"""The first reconnect after a welcomed stream broke: anywhere in this many seconds."""
+RECONNECT_MIN = 0.05
+RETRY_AFTER_MAX = 60.0
+"""A coordinator's retry hint is honoured up to this (it comes over the wire: bounded)."""
 EXIT_UNAUTHENTICATED = 3
 FLUSH_TIMEOUT = 5.0
 
 
 def reconnect_delay(attempt: int, rng: random.Random, initial: float = RECONNECT_INITIAL,
-                    cap: float = RECONNECT_CAP) -> float:
-    """Seconds before reconnect number `attempt` (0 = first after a healthy stream):
-    uniformly in [base/2, base], base doubling from `initial` up to `cap`."""
-    base = min(cap, initial * 2 ** min(attempt, 16))
-    return rng.uniform(base / 2, base)
+                    cap: float = RECONNECT_CAP, window: float = RECONNECT_WINDOW) -> float:
+    """Seconds before reconnect number `attempt` (0 = first after a healthy stream): full jitter,
+    uniformly in [0, base] (at least RECONNECT_MIN), base `window` for the first, then doubling
+    from 2 × `initial` up to `cap`. Full jitter rather than [base/2, base]: ten thousand agents
+    whose streams broke together arrive spread over the whole window, not its second half."""
+    base = window if attempt <= 0 else min(cap, initial * 2 ** min(attempt, 16))
+    return max(RECONNECT_MIN, rng.uniform(0, base))
+
+
+def retry_hint(exc: grpc.aio.AioRpcError) -> float | None:
+    """The seconds a busy coordinator asked for (RESOURCE_EXHAUSTED with `retryAfterMs` in its
+    error details), bounded; None for any other error."""
+    if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    import json
+
+    try:
+        meta = dict(exc.trailing_metadata() or ())
+        ms = json.loads(meta.get("convoy-error-details") or "{}").get("retryAfterMs")
+        return min(RETRY_AFTER_MAX, max(RECONNECT_MIN, float(ms) / 1000))
+    except (TypeError, ValueError, AttributeError):
+        return RECONNECT_WINDOW
 
 
 def gather_facts() -> types_pb2.DeviceFacts:
@@ -157,6 +184,10 @@ class Daemon:
         self._reported_windows: list[str] = []
         self._seq = 0
         self._welcomed = False
+        self._hello_sent = False
+        """Whether this attempt's hello was written (a failure before it: the coordinator was not reached)."""
+        self._unreachable_warned = False
+        """An attempt that never reached the coordinator was logged at warning level since the last welcome."""
 
     # --- settings -----------------------------------------------------------------------
 
@@ -246,6 +277,7 @@ class Daemon:
             # (the usual way a coordinator restart looks) resets the backoff, whether it ended
             # cleanly or with an error.
             self._welcomed = False
+            self._hello_sent = False
             where = str(dialer.endpoint) if dialer is not None else self.identity.server
             try:
                 await self._session(dialer.stub() if dialer is not None else stub, metadata)
@@ -255,11 +287,18 @@ class Daemon:
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                     log.error("credential rejected: re-enroll with convoy agent install (%s)", exc.details())
                     return EXIT_UNAUTHENTICATED
-                log.warning("stream to %s lost: %s: %s", where, exc.code().name, exc.details())
+                hint = retry_hint(exc)
+                if hint is not None:  # busy, not broken: same address, same backoff, no warning
+                    log.info("coordinator %s busy: connecting again in %.1fs", where, hint)
+                    await self.clock.wait(self._stop, hint)
+                    continue
+                self._log_lost(where, f"{exc.code().name}: {exc.details()}")
             except ConnectionError as exc:
-                log.warning("stream to %s lost: %s", where, exc)
+                self._log_lost(where, str(exc))
             if self._stop.is_set():
                 break
+            if self._welcomed:
+                self._unreachable_warned = False
             attempt = 0 if self._welcomed else attempt + 1
             rounds = attempt // len(dialer) if dialer is not None else attempt
             delay = reconnect_delay(rounds, self.rng)
@@ -270,6 +309,17 @@ class Daemon:
                 log.info("reconnecting in %.1fs", delay)
             await self.clock.wait(self._stop, delay)
         return 0
+
+    def _log_lost(self, where: str, what: str) -> None:
+        """A broken stream is a warning; so is the first attempt that does not reach the coordinator
+        (down, restarting, refusing) after a welcome, and the next ones while it stays unreachable
+        are info: a coordinator restart costs each agent one warning, not one per retry (gRPC
+        reports such attempts as UNAVAILABLE, or under load CANCELLED / INTERNAL)."""
+        if self._hello_sent or not self._unreachable_warned:
+            self._unreachable_warned = self._unreachable_warned or not self._hello_sent
+            log.warning("stream to %s lost: %s", where, what)
+        else:
+            log.info("stream to %s lost: %s", where, what)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -296,6 +346,7 @@ class Daemon:
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._write(call, agent_pb2.AgentMessage(hello=hello))
+            self._hello_sent = True
             first = await call.read()
             if first is grpc.aio.EOF:
                 log.warning("coordinator closed the stream before welcoming")

@@ -21,8 +21,11 @@ Several replicas (`--server a:7443,b:7443`, docs/replicas.md): `--channels` chan
 (a channel connects on first use, so an address no agent has needed yet holds no connection).
 Like the real agent, each agent starts on the first address and moves to the next one (on a
 channel of that address) when its stream cannot be opened or breaks; with `--spread`, agent i
-starts on address i mod n instead. Stats lines then carry `streams` (agents on a live stream
-now) and `by_server`.
+starts on address i mod n instead. Stats lines then carry `by_server` too.
+
+Every stats line carries `streams` (agents on a live stream now), `errors` (streams that ended or
+could not be opened, by gRPC status code) and `repeated` (jobs a device ran a second time: the
+per-device run counter behind "every job ran exactly once", bench/storm.py).
 
 The process prints JSON lines on stdout: `enrolled`, `connected`, then `stats` every
 `--stats-interval` seconds, and `stopped` after SIGTERM/SIGINT.
@@ -88,12 +91,16 @@ class Counters:
     acked: int = 0
     by_server: dict[str, int] = field(default_factory=dict)
     """Agents on a live (welcomed) stream now, per coordinator address."""
+    errors: dict[str, int] = field(default_factory=dict)
+    """Streams that ended or could not be opened, by gRPC status code (or `connection`)."""
+    repeated: int = 0
+    """Jobs an agent ran again (the same job id, any attempt): each device runs a job once."""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"welcomed": self.welcomed, "jobs": self.jobs, "completed": self.completed,
-                               "failed": self.failed, "acked": self.acked}
+                               "failed": self.failed, "acked": self.acked, "repeated": self.repeated,
+                               "streams": sum(self.by_server.values()), "errors": dict(self.errors)}
         if len(self.by_server) > 1:
-            out["streams"] = sum(self.by_server.values())
             out["by_server"] = dict(self.by_server)
         return out
 
@@ -122,9 +129,14 @@ class SimRunner(Runner):
         self.failure_rate = failure_rate
         self.rng = rng
         self.counters = counters
+        self.ran: set[str] = set()
+        """The job ids this device ran (its per-device run counter: `repeated` counts a second run)."""
 
     async def _install(self, installer: Callable[[JobContext], Outcome], ctx: JobContext) -> Outcome:
         self.counters.jobs += 1
+        if ctx.job_id in self.ran:
+            self.counters.repeated += 1
+        self.ran.add(ctx.job_id)
         await asyncio.sleep(self.install_time)
         if self.rng.random() < self.failure_rate:
             self.counters.failed += 1
@@ -177,10 +189,22 @@ class SimAgent(Daemon):
     async def _session(self, stub: Any, metadata: tuple[tuple[str, str], ...]) -> bool:
         try:
             return await super()._session(stub, metadata)
+        except grpc.aio.AioRpcError as exc:
+            self._count_error(exc.code().name)
+            raise
+        except ConnectionError:
+            self._count_error("connection")
+            raise
         finally:
             if self.on:
                 self.counters.by_server[self.on] -= 1
                 self.on = ""
+
+    def _count_error(self, code: str) -> None:
+        # Before the hello was written the coordinator was never reached (down, restarting):
+        # counted apart from a stream that broke or was refused.
+        key = code if self._hello_sent else f"{code} before the hello"
+        self.counters.errors[key] = self.counters.errors.get(key, 0) + 1
 
     async def serve(self, stub: Any, dialer: SharedStubs | None = None) -> int:
         metadata = (("authorization", f"Bearer {self.credential}"),)

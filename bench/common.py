@@ -136,6 +136,8 @@ class Coordinator:
         self.client_id = ""
         self.ps: psutil.Process | None = None
         self.extra: tuple[str, ...] = ()
+        self.grpc_port = 0
+        """The gRPC port to listen on (0: any); a restart on the same port keeps its agents' address."""
 
     def store_args(self) -> list[str]:
         # The data dir always (it holds the TLS CA even when the store is PostgreSQL): never the
@@ -157,7 +159,7 @@ class Coordinator:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "coordinator.log", "a")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([*CONVOY, "coordinator", "serve", *self.store_args(),
-                                      "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                                      "--grpc-listen", f"127.0.0.1:{self.grpc_port}", "--http-listen", "127.0.0.1:0",
                                       # Plaintext on loopback: these figures are the protocol's, as before TLS.
                                       "--insecure", *self.extra],
                                      stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)

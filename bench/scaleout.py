@@ -129,8 +129,10 @@ class Cluster:
             c.extra = ("--replica-id", "ABCDEFGH"[i]) if replica_id_supported() else ()
             c.start()
 
-    def connect(self, agents: list[dict[str, str]], servers: list[str], timeout: float) -> float:
-        """One simulator per group of agents; group i is told servers[i] (one address, or a list)."""
+    def connect(self, agents: list[dict[str, str]], servers: list[str], timeout: float,
+                extra: tuple[str, ...] = ()) -> float:
+        """One simulator per group of agents; group i is told servers[i] (one address, or a list);
+        `extra`: more `convoy agent simulate` options (e.g. `--install-time`)."""
         self.stop_sims()
         groups = [agents[i::len(servers)] for i in range(len(servers))]
         started = time.monotonic()
@@ -140,7 +142,7 @@ class Cluster:
             state.mkdir(parents=True)
             (state / "simulated.json").write_text(json.dumps({"server": server, "agents": group}))
             self.sims.append(Simulator(server, "unused", len(group), state, "--channels", str(CHANNELS),
-                                       "--stats-interval", "0.2"))
+                                       "--stats-interval", "0.2", *extra))
         for sim in self.sims:
             sim.wait("connected", timeout)
         wait_online(self.url, len(agents), timeout)

@@ -60,13 +60,18 @@ def _serve(args: argparse.Namespace) -> int:
             origin = "--replica-id" if args.replica_id is not None else ENV["replica_id"]
             raise CliError(f"{origin}: {why}", 2)
     logs.configure(_setting(args, "log_level"), _setting(args, "log_format"), replica=replica)
+    admission = args.connect_admission_limit if args.connect_admission_limit is not None else \
+        Settings.connect_admission_limit
+    if admission < 1:
+        raise CliError(f"--connect-admission-limit must be at least 1 (got {admission})", 2)
     settings = Settings(db=_setting(args, "db"), data_dir=_setting(args, "data_dir"), replica_id=replica,
                         grpc_listen=_setting(args, "grpc_listen"), http_listen=_setting(args, "http_listen"),
                         enrollment_timeout_s=_setting(args, "enrollment_timeout"),
                         heartbeat_interval_s=_setting(args, "heartbeat_interval"),
                         default_install_timeout_minutes=_setting(args, "install_timeout") / 60.0,
                         insecure=args.insecure, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                        tls_sans=tuple(args.tls_san), webhooks_allow_link_local=args.webhooks_allow_link_local)
+                        tls_sans=tuple(args.tls_san), webhooks_allow_link_local=args.webhooks_allow_link_local,
+                        connect_admission_limit=admission)
     refusal = check_insecure(settings)  # before the store is opened or anything is written
     if refusal:
         raise CliError(refusal, 2)
@@ -196,6 +201,9 @@ def register(sub: Any) -> None:
     p.add_argument("--webhooks-allow-link-local", action="store_true",
                    help="let webhooks reach link-local and cloud metadata addresses (refused by default; "
                         "docs/webhooks.md)")
+    p.add_argument("--connect-admission-limit", type=int, metavar="N",
+                   help="agent streams set up at once; more are asked to come back later (RESOURCE_EXHAUSTED with "
+                        "a retry hint the agents honour): how a reconnect storm is absorbed (default 1000)")
     p.add_argument("--log-level", choices=CHOICES["log_level"], help="default info")
     p.add_argument("--log-format", choices=CHOICES["log_format"],
                    help="text for people, json for log collectors: one object per line (default text)")

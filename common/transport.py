@@ -44,6 +44,13 @@ CLIENT_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
+    # gRPC's own connection backoff (1 s growing ×1.6 to 120 s) would otherwise sit under the
+    # agent's: a channel in its backoff fails every call at once with UNAVAILABLE, so after a
+    # coordinator restart of a few seconds the channel only dialled again 5-25 s later. The
+    # agent's jittered backoff (agent/daemon.py) is the policy; the channel redials within 1 s.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -55,6 +62,10 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_receive_message_length", MAX_SERVER_RECEIVE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
     ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+    # A stream gRPC received but the coordinator has not picked up yet is cancelled after 30 s by
+    # default: in a reconnect storm of 10,000 agents that was most of the agents' CANCELLED (and
+    # INTERNAL, the same cancel seen by a write, grpc/grpc#36066) errors. Waiting is better.
+    ("grpc.server_max_unrequested_time_in_server", 300),
 ]
 
 

@@ -101,7 +101,11 @@ def authenticate_device(session: Session, credential: str) -> m.Device:
     if device is None:
         raise Unauthenticated("invalid device credential: re-enroll this device with `convoy agent install`")
     if device.revoked_at is not None:
-        raise Unauthenticated(f"device {device.id} was revoked at {iso(device.revoked_at)}: its credential no "
-                              "longer works (an operator's `convoy devices replace` can enroll it again)",
-                              device_id=device.id)
+        raise revoked(device.id, device.revoked_at)
     return device
+
+
+def revoked(device_id: str, at: datetime) -> Unauthenticated:
+    """The refusal of a revoked device's credential (every agent call says the same)."""
+    return Unauthenticated(f"device {device_id} was revoked at {iso(at)}: its credential no longer works "
+                           "(an operator's `convoy devices replace` can enroll it again)", device_id=device_id)

@@ -46,6 +46,10 @@ class Settings:
     """This coordinator among replicas on one store (`--replica-id`); empty = generated at start."""
     webhooks_allow_link_local: bool = False
     """Deliver webhooks to link-local and cloud metadata addresses too (refused by default: SSRF)."""
+    connect_admission_limit: int = 1000
+    """Agent streams being set up at once (authenticated, welcomed, their hello not yet written):
+    one more is refused with RESOURCE_EXHAUSTED and a retry hint the agent honours quietly
+    (a reconnect storm is admitted at the pace the coordinator can take, api/agent_stream.py)."""
 
 
 REPLICA_ID_MAX = 48

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,14 +13,29 @@ import grpc.aio
 from sqlalchemy import select
 
 from common.convoy.v1 import agent_pb2
-from common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from common.errors import ConvoyError, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from common.secrets import hash_secret
 from coordinator.api.base import Api
 from coordinator.api.grpc_util import metadata_bearer, streaming, unary
-from coordinator.auth import authenticate_device
+from coordinator.auth import authenticate_device, revoked
 from coordinator.engine.rollout import JOB_TERMINAL, Report
 from coordinator.store import models as m
+from coordinator.store.inlist import id_in
 
 log = logging.getLogger("convoy.agent-stream")
+
+RETRY_AFTER_MS = (500, 3000)
+"""The retry hint of a refused stream, drawn uniformly (scaled up by the backlog): the refused
+agents come back spread out, not together."""
+
+
+class Busy(ConvoyError):
+    """The coordinator is setting up as many agent streams as it takes at once (a reconnect
+    storm): the agent waits `retryAfterMs` and tries again, quietly (agent/daemon.py)."""
+
+    code = "busy"
+    http_status = 429
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def _report(device_id: str, st: agent_pb2.JobStatus) -> Report:
@@ -31,32 +47,124 @@ def _report(device_id: str, st: agent_pb2.JobStatus) -> Report:
                   output=st.output.replace("\x00", ""), reason=st.reason.replace("\x00", ""))
 
 
+Identity = tuple[str, agent_pb2.TrustSetUpdate | None]
+
+
+class IdentityBatch:
+    """The Connect authentications that arrive together, read in one store round trip: a
+    reconnect storm is thousands of them in a few seconds, and one ORM query per agent (device,
+    then trust set) was a third of the restarted coordinator's CPU. While one batch is read, the
+    next one gathers."""
+
+    def __init__(self, app: Any, read: Any) -> None:
+        self.app = app
+        self._read = read
+        self._pending: dict[str, list[asyncio.Future[Identity]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def identity(self, credential: str) -> Identity:
+        fut: asyncio.Future[Identity] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(credential, []).append(fut)
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain(), name="connect-auth")
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                try:
+                    found: dict[str, Identity | Unauthenticated] = await self.app.run(self._read, list(batch))
+                except Exception as exc:  # noqa: BLE001 - each waiting Connect maps it to its status
+                    for futs in batch.values():
+                        for f in futs:
+                            if not f.done():
+                                f.set_exception(exc)
+                    continue
+                for credential, futs in batch.items():
+                    ident = found.get(credential)
+                    for f in futs:
+                        if f.done():
+                            continue  # that Connect was cancelled meanwhile
+                        if ident is None:
+                            f.set_exception(Unauthenticated(
+                                "invalid device credential: re-enroll this device with `convoy agent install`"))
+                        elif isinstance(ident, Unauthenticated):  # a revoked device
+                            f.set_exception(ident)
+                        else:
+                            f.set_result(ident)
+        finally:
+            self._task = None
+
+
 class StreamRpcs(Api):
     def _device_id(self, credential: str) -> str:
         with self.app.store.read() as s:
             return authenticate_device(s, credential).id
 
-    def _connect_identity(self, credential: str) -> tuple[str, agent_pb2.TrustSetUpdate | None]:
-        """The device, and its client's published trust-set document (docs/security.md, "Signed
-        work"), in one read: a reconnect storm costs no extra store round trip per agent."""
+    def _connect_identities(self, credentials: list[str]) -> dict[str, Identity | Unauthenticated]:
+        """Each credential's device and its client's published trust-set document (docs/security.md,
+        "Signed work"), for many credentials in two statements (chunked): the devices by
+        credential hash, then their clients' documents. Unknown credentials are left out."""
+        by_hash = {hash_secret(c): c for c in credentials}
+        out: dict[str, Identity | Unauthenticated] = {}
         with self.app.store.read() as s:
-            device = authenticate_device(s, credential)
-            row = s.get(m.TrustSetDocument, device.client_id)
-            trust = None if row is None else agent_pb2.TrustSetUpdate(
-                document=row.document, key_id=row.key_id, signature=row.signature)
-            return device.id, trust
+            devices: list[tuple[str, str, str]] = []
+            for among in id_in(s, m.Device.credential_hash, by_hash):
+                for h, d, c, revoked_at in s.execute(
+                        select(m.Device.credential_hash, m.Device.id, m.Device.client_id, m.Device.revoked_at)
+                        .where(among)):
+                    if revoked_at is not None:
+                        out[by_hash[h]] = revoked(d, revoked_at)
+                    else:
+                        devices.append((h, d, c))
+            trust: dict[str, agent_pb2.TrustSetUpdate] = {}
+            for among in id_in(s, m.TrustSetDocument.client_id, {c for _h, _d, c in devices}):
+                for row in s.scalars(select(m.TrustSetDocument).where(among)):
+                    trust[row.client_id] = agent_pb2.TrustSetUpdate(document=row.document, key_id=row.key_id,
+                                                                     signature=row.signature)
+        for h, device_id, client_id in devices:
+            out[by_hash[h]] = (device_id, trust.get(client_id))
+        return out
+
+    @property
+    def _identities(self) -> IdentityBatch:
+        batch: IdentityBatch | None = getattr(self, "_identity_batch", None)
+        if batch is None:
+            batch = self._identity_batch = IdentityBatch(self.app, self._connect_identities)
+        return batch
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> str:
         return await self.app.run(self._device_id, metadata_bearer(context))
 
+    def _admit(self) -> None:
+        """Refuse the stream (Busy) while as many are being set up as the coordinator takes at
+        once: those authenticating now plus the hellos not yet written."""
+        hub = self.app.hub
+        limit = max(1, self.app.settings.connect_admission_limit)
+        pending = hub.connecting + hub.hello_backlog
+        if pending >= limit:
+            hub.refused += 1
+            low, high = RETRY_AFTER_MS
+            scale = pending / limit
+            raise Busy("the coordinator is taking many agent streams at once; retry after retryAfterMs",
+                       retryAfterMs=int(random.uniform(low, high) * scale))
+
     @unary
     async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
-        device_id, trust = await self.app.run(self._connect_identity, metadata_bearer(context))
+        # The first message is read before anything can refuse the stream: a status sent while the
+        # agent is still writing its hello reaches it as INTERNAL instead (grpc/grpc#36066).
         first = await context.read()
-        if first is grpc.aio.EOF or not first.HasField("hello"):
-            raise InvalidArgument("the first message on Connect must be a Hello", parameter="hello")
+        self._admit()
         hub, engine = self.app.hub, self.app.engine
-        conn = hub.register(device_id, first.hello)
+        hub.connecting += 1
+        try:
+            device_id, trust = await self._identities.identity(metadata_bearer(context))
+            if first is grpc.aio.EOF or not first.HasField("hello"):
+                raise InvalidArgument("the first message on Connect must be a Hello", parameter="hello")
+            conn = hub.register(device_id, first.hello)
+        finally:
+            hub.connecting -= 1
         try:
             welcome = agent_pb2.Welcome(device_id=device_id,
                                         heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s)

@@ -119,6 +119,9 @@ class Device(Base):
     an offline or heartbeat write from any other stream leaves the row alone (api/hub.py)."""
     connected_at: Mapped[datetime | None] = mapped_column(nullable=True)
     """When that stream was accepted: a hello older than the row's is not written over it."""
+    replica_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    """The replica holding that stream (set with connection_id, cleared with it): the heartbeat
+    is one UPDATE by replica id (api/hub.py `_touch`)."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)

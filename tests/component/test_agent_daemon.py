@@ -462,6 +462,10 @@ def test_reconnect_delay_is_jittered_and_capped() -> None:
     from agent.daemon import reconnect_delay
 
     rng = random.Random(7)
-    first = [reconnect_delay(0, rng) for _ in range(200)]
-    assert all(0.5 <= d <= 1.0 for d in first) and max(first) - min(first) > 0.3  # spread, not a stampede
-    assert all(15.0 <= reconnect_delay(n, rng) <= 30.0 for n in (5, 6, 50, 10_000))
+    first = [reconnect_delay(0, rng) for _ in range(2000)]
+    # Full jitter over the whole window (issue 14): a restart's ten thousand reconnects spread
+    # evenly over 0-3 s, not bunched in its second half.
+    assert all(0.05 <= d <= 3.0 for d in first)
+    assert sum(d < 1.0 for d in first) > 500 and sum(d > 2.0 for d in first) > 500
+    later = [reconnect_delay(n, rng) for n in (5, 6, 50, 10_000) for _ in range(50)]
+    assert all(0.05 <= d <= 30.0 for d in later) and max(later) > 25.0

@@ -181,3 +181,75 @@ def test_a_device_swept_offline_by_another_replica_is_revived_by_its_live_stream
     # ... and once its stream has ended, no heartbeat write brings it back.
     time.sleep(1.0)
     assert _row(b, dev.device_id).online is False
+
+
+def _devices_updates(c: InProcessCoordinator, fn: Any) -> list[tuple[str, Any]]:
+    """The UPDATE statements on `devices` (SQL, parameters) the store runs while `fn` runs."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, _many: bool) -> None:
+        if statement.lstrip().upper().startswith("UPDATE DEVICES"):
+            seen.append((statement, parameters))
+
+    engine = c.store.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        fn()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_the_heartbeat_write_is_one_statement_whatever_the_fleet(
+        replicas: tuple[InProcessCoordinator, InProcessCoordinator], beats: list[Any]) -> None:
+    """(issue 14) One UPDATE by replica id per tick, not an IN-list of every connected device."""
+    a, _b = replicas
+    devs = fleet(a, 12)
+    _beat(beats, *devs)
+    app = a.coordinator.app
+    before = {d.device_id: _seen_at(a, d.device_id) for d in devs}
+    time.sleep(0.01)
+    updates = _devices_updates(a, lambda: a.run(app.run(app.hub._touch, app.clock.now())))
+    assert len(updates) == 1, updates
+    sql, params = updates[0]
+    assert "replica_id" in sql and " IN " not in sql.upper()
+    assert len(params) <= 4  # now, the replica id, the hub's start: no device ids
+    assert all(_seen_at(a, d.device_id) > before[d.device_id] for d in devs)
+    for d in devs:
+        d.disconnect()
+
+
+def _seen_at(c: InProcessCoordinator, device_id: str) -> Any:
+    with c.store.read() as s:
+        return s.scalar(select(m.Device.last_seen_at).where(m.Device.id == device_id))
+
+
+def test_a_restarted_replica_does_not_mark_its_old_devices_online(
+        replicas: tuple[InProcessCoordinator, InProcessCoordinator], beats: list[Any]) -> None:
+    """A replica restarted under the same id (a new hub on the same store) finds rows its previous
+    run's hellos wrote (its replica id): its heartbeat write leaves them offline; only streams it
+    accepted itself count. The live hub that wrote them still revives them (not a blanket no)."""
+    from coordinator.api.hub import Hub
+
+    a, b = replicas
+    [dev] = fleet(a, 1)
+    app = a.coordinator.app
+    with a.store.read() as s:
+        assert s.scalar(select(m.Device.replica_id).where(m.Device.id == dev.device_id)) == app.replica_id
+    # Another replica's sweep took it offline (its coordinator looked dead) ...
+    with a.store.tx() as s:
+        s.execute(m.Device.__table__.update().where(m.Device.id == dev.device_id).values(online=False))
+    # ... and the same replica id comes back: a new hub, started after the device's hello.
+    time.sleep(0.01)
+    restarted = Hub(app)
+    a.run(app.run(restarted._touch, app.clock.now()))
+    assert _row(a, dev.device_id).online is False
+    # The hub whose stream holds the row (it is alive here) writes it online with its next tick.
+    _beat(beats, dev)
+    wait_for(lambda: _row(b, dev.device_id).online is True, timeout=5, what="revived by the live hub")
+    dev.disconnect()
+    wait_for(lambda: _row(b, dev.device_id).online is False, what="offline after its stream ended")
+    with a.store.read() as s:
+        assert s.scalar(select(m.Device.replica_id).where(m.Device.id == dev.device_id)) is None

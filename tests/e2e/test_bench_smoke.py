@@ -55,3 +55,17 @@ def test_bench_peer_convoy_half_runs() -> None:
     assert "2 devices, `echo ok`, at once: Convoy (`convoy run`)" in proc.stdout
     assert "batches of 10%: Convoy" in proc.stdout
     assert "`convoy agent run`, idle (per agent)" in proc.stdout
+
+
+def test_bench_storm_runs_at_a_small_size() -> None:
+    """`make bench-storm` at 40 agents: SIGKILL and restart under a rollout in flight; the rollout
+    completes with every job run once, and nothing but the broken streams is an error."""
+    proc = subprocess.run([sys.executable, "-m", "bench.storm", "--n", "40", "--sims", "2", "--install-time", "0.5",
+                           "--no-write"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    out = proc.stdout
+    assert "SIGKILL to every agent on a live stream again (40)" in out, out[-4000:]
+    assert "rollout after the restart: completed, 40/40 completed (total 40, failed 0, skipped 0); 40 job runs, 0 repeated" \
+        in out, out[-4000:]
+    assert "errors on streams that reached the coordinator, other than the broken stream and the busy hint: none" in out, out[-4000:]
+    assert "ERROR lines in the restarted coordinator's log: 0" in out, out[-4000:]
