@@ -60,10 +60,13 @@ class CallBatcher(Generic[T, R]):
                 batch.append(queue.get_nowait())
             try:
                 outcomes = await asyncio.to_thread(self._write_all, [item for item, _ in batch])
-            except asyncio.CancelledError:
+            except BaseException as exc:
+                # No caller is left waiting on a round that will never answer.
+                error = Unavailable("the coordinator is shutting down; try again") \
+                    if isinstance(exc, asyncio.CancelledError) else exc
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(Unavailable("the coordinator is shutting down; try again"))
+                        future.set_exception(error)
                 raise
             self.batches += 1
             for (_, future), outcome in zip(batch, outcomes, strict=True):
@@ -76,7 +79,10 @@ class CallBatcher(Generic[T, R]):
 
     def _write_all(self, items: list[T]) -> list[R | BaseException]:
         try:
-            return list(self._write(items))
+            outcomes: list[R | BaseException] = list(self._write(items))
+            if len(outcomes) != len(items):
+                raise RuntimeError(f"{self.name}: {len(outcomes)} outcomes for {len(items)} calls")
+            return outcomes
         except Exception as exc:  # noqa: BLE001 - answered per call below, never lost
             mapped = store_unavailable(exc)
             if len(items) == 1 or isinstance(mapped, Unavailable):

@@ -6,8 +6,8 @@ call they were bound by per-transaction overhead (docs/BENCHMARKS.md, enrollment
 1. reads the tokens and devices its calls name, locked (`FOR UPDATE` on PostgreSQL, so two
    replicas' batches for one token take turns; SQLite serializes writers with BEGIN IMMEDIATE);
 2. decides each call in order on that snapshot (coordinator/domain/enrollment_claims.py);
-3. writes what was admitted: new devices in one multi-row insert, re-identified devices in one
-   executemany, token uses grouped per token in one guarded UPDATE each, group memberships and
+3. writes what was admitted: re-identified devices in one executemany, new devices in one
+   multi-row insert, token uses grouped per token in one guarded UPDATE each, group memberships and
    the `pending` records (seed 000) in one insert each.
 
 A refused call (bad, expired, used-up or revoked token, a takeover without proof) fails alone
@@ -109,6 +109,11 @@ def enroll_batch(s: Session, calls: list[EnrollCall], now: datetime,
 
     credentials = {i: mint("device") for i, _ in admitted}
     ids = {i: a.device_id or new_id() for i, a in admitted}
+    # Re-identified devices first: one that a replacement token moves to a new machine id frees
+    # its old one for a new device of this batch.
+    _update_devices(s, [{"b_id": ids[i], **_prefixed(_device_values(a, calls[i], hash_secret(credentials[i]), now,
+                                                                    kept[ids[i]]))}
+                        for i, a in admitted if a.device_id is not None])
     fresh = [(i, a) for i, a in admitted if a.device_id is None]
     lost = _insert_devices(s, [_device_row(ids[i], a, calls[i], hash_secret(credentials[i]), now)
                                for i, a in fresh])
@@ -119,9 +124,6 @@ def enroll_batch(s: Session, calls: list[EnrollCall], now: datetime,
                                   "moment; retry from that device's state dir", machine_id=a.machine_id)
     admitted = [(i, a) for i, a in admitted if results[i] is None]
     _take_uses(s, Counter(a.token.id for _, a in admitted), now)
-    _update_devices(s, [{"b_id": ids[i], **_prefixed(_device_values(a, calls[i], hash_secret(credentials[i]), now,
-                                                                    kept[ids[i]]))}
-                        for i, a in admitted if a.device_id is not None])
     _add_to_groups(s, [(a.token, ids[i], a.device_id is None) for i, a in admitted])
     records = {i: new_id() for i, _ in admitted}
     if admitted:

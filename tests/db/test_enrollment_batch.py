@@ -130,3 +130,17 @@ def test_concurrent_batches_never_take_more_uses_than_the_token_has(store: Store
     assert _count(store, m.Device) == 10 and _count(store, m.DeviceEnrollment) == 10
 
 
+
+
+def test_a_replacement_frees_the_old_machine_id_for_a_new_device_in_the_same_batch(store: Store) -> None:
+    client_id, who = _setup(store)
+    tok = _token(store, who, client_id)
+    old = _batch(store, [_call(tok["token"], "old-disk")])[0]
+    repl = _token(store, who, client_id, device_id=old["device_id"])
+    out = _batch(store, [_call(repl["token"], "new-disk"), _call(tok["token"], "old-disk")])
+    assert all(isinstance(o, dict) for o in out), out
+    assert out[0]["device_id"] == old["device_id"] != out[1]["device_id"]
+    with store.read() as s:
+        moved = s.get(m.Device, old["device_id"])
+        assert moved is not None and moved.machine_id == "new-disk"
+    assert _count(store, m.Device) == 2
