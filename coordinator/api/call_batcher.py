@@ -1,7 +1,8 @@
 """Concurrent unary calls queued to one writer, written a batch per transaction.
 
 Each round the writer takes every call waiting (at most `max_batch`) and runs `write(items)` off
-the event loop; while it runs, new calls queue for the next round. So a lone call is written at
+the event loop; while it runs, new calls queue for the next round. The writer task exists only
+while calls wait. So a lone call is written at
 once, and a burst (an install wave) is written in a few large transactions instead of one small
 transaction each. `write` returns one outcome per item, a value or the ConvoyError that item
 alone would have raised: a refused item fails its own call, never the batch.
@@ -32,32 +33,31 @@ class CallBatcher(Generic[T, R]):
         self.name = name
         self._write = write
         self.max_batch = max(1, max_batch)
-        self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] | None = None
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
+        """The writer; it runs while calls are waiting and ends when none are (nothing idles)."""
         self.batches = 0
         """Rounds written (for tests and the log)."""
 
     async def submit(self, item: T) -> R:
         """Queue `item`; its outcome once its batch is committed (a ConvoyError is raised)."""
-        if self._queue is None or self._task is None or self._task.done():
-            self._queue = asyncio.Queue()
-            self._task = asyncio.get_running_loop().create_task(self._run(self._queue), name=f"batch-{self.name}")
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._waiting.append((item, future))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run(), name=f"batch-{self.name}")
         return await future
 
     async def close(self) -> None:
-        """Stop the writer after the round in progress (safe to call twice)."""
+        """Stop the writer (safe to call twice); calls of the round in progress get Unavailable."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def _run(self, queue: asyncio.Queue[tuple[T, asyncio.Future[R]]]) -> None:
-        while True:
-            batch = [await queue.get()]
-            while len(batch) < self.max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
+    async def _run(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
             try:
                 outcomes = await asyncio.to_thread(self._write_all, [item for item, _ in batch])
             except BaseException as exc:
