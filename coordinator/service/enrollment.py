@@ -9,6 +9,10 @@ existing device's identity. A machine id that already has a device in the client
 device only with proof: the device's current credential (a reinstall from its state dir), or a
 replacement token an operator issued for exactly that device (`convoy devices replace`).
 Anything else is refused (PermissionDenied) and logged, and takes no use of the token.
+
+The RPCs write concurrent calls in batches (coordinator/service/enrollment_batch.py, the rules in
+coordinator/domain/enrollment_claims.py); `enroll` and `report_enrollment` here are the same
+code for one call.
 """
 
 from __future__ import annotations
