@@ -138,6 +138,11 @@ class Coordinator:
         self.extra: tuple[str, ...] = ()
         self.grpc_port = 0
         """The gRPC port to listen on (0: any); a restart on the same port keeps its agents' address."""
+        self.insecure = True
+        """False: serve TLS with the coordinator's own CA (`ca_file` once started)."""
+        self.ca_file = ""
+        self.env: dict[str, str] = {}
+        """Extra environment of the coordinator process."""
 
     def store_args(self) -> list[str]:
         # The data dir always (it holds the TLS CA even when the store is PostgreSQL): never the
@@ -161,12 +166,14 @@ class Coordinator:
         self.proc = subprocess.Popen([*CONVOY, "coordinator", "serve", *self.store_args(),
                                       "--grpc-listen", f"127.0.0.1:{self.grpc_port}", "--http-listen", "127.0.0.1:0",
                                       # Plaintext on loopback: these figures are the protocol's, as before TLS.
-                                      "--insecure", *self.extra],
-                                     stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+                                      *(["--insecure"] if self.insecure else []), *self.extra],
+                                     stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
+                                     env={**os.environ, **self.env} if self.env else None)
         assert self.proc.stdout is not None
         reader = LineReader(self.proc.stdout)
         ev = reader.wait("listening", 60)
         self.port = int(ev["grpc_port"])
+        self.ca_file = str(ev.get("ca_file") or "")
         self.ps = psutil.Process(self.proc.pid)
 
     @property
@@ -197,9 +204,10 @@ class Coordinator:
 class Simulator:
     """`convoy agent simulate` as a subprocess."""
 
-    def __init__(self, server: str, token: str, count: int, state_dir: Path, *extra: str) -> None:
+    def __init__(self, server: str, token: str, count: int, state_dir: Path, *extra: str, ca: str = "") -> None:
+        trust = ["--ca", ca] if ca else ["--insecure"]
         self.proc = subprocess.Popen([*CONVOY, "agent", "simulate", "--server", server, "--token", token,
-                                      "--count", str(count), "--state-dir", str(state_dir), "--insecure",
+                                      "--count", str(count), "--state-dir", str(state_dir), *trust,
                                       "--log-level", os.environ.get("CONVOY_BENCH_SIM_LOG", "error"),
                                       *extra], stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
@@ -224,11 +232,12 @@ class Simulator:
 # --- admin calls ----------------------------------------------------------------------------------
 
 class Admin:
-    def __init__(self, target: str, token: str, client_id: str) -> None:
+    def __init__(self, target: str, token: str, client_id: str, ca: str = "") -> None:
         from common import transport
         from common.convoy.v1 import admin_pb2_grpc
 
-        self.channel = transport.sync_channel(target, transport.PLAINTEXT)
+        tls = transport.ClientTLS(ca_pem=Path(ca).read_bytes()) if ca else transport.PLAINTEXT
+        self.channel = transport.sync_channel(target, tls)
         self.stub = admin_pb2_grpc.AdminServiceStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")]
         self.client_id = client_id

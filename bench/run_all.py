@@ -44,7 +44,7 @@ class Sizes:
 
 
 FULL = Sizes(fleet=10_000, footprint=[1_000, 10_000], idle_s=30, reports_jobs=10_000, rate=5_000,
-             staggered=(10_000, 100), real=100, enroll=1_000, runs=3)
+             staggered=(10_000, 100), real=100, enroll=2_000, runs=3)
 QUICK = Sizes(fleet=1_000, footprint=[1_000], idle_s=10, reports_jobs=2_000, rate=5_000, staggered=(2_000, 20),
               real=20, enroll=300, runs=1)
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "realprocs":
                 r = realprocs.run(work, sizes.real, sizes.runs)
             else:
-                r = enrollment.run(work, sizes.enroll, sizes.runs)
+                r = enrollment.run(work, sizes.enroll, sizes.runs, postgres=sizes is FULL, compare=sizes is FULL)
                 if tpl is not None:
                     r.add(f"while enrolling the {tpl.count:,}-device fleet above", f"{tpl.enroll_per_s:,.0f}/s")
             r.raw["name"] = name

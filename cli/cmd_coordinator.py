@@ -44,6 +44,14 @@ def _setting(args: argparse.Namespace, key: str) -> Any:
     return value
 
 
+def _enroll_batch_max() -> int:
+    """CONVOY_ENROLL_BATCH_MAX: enrollments written per transaction at most (docs/coordinator.md)."""
+    raw = os.environ.get("CONVOY_ENROLL_BATCH_MAX", "500")
+    if not raw.isdigit() or not 1 <= int(raw) <= 5000:
+        raise CliError(f"CONVOY_ENROLL_BATCH_MAX: {raw!r} is not a number from 1 to 5000", 2)
+    return int(raw)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from common import logs
     from coordinator.config import Settings, check_insecure, check_replica_id, generated_replica_id
@@ -71,7 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
                         default_install_timeout_minutes=_setting(args, "install_timeout") / 60.0,
                         insecure=args.insecure, tls_cert=args.tls_cert, tls_key=args.tls_key,
                         tls_sans=tuple(args.tls_san), webhooks_allow_link_local=args.webhooks_allow_link_local,
-                        connect_admission_limit=admission)
+                        connect_admission_limit=admission, enroll_batch_max=_enroll_batch_max())
     refusal = check_insecure(settings)  # before the store is opened or anything is written
     if refusal:
         raise CliError(refusal, 2)

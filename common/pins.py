@@ -7,7 +7,6 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s.+?-----END CERTIFICATE-----", re.DOTALL)
@@ -15,6 +14,8 @@ _HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def fingerprint(der: bytes) -> str:
+    import hashlib  # OpenSSL's libcrypto: not in every agent process that imports transport
+
     return "sha256:" + hashlib.sha256(der).hexdigest()
 
 

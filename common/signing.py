@@ -2,8 +2,8 @@
 
 Shared by the CLI (which signs), the coordinator (which checks a signature against a client's
 registered signers before storing it) and the agent (which trusts only its pinned keys). The
-module imports nothing heavy: `cryptography` is imported inside the functions that need it,
-so an agent without a trust set never loads it.
+module imports nothing heavy: `cryptography` and `hashlib` (OpenSSL's libcrypto) are imported
+inside the functions that need them, so an idle agent never loads them.
 
 A manifest (docs/security.md, "Signed work") is a small JSON object:
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -79,6 +78,8 @@ def canonical(value: Any) -> bytes:
 def payload_digest(payload: Mapping[str, Any]) -> str:
     """`sha256:<hex>` of the canonical job payload, in its public form: a secret parameter counts
     by its commitment, never its value (common/secret_params.py)."""
+    import hashlib  # OpenSSL's libcrypto, ~4 MB of RSS: only when a digest is computed
+
     return "sha256:" + hashlib.sha256(canonical(secret_params.public_form(payload))).hexdigest()
 
 
@@ -171,6 +172,8 @@ def mismatch(manifest: Manifest, *, deployment_id: str, client_id: str, type_: s
 
 def key_id(raw_public: bytes) -> str:
     """A public key's id: the first 16 bytes of its SHA-256, in hex."""
+    import hashlib
+
     return hashlib.sha256(raw_public).hexdigest()[:32]
 
 

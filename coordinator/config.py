@@ -40,6 +40,9 @@ class Settings:
     """REST connections held at once; more are closed at accept."""
     enroll_failure_limit: int = 20
     """Failed Enroll calls allowed per source address per minute; more are refused (429)."""
+    enroll_batch_max: int = 500
+    """Concurrent Enroll (and ReportEnrollment) calls written in one transaction, at most; 1 =
+    one transaction per call."""
     header_timeout_s: float = 10.0
     """A REST connection that sends no complete request head within this is closed."""
     replica_id: str = ""

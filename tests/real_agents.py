@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -23,6 +24,8 @@ class RealAgent:
         self.log_path = root / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.device_id = ""
+        self.env: dict[str, str] = {}
+        """Extra environment of `convoy agent run`."""
 
     def install(self, token: str, *extra: str) -> None:
         out = run_cli("agent", "install", "--server", self.coord.grpc_target, "--token", token, "--state-dir",
@@ -33,7 +36,7 @@ class RealAgent:
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen([*CONVOY, "agent", "run", "--state-dir", str(self.state_dir)], stdout=log,
-                                     stderr=log, cwd=ROOT)
+                                     stderr=log, cwd=ROOT, env={**os.environ, **self.env} if self.env else None)
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -4,6 +4,10 @@ device credential in `authorization: Bearer` metadata).
 Every refused Enroll is logged with its source address and counted against that address; a
 source with too many failures in a minute (`Settings.enroll_failure_limit`) is refused with
 RESOURCE_EXHAUSTED until they age out (coordinator/domain/throttle.py).
+
+Concurrent calls of each method are written together: queued to one writer that commits
+everything waiting in one transaction (coordinator/api/call_batcher.py,
+coordinator/service/enrollment_batch.py); each call still gets its own answer.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from common.convoy.v1 import agent_pb2 as pb
 from common.convoy.v1 import types_pb2 as tpb
 from common.errors import ConvoyError
 from coordinator.api.base import Api
+from coordinator.api.call_batcher import CallBatcher
 from coordinator.api.grpc_util import metadata_bearer, unary
-from coordinator.auth import authenticate_device
 from coordinator.domain import device_input
 from coordinator.domain.throttle import FailureThrottle, source_host
 from coordinator.service import enrollment
+from coordinator.service.enrollment_batch import EnrollCall, ReportCall, enroll_batch, report_batch
 
 log = logging.getLogger("convoy.enrollment")
 
@@ -52,24 +57,34 @@ def optional_bearer(context: grpc.aio.ServicerContext) -> str:
 
 class EnrollmentRpcs(Api):
     _throttle: FailureThrottle | None = None
+    _enrolls: CallBatcher[EnrollCall, dict[str, str]] | None = None
+    _reports: CallBatcher[ReportCall, str] | None = None
 
     @property
     def throttle(self) -> FailureThrottle:
         if self._throttle is None:
             self._throttle = FailureThrottle(limit=self.app.settings.enroll_failure_limit)
         return self._throttle
-    def _enroll(self, request: pb.EnrollRequest, proof: str, source: str) -> dict[str, str]:
-        with self.app.store.tx() as s:
-            return enrollment.enroll(s, request.token, request.machine_id, facts_from(request.facts),
-                                     list(request.tags), request.site, request.agent_version,
-                                     self.app.clock.now(), self.app.settings.enrollment_timeout_s,
-                                     proof=proof, source=source)
 
-    def _report(self, credential: str, request: pb.ReportEnrollmentRequest) -> str:
+    @property
+    def enrolls(self) -> CallBatcher[EnrollCall, dict[str, str]]:
+        if self._enrolls is None:
+            self._enrolls = CallBatcher("enroll", self._enroll_batch, self.app.settings.enroll_batch_max)
+        return self._enrolls
+
+    @property
+    def reports(self) -> CallBatcher[ReportCall, str]:
+        if self._reports is None:
+            self._reports = CallBatcher("report-enrollment", self._report_batch, self.app.settings.enroll_batch_max)
+        return self._reports
+
+    def _enroll_batch(self, calls: list[EnrollCall]) -> list[dict[str, str] | ConvoyError]:
         with self.app.store.tx() as s:
-            device = authenticate_device(s, credential)
-            return enrollment.report_enrollment(s, device, request.enrollment_id, request.success,
-                                                list(request.log_lines), self.app.clock.now())
+            return enroll_batch(s, calls, self.app.clock.now(), self.app.settings.enrollment_timeout_s)
+
+    def _report_batch(self, calls: list[ReportCall]) -> list[str | ConvoyError]:
+        with self.app.store.tx() as s:
+            return report_batch(s, calls, self.app.clock.now())
 
     @unary
     async def Enroll(self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext) -> pb.EnrollResponse:
@@ -84,7 +99,9 @@ class EnrollmentRpcs(Api):
             # A reinstall proves it is the same device with its current credential, sent as on
             # every other agent call (`authorization: Bearer`); a first install sends none.
             proof = optional_bearer(context)
-            out = await self.app.run(self._enroll, request, proof, peer)
+            out = await self.enrolls.submit(EnrollCall(
+                request.token, request.machine_id, facts_from(request.facts), list(request.tags), request.site,
+                request.agent_version, proof=proof, source=peer))
         except ConvoyError as exc:
             if exc.http_status < 500:
                 n = self.throttle.failed(source, time.monotonic())
@@ -95,5 +112,6 @@ class EnrollmentRpcs(Api):
     @unary
     async def ReportEnrollment(self, request: pb.ReportEnrollmentRequest,
                                context: grpc.aio.ServicerContext) -> pb.ReportEnrollmentResponse:
-        status = await self.app.run(self._report, metadata_bearer(context), request)
+        status = await self.reports.submit(ReportCall(metadata_bearer(context), request.enrollment_id,
+                                                      request.success, list(request.log_lines)))
         return pb.ReportEnrollmentResponse(status=status)

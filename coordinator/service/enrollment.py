@@ -9,6 +9,10 @@ existing device's identity. A machine id that already has a device in the client
 device only with proof: the device's current credential (a reinstall from its state dir), or a
 replacement token an operator issued for exactly that device (`convoy devices replace`).
 Anything else is refused (PermissionDenied) and logged, and takes no use of the token.
+
+The RPCs write concurrent calls in batches (coordinator/service/enrollment_batch.py, the rules in
+coordinator/domain/enrollment_claims.py); `enroll` and `report_enrollment` here are the same
+code for one call.
 """
 
 from __future__ import annotations
@@ -16,23 +20,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, and_, null, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, and_, select, update
 from sqlalchemy.orm import Session
 
-from common.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from common.errors import ConvoyError, InvalidArgument, NotFound
 from common.ids import new_id, parse_uuid
-from common.secrets import hash_secret, matches, mint
+from common.secrets import hash_secret, mint
 from common.timefmt import iso, log_line
 from coordinator.auth import Principal
-from coordinator.domain import device_input as di
 from coordinator.service import audit_log
 from coordinator.service.audit_log import action
 from coordinator.service.devices import list_scope, resolve_client
+from coordinator.service.enrollment_batch import EnrollCall, Facts, close_records, enroll_batch
 from coordinator.store import models as m
 
 if TYPE_CHECKING:
@@ -127,188 +129,23 @@ def revoke_token(s: Session, who: Principal, client_id: str, token_id: str, now:
 
 # --- Enroll (agent API, authenticated by the enrollment token itself) ------------------------
 
-@dataclass
-class Facts:
-    """What the agent reports about its machine (the proto's DeviceFacts)."""
-
-    hostname: str = ""
-    os: str = ""
-    os_version: str = ""
-    arch: str = ""
-    cpu_count: int = 0
-    memory_bytes: int = 0
-    disks: list[dict[str, Any]] = field(default_factory=list)
-    ip_addresses: list[str] = field(default_factory=list)
-
-
-def _usable_token(s: Session, token: str, now: datetime) -> m.EnrollmentToken:
-    """The token row, or Unauthenticated with a message saying exactly what is wrong."""
-    if not token:
-        raise Unauthenticated("enrollment token required")
-    row = s.scalar(select(m.EnrollmentToken).where(m.EnrollmentToken.token_hash == hash_secret(token)))
-    # The lookup is by an index on the hash; the final comparison is constant time anyway.
-    if row is None or not matches(token, row.token_hash):
-        raise Unauthenticated("invalid enrollment token")
-    if row.revoked_at is not None:
-        raise Unauthenticated("enrollment token has been revoked", token_id=row.id)
-    if row.expires_at is not None and row.expires_at <= now:
-        raise Unauthenticated(f"enrollment token expired at {iso(row.expires_at)}", token_id=row.id)
-    if row.max_uses is not None and row.uses >= row.max_uses:
-        raise Unauthenticated(f"enrollment token has been used up ({row.max_uses} of {row.max_uses} uses)",
-                              token_id=row.id)
-    return row
-
-
-def _take_use(s: Session, row: m.EnrollmentToken, now: datetime) -> None:
-    # Guarded increment: two installs racing for the last use both pass the read above, but only
-    # one UPDATE matches (PostgreSQL re-checks the WHERE after the row lock; SQLite serializes
-    # writers with BEGIN IMMEDIATE). The loser's transaction rolls back before creating anything.
-    t = m.EnrollmentToken
-    result = s.execute(
-        update(t).where(
-            t.id == row.id, t.revoked_at.is_(None),
-            or_(t.max_uses.is_(None), t.uses < t.max_uses),
-            or_(t.expires_at.is_(None), t.expires_at > now),
-        ).values(uses=t.uses + 1).execution_options(synchronize_session=False))
-    if not isinstance(result, CursorResult) or result.rowcount != 1:
-        raise Unauthenticated(f"enrollment token has been used up ({row.max_uses} of {row.max_uses} uses)",
-                              token_id=row.id)
-
-
-def _apply_facts(device: m.Device, facts: Facts, agent_version: str, tags: list[str], site: str,
-                 now: datetime) -> None:
-    """Store what the device sent, every field bounded and cleaned (coordinator/domain/device_input.py)."""
-    device.hostname = di.line(facts.hostname, di.HOSTNAME)
-    device.os = di.line(facts.os, di.OS)
-    device.os_version = di.line(facts.os_version, di.OS_VERSION)
-    device.arch = di.line(facts.arch, di.ARCH)
-    device.cpu_count = di.clamp(facts.cpu_count, di.INT32_MAX)
-    device.memory_bytes = di.clamp(facts.memory_bytes, di.INT64_MAX)
-    device.disks = [di.disk(d) for d in list(facts.disks)[: di.MAX_DISKS]]
-    device.ip_addresses = di.addresses(facts.ip_addresses)
-    device.agent_version = di.line(agent_version, di.AGENT_VERSION)
-    if di.tags(tags):
-        device.tags = di.tags(tags)
-    if di.site(site):
-        device.site = di.site(site)
-    device.updated_at = now
-
-
-def _refuse_takeover(row: m.EnrollmentToken, machine_id: str, device: m.Device, why: str, source: str) -> None:
-    log.warning("enrollment refused: machine id %r is already device %s of client %s and the request "
-                "does not prove it is that device (%s); token %s, from %s",
-                machine_id, device.id, row.client_id, why, row.id, source or "unknown")
-    raise PermissionDenied(
-        f"machine id {machine_id!r} is already enrolled as device {device.id} and this request does not prove "
-        "it is that device: reinstall from the device's own state dir (its credential is the proof), or have "
-        f"an operator run `convoy devices replace {device.id}` and install with that token",
-        device_id=device.id, machine_id=machine_id)
-
-
-def _claim(s: Session, row: m.EnrollmentToken, machine_id: str, proof: str, source: str) -> m.Device | None:
-    """The existing device this enrollment may re-identify, None for a new one, or refused."""
-    existing = s.scalar(select(m.Device).where(m.Device.client_id == row.client_id,
-                                               m.Device.machine_id == machine_id))
-    if row.device_id is not None:
-        target = s.get(m.Device, row.device_id)
-        if target is None or target.client_id != row.client_id:
-            raise Unauthenticated("the device this replacement token was issued for no longer exists",
-                                  token_id=row.id)
-        if existing is not None and existing.id != target.id:
-            raise Conflict(f"machine id {machine_id!r} is already enrolled as another device {existing.id}; "
-                           f"this replacement token is for device {target.id}",
-                           device_id=existing.id, machine_id=machine_id)
-        target.machine_id = machine_id  # the replacement may be new hardware with a new id
-        target.revoked_at = target.revoked_by = None  # an operator's explicit replacement reinstates it
-        return target
-    if existing is None:
-        return None
-    if existing.revoked_at is not None:
-        log.warning("enrollment refused: machine id %r is revoked device %s of client %s; token %s, from %s",
-                    machine_id, existing.id, row.client_id, row.id, source or "unknown")
-        raise PermissionDenied(
-            f"device {existing.id} (machine id {machine_id!r}) was revoked; only an operator's "
-            f"`convoy devices replace {existing.id}` token can enroll it again",
-            device_id=existing.id, machine_id=machine_id)
-    if not proof:
-        _refuse_takeover(row, machine_id, existing, "no device credential sent", source)
-    if not matches(proof, existing.credential_hash):
-        _refuse_takeover(row, machine_id, existing, "wrong device credential", source)
-    return existing
-
-
-def _device_for(s: Session, client_id: str, machine_id: str, credential_hash: str, now: datetime,
-                device: m.Device | None) -> m.Device:
-    """`device` (already proven, see `_claim`) or a new one. Its credential is (re)set."""
-    if device is None:
-        device = m.Device(id=new_id(), client_id=client_id, machine_id=machine_id,
-                          credential_hash=credential_hash, tags=[], site="", disks=[], ip_addresses=[],
-                          maintenance_windows=[], online=False, created_at=now, updated_at=now)
-        if s.get_bind().dialect.name == "sqlite":
-            # SQLite writers are serialized (BEGIN IMMEDIATE): no concurrent insert of the same
-            # machine can exist, so the savepoint below would only cost time.
-            s.add(device)
-            device.credential_hash = credential_hash
-            return device
-        try:
-            with s.begin_nested():
-                s.add(device)
-        except IntegrityError:
-            # The same machine enrolled concurrently through another transaction. Its row is that
-            # install's device, not ours to take over (this request proved nothing about it).
-            raise Conflict(f"machine id {machine_id!r} was enrolled by another install at the same moment; "
-                           "retry from that device's state dir", machine_id=machine_id) from None
-    device.credential_hash = credential_hash
-    return device
-
-
 def enroll(s: Session, token: str, machine_id: str, facts: Facts, tags: list[str], site: str,
            agent_version: str, now: datetime, timeout_s: float, proof: str = "", source: str = "") -> dict[str, str]:
     """Take one use of `token`; create or re-identify the device; open a `pending` record.
 
     `proof` is the device credential the request carries (a reinstall), `source` where it came
-    from (for the log). Everything happens in the caller's one transaction, so a rejected token
-    or a refused takeover leaves nothing behind. Returns device_id, client_id, the new device
-    credential (shown once) and enrollment_id.
+    from (for the log). A rejected token or a refused takeover raises and writes nothing.
+    Returns device_id, client_id, the new device credential (shown once) and enrollment_id.
+    The Enroll RPC batches concurrent calls through `enroll_batch` directly.
     """
-    machine_id = machine_id.strip()
-    row = _usable_token(s, token, now)
-    if not machine_id:
-        raise InvalidArgument("machine_id must not be empty", parameter="machine_id")
-    if len(machine_id) > 200:
-        raise InvalidArgument("machine_id must be at most 200 characters", parameter="machine_id")
-    claimed = _claim(s, row, machine_id, proof, source)
-    _take_use(s, row, now)
-
-    credential = mint("device")
-    device = _device_for(s, row.client_id, machine_id, hash_secret(credential), now, claimed)
-    _apply_facts(device, facts, agent_version, tags, site, now)
-
-    groups = list(row.group_ids or [])
-    if groups:
-        existing_groups = set(s.scalars(select(m.Group.id).where(
-            m.Group.client_id == row.client_id, m.Group.id.in_(groups))))
-        member_of = set(s.scalars(select(m.GroupMember.group_id).where(m.GroupMember.device_id == device.id)))
-        for g in groups:
-            # A group deleted since the token was made is skipped rather than failing the install.
-            if g in existing_groups and g not in member_of:
-                s.add(m.GroupMember(group_id=g, device_id=device.id))
-
-    record = m.DeviceEnrollment(
-        id=new_id(), client_id=row.client_id, device_id=device.id, enrollment_token_id=row.id,
-        user_id=row.created_by, status="pending", enrollment_date=now,
-        timeout_at=now + timedelta(seconds=timeout_s), created_at=now, updated_at=now)
-    s.add(record)  # error_logs left unset: SQL NULL, not JSON null
-    s.flush()
-    return {"device_id": device.id, "client_id": row.client_id, "credential": credential,
-            "enrollment_id": record.id}
+    call = EnrollCall(token, machine_id, facts, tags, site, agent_version, proof=proof, source=source)
+    out = enroll_batch(s, [call], now, timeout_s)[0]
+    if isinstance(out, ConvoyError):
+        raise out
+    return out
 
 
 # --- ReportEnrollment (agent API, authenticated by the device credential) --------------------
-
-def _clean_lines(lines: list[str]) -> list[str]:
-    return di.log_lines(lines)
-
 
 def report_enrollment(s: Session, device: m.Device, enrollment_id: str, success: bool,
                       log_lines: list[str], now: datetime) -> str:
@@ -318,21 +155,10 @@ def report_enrollment(s: Session, device: m.Device, enrollment_id: str, success:
     that contradicts the record's final status (e.g. it timed out first) is a Conflict.
     """
     rid = parse_uuid(enrollment_id, "enrollment_id")
-    status = "success" if success else "error"
-    d = m.DeviceEnrollment
-    result = s.execute(
-        update(d).where(d.id == rid, d.device_id == device.id, d.status == "pending")
-        .values(status=status, error_logs=null() if success else _clean_lines(list(log_lines)),
-                timeout_at=None, updated_at=now)
-        .execution_options(synchronize_session=False))
-    if isinstance(result, CursorResult) and result.rowcount == 1:
-        return status
-    current = s.scalar(select(d.status).where(d.id == rid, d.device_id == device.id))
-    if current is None:
-        raise NotFound("Deployment not found", deployment_id=rid)
-    if current == status:
-        return status
-    raise Conflict(f"enrollment {rid} is already {current}", deployment_id=rid, status=current)
+    out = close_records(s, [(device.id, rid, success, list(log_lines))], now)[0]
+    if isinstance(out, ConvoyError):
+        raise out
+    return out
 
 
 # --- records that never report ---------------------------------------------------------------

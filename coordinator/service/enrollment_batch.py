@@ -1,0 +1,331 @@
+"""`Enroll` and `ReportEnrollment` for many calls in one transaction, with set-based statements.
+
+Enrollments arrive in bursts (an install wave), each call small; written one transaction per
+call they were bound by per-transaction overhead (docs/BENCHMARKS.md, enrollment). Here a batch:
+
+1. reads the tokens and devices its calls name, locked (`FOR UPDATE` on PostgreSQL, so two
+   replicas' batches for one token take turns; SQLite serializes writers with BEGIN IMMEDIATE);
+2. decides each call in order on that snapshot (coordinator/domain/enrollment_claims.py);
+3. writes what was admitted: re-identified devices in one executemany, new devices in one
+   multi-row insert, token uses grouped per token in one guarded UPDATE each, group memberships and
+   the `pending` records (seed 000) in one insert each.
+
+A refused call (bad, expired, used-up or revoked token, a takeover without proof) fails alone
+and writes nothing; the batch's other calls commit. The caller answers each call with its own
+outcome: a dict, or the ConvoyError it would have raised alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, and_, bindparam, insert, null, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from common.errors import Conflict, ConvoyError, NotFound, Unauthenticated
+from common.ids import new_id, parse_uuid
+from common.secrets import hash_secret, mint
+from coordinator.auth import revoked
+from coordinator.domain import device_input as di
+from coordinator.domain import enrollment_claims as claims
+from coordinator.store import models as m
+
+log = logging.getLogger("convoy.enrollment")
+
+# Core tables, not the ORM classes, for the multi-row writes: the ORM's bulk path costs more
+# per row than the statement itself (measured: a third of a batch's time).
+_DEVICES: Any = m.Device.__table__
+_RECORDS: Any = m.DeviceEnrollment.__table__
+_MEMBERS: Any = m.GroupMember.__table__
+
+
+@dataclass
+class Facts:
+    """What the agent reports about its machine (the proto's DeviceFacts)."""
+
+    hostname: str = ""
+    os: str = ""
+    os_version: str = ""
+    arch: str = ""
+    cpu_count: int = 0
+    memory_bytes: int = 0
+    disks: list[dict[str, Any]] = field(default_factory=list)
+    ip_addresses: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EnrollCall:
+    """One Enroll call, as the agent sent it."""
+
+    token: str
+    machine_id: str
+    facts: Facts
+    tags: list[str]
+    site: str
+    agent_version: str
+    proof: str = ""
+    """The device credential the call carries (a reinstall); "" for none."""
+    source: str = ""
+    """The caller's address, for the log."""
+
+
+@dataclass(frozen=True)
+class ReportCall:
+    """One ReportEnrollment call: the device credential it was authenticated with, and the report."""
+
+    credential: str
+    enrollment_id: str
+    success: bool
+    log_lines: list[str]
+
+
+class GuardFailed(RuntimeError):
+    """A guarded write matched fewer rows than the locked read promised: the batch is rolled back
+    (the caller then answers each call in a transaction of its own)."""
+
+
+# --- Enroll ------------------------------------------------------------------------------------
+
+def enroll_batch(s: Session, calls: list[EnrollCall], now: datetime,
+                 timeout_s: float) -> list[dict[str, str] | ConvoyError]:
+    """Enroll every call that may enroll; the outcome of each call, in order (see the module doc)."""
+    asks = [claims.Ask(token_hash=hash_secret(c.token) if c.token else "", machine_id=c.machine_id.strip(),
+                       proof_hash=hash_secret(c.proof) if c.proof else "", source=c.source) for c in calls]
+    tokens = _tokens(s, {a.token_hash for a in asks if a.token_hash})
+    devices, kept = _devices(s, asks, tokens)
+    results: list[dict[str, str] | ConvoyError | None] = [None] * len(calls)
+    admitted: list[tuple[int, claims.Admit]] = []
+    for i, decision in enumerate(claims.decide(asks, tokens, devices, now)):
+        if isinstance(decision, claims.Refuse):
+            if decision.warning:
+                log.warning("%s", decision.warning)
+            results[i] = decision.error
+        else:
+            admitted.append((i, decision))
+
+    credentials = {i: mint("device") for i, _ in admitted}
+    ids = {i: a.device_id or new_id() for i, a in admitted}
+    # Re-identified devices first: one that a replacement token moves to a new machine id frees
+    # its old one for a new device of this batch.
+    _update_devices(s, [{"b_id": ids[i], **_prefixed(_device_values(a, calls[i], hash_secret(credentials[i]), now,
+                                                                    kept[ids[i]]))}
+                        for i, a in admitted if a.device_id is not None])
+    fresh = [(i, a) for i, a in admitted if a.device_id is None]
+    lost = _insert_devices(s, [_device_row(ids[i], a, calls[i], hash_secret(credentials[i]), now)
+                               for i, a in fresh])
+    for i, a in fresh:
+        if ids[i] in lost:
+            # Another replica enrolled the same machine at the same moment: its device, not ours.
+            results[i] = Conflict(f"machine id {a.machine_id!r} was enrolled by another install at the same "
+                                  "moment; retry from that device's state dir", machine_id=a.machine_id)
+    admitted = [(i, a) for i, a in admitted if results[i] is None]
+    _take_uses(s, Counter(a.token.id for _, a in admitted), now)
+    _add_to_groups(s, [(a.token, ids[i], a.device_id is None) for i, a in admitted])
+    records = {i: new_id() for i, _ in admitted}
+    if admitted:
+        s.execute(insert(_RECORDS), [
+            # error_logs left out: SQL NULL, not JSON null
+            {"id": records[i], "client_id": a.token.client_id, "device_id": ids[i], "enrollment_token_id": a.token.id,
+             "user_id": a.token.created_by, "status": "pending", "enrollment_date": now,
+             "timeout_at": now + timedelta(seconds=timeout_s), "created_at": now, "updated_at": now}
+            for i, a in admitted])
+    for i, a in admitted:
+        results[i] = {"device_id": ids[i], "client_id": a.token.client_id, "credential": credentials[i],
+                      "enrollment_id": records[i]}
+    return [r if r is not None else ConvoyError("enrollment not decided") for r in results]
+
+
+def _tokens(s: Session, hashes: set[str]) -> dict[str, claims.TokenRow]:
+    if not hashes:
+        return {}
+    t = m.EnrollmentToken
+    rows = s.execute(select(t.id, t.client_id, t.token_hash, t.revoked_at, t.expires_at, t.max_uses, t.uses,
+                            t.group_ids, t.created_by, t.device_id)
+                     .where(t.token_hash.in_(hashes)).order_by(t.id).with_for_update())
+    return {r.token_hash: claims.TokenRow(id=r.id, client_id=r.client_id, token_hash=r.token_hash,
+                                          revoked=r.revoked_at is not None, expires_at=r.expires_at,
+                                          max_uses=r.max_uses, uses=r.uses, group_ids=tuple(r.group_ids or ()),
+                                          created_by=r.created_by, device_id=r.device_id)
+            for r in rows}
+
+
+def _devices(s: Session, asks: list[claims.Ask], tokens: dict[str, claims.TokenRow]
+             ) -> tuple[list[claims.DeviceRow], dict[str, tuple[list[Any], str]]]:
+    """Every device the calls name, locked in id order (two batches never lock in opposite
+    orders), and each one's tags and site (kept when a reinstall sends none)."""
+    keys = {(tokens[a.token_hash].client_id, a.machine_id) for a in asks if a.token_hash in tokens and a.machine_id}
+    targets = {t.device_id for t in tokens.values() if t.device_id}
+    if not keys and not targets:
+        return [], {}
+    d = m.Device
+    named = []
+    if keys:
+        named.append(and_(d.client_id.in_({c for c, _ in keys}), d.machine_id.in_({mid for _, mid in keys})))
+    if targets:
+        named.append(d.id.in_(targets))
+    rows = list(s.execute(select(d.id, d.client_id, d.machine_id, d.credential_hash, d.tags, d.site, d.revoked_at)
+                          .where(or_(*named)).order_by(d.id).with_for_update()))
+    return ([claims.DeviceRow(id=r.id, client_id=r.client_id, machine_id=r.machine_id,
+                              credential_hash=r.credential_hash, revoked=r.revoked_at is not None) for r in rows],
+            {r.id: (list(r.tags or []), r.site or "") for r in rows})
+
+
+def _facts_values(facts: Facts, agent_version: str) -> dict[str, Any]:
+    """What the device sent, every field bounded and cleaned (coordinator/domain/device_input.py)."""
+    return {"hostname": di.line(facts.hostname, di.HOSTNAME), "os": di.line(facts.os, di.OS),
+            "os_version": di.line(facts.os_version, di.OS_VERSION), "arch": di.line(facts.arch, di.ARCH),
+            "cpu_count": di.clamp(facts.cpu_count, di.INT32_MAX),
+            "memory_bytes": di.clamp(facts.memory_bytes, di.INT64_MAX),
+            "disks": [di.disk(x) for x in list(facts.disks)[: di.MAX_DISKS]],
+            "ip_addresses": di.addresses(facts.ip_addresses), "agent_version": di.line(agent_version, di.AGENT_VERSION)}
+
+
+def _device_values(a: claims.Admit, call: EnrollCall, credential_hash: str, now: datetime,
+                   kept: tuple[list[Any], str]) -> dict[str, Any]:
+    """A re-identified device's new columns: facts refreshed, credential replaced; tags and
+    site only when the call gives them."""
+    return {**_facts_values(call.facts, call.agent_version), "tags": di.tags(call.tags) or kept[0],
+            "site": di.site(call.site) or kept[1], "machine_id": a.machine_id, "credential_hash": credential_hash,
+            # Admitted, so not revoked, or reinstated by the replacement token issued for it.
+            "revoked_at": None, "revoked_by": None, "updated_at": now}
+
+
+def _device_row(device_id: str, a: claims.Admit, call: EnrollCall, credential_hash: str,
+                now: datetime) -> dict[str, Any]:
+    return {**_device_values(a, call, credential_hash, now, ([], "")), "id": device_id, "client_id": a.token.client_id,
+            "maintenance_windows": [], "online": False, "created_at": now}
+
+
+def _prefixed(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"v_{k}": v for k, v in values.items()}
+
+
+def _insert_devices(s: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the new devices; the ids of those another transaction's device got first."""
+    if not rows:
+        return set()
+    if s.get_bind().dialect.name == "sqlite":
+        # SQLite writers are serialized (BEGIN IMMEDIATE) and the batch read the machine ids
+        # under that lock: no other insert of the same machine can exist.
+        s.execute(insert(_DEVICES), rows)
+        return set()
+    stmt = (pg_insert(_DEVICES).on_conflict_do_nothing(index_elements=["client_id", "machine_id"])
+            .returning(_DEVICES.c.id))
+    inserted = set(s.scalars(stmt, rows))
+    return {r["id"] for r in rows} - inserted
+
+
+def _take_uses(s: Session, uses: Counter[str], now: datetime) -> None:
+    """One guarded increment per token: it never passes max_uses, nor takes a use of a revoked or
+    expired token. The rows are locked since the read, so the guard holds; if it ever did not,
+    the batch rolls back rather than over-use a token."""
+    t = m.EnrollmentToken
+    for token_id, n in sorted(uses.items()):
+        result = s.execute(
+            update(t).where(
+                t.id == token_id, t.revoked_at.is_(None),
+                or_(t.max_uses.is_(None), t.uses + n <= t.max_uses),
+                or_(t.expires_at.is_(None), t.expires_at > now),
+            ).values(uses=t.uses + n).execution_options(synchronize_session=False))
+        if not isinstance(result, CursorResult) or result.rowcount != 1:
+            raise GuardFailed(f"enrollment token {token_id}: {n} use(s) no longer available")
+
+
+def _update_devices(s: Session, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    keys = [k[2:] for k in rows[0] if k.startswith("v_")]
+    s.execute(_DEVICES.update().where(_DEVICES.c.id == bindparam("b_id"))
+              .values({k: bindparam(f"v_{k}") for k in keys}), rows)
+
+
+def _add_to_groups(s: Session, wanted: list[tuple[claims.TokenRow, str, bool]]) -> None:
+    """Each device joins its token's groups (a group deleted since the token was made is
+    skipped rather than failing the install; a membership it already has is kept once)."""
+    pairs = [(g, device_id, token.client_id, new) for token, device_id, new in wanted for g in token.group_ids]
+    if not pairs:
+        return
+    groups = {(r.id, r.client_id) for r in
+              s.execute(select(m.Group.id, m.Group.client_id).where(m.Group.id.in_({p[0] for p in pairs})))}
+    old_devices = {p[1] for p in pairs if not p[3]}
+    member: set[tuple[str, str]] = set()
+    if old_devices:
+        member = {(r.group_id, r.device_id) for r in s.execute(
+            select(m.GroupMember.group_id, m.GroupMember.device_id).where(m.GroupMember.device_id.in_(old_devices)))}
+    rows = {(g, dev) for g, dev, client, _ in pairs if (g, client) in groups and (g, dev) not in member}
+    if rows:
+        s.execute(insert(_MEMBERS), [{"group_id": g, "device_id": dev} for g, dev in sorted(rows)])
+
+
+# --- ReportEnrollment --------------------------------------------------------------------------
+
+def report_batch(s: Session, calls: list[ReportCall], now: datetime) -> list[str | ConvoyError]:
+    """Authenticate each call's device by its credential and close its own record (`close_records`)."""
+    hashes = {hash_secret(c.credential) for c in calls}
+    d = m.Device
+    owners: dict[str, str] = {}
+    revoked_at: dict[str, datetime] = {}
+    for r in s.execute(select(d.credential_hash, d.id, d.revoked_at).where(d.credential_hash.in_(hashes))):
+        owners[r.credential_hash] = r.id
+        if r.revoked_at is not None:
+            revoked_at[r.id] = r.revoked_at
+    results: list[str | ConvoyError | None] = [None] * len(calls)
+    items: list[tuple[int, str, str, bool, list[str]]] = []
+    for i, c in enumerate(calls):
+        device_id = owners.get(hash_secret(c.credential))
+        if device_id is None:
+            results[i] = Unauthenticated("invalid device credential: re-enroll this device with `convoy agent install`")
+            continue
+        if device_id in revoked_at:
+            results[i] = revoked(device_id, revoked_at[device_id])
+            continue
+        try:
+            items.append((i, device_id, parse_uuid(c.enrollment_id, "enrollment_id"), c.success, c.log_lines))
+        except ConvoyError as exc:
+            results[i] = exc
+    for (i, *_), out in zip(items, close_records(s, [it[1:] for it in items], now), strict=True):
+        results[i] = out
+    return [r if r is not None else ConvoyError("report not decided") for r in results]
+
+
+def close_records(s: Session, items: list[tuple[str, str, bool, list[str]]], now: datetime) -> list[str | ConvoyError]:
+    """For each (device id, record id, success, log lines): close the device's own pending record,
+    `success` (error_logs null) or `error` (the lines). A duplicate of the report that closed it
+    is accepted; one that contradicts its final status (it timed out first) is a Conflict."""
+    if not items:
+        return []
+    d = m.DeviceEnrollment
+    # Locked: the timeout sweep's guarded UPDATE waits for this transaction and then finds the
+    # record no longer pending.
+    current = {r.id: (r.device_id, r.status) for r in s.execute(
+        select(d.id, d.device_id, d.status).where(d.id.in_({it[1] for it in items})).order_by(d.id).with_for_update())}
+    out: list[str | ConvoyError] = []
+    closing: dict[str, dict[str, Any]] = {}
+    for device_id, rid, success, lines in items:
+        owner, status = current.get(rid, ("", ""))
+        want = "success" if success else "error"
+        if owner != device_id:
+            out.append(NotFound("Deployment not found", deployment_id=rid))
+        elif status == "pending":
+            current[rid] = (owner, want)
+            closing[rid] = {"b_id": rid, "v_status": want, "v_error_logs": None if success else di.log_lines(list(lines))}
+            out.append(want)
+        elif status == want:
+            out.append(want)
+        else:
+            out.append(Conflict(f"enrollment {rid} is already {status}", deployment_id=rid, status=status))
+    table = _RECORDS
+    for success in (True, False):
+        rows = [r for r in closing.values() if (r["v_status"] == "success") == success]
+        if not rows:
+            continue
+        stmt = table.update().where(table.c.id == bindparam("b_id"), table.c.status == "pending").values(
+            status=bindparam("v_status"), timeout_at=None, updated_at=now,
+            error_logs=null() if success else bindparam("v_error_logs"))
+        s.execute(stmt, [{k: v for k, v in r.items() if not (success and k == "v_error_logs")} for r in rows])
+    return out
