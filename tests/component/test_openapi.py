@@ -97,9 +97,10 @@ def _world(c: InProcessCoordinator) -> dict[str, str]:
     rest("POST", f"/deployments/{dep}/initialize")
     spare = rest("POST", "/api-tokens", 201, json={"clientIds": [c.client_id], "role": "viewer"})["id"]
     enrollment = rest("GET", f"/clients/{c.client_id}/devices/{device}/deployments")["data"][0]["id"]
+    webhook = rest("POST", f"/clients/{c.client_id}/webhooks", 201, json={"url": "http://127.0.0.1:9/hook"})["id"]
     return {"client_id": c.client_id, "device_id": device, "group_id": group, "script_id": script,
             "artifact_id": artifact, "dep_id": dep, "deployment_id": enrollment, "token_id": spare,
-            "enrollment_token_id": enroll["id"], "key_id": "0" * 16}
+            "enrollment_token_id": enroll["id"], "key_id": "0" * 16, "webhook_id": webhook}
 
 
 def test_response_models_neither_drop_nor_add_a_field(coordinator: InProcessCoordinator) -> None:
@@ -215,5 +216,5 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(coordinator:
     assert calls > 100, f"only {calls} requests were made"
     # the runs with real ids reach the success paths, where the response bodies are richest
     succeeded = {op for op, codes in answered.items() if any(200 <= code < 300 for code in codes)}
-    assert len(succeeded) >= 0.6 * len(answered), f"only {sorted(succeeded)} answered 2xx"
+    assert len(succeeded) >= 0.6 * len(answered), f"never 2xx: {sorted(set(answered) - succeeded)}"
 
