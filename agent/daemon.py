@@ -39,6 +39,7 @@ from agent.state import AGENT_VERSION, AgentIdentity, StateDir
 from common import transport
 from common.clock import Clock, SystemClock
 from common.convoy.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from common.device_identity import agent_address
 from common.maintenance import validate_windows
 
 log = logging.getLogger("convoy.agent")
@@ -213,8 +214,12 @@ class Daemon:
         self._policy_settings = effective_settings(self.state)
         metadata = (("authorization", f"Bearer {self.credential}"),)
         addresses = self.servers or self.identity.addresses
+        tls = self.state.client_tls(self.identity)
+        if tls.client_cert_pem is not None:
+            # With a device certificate every call goes to the agent port (mutual TLS).
+            addresses = [agent_address(a) for a in addresses]
         rotation = await asyncio.to_thread(Rotation, addresses)
-        dialer = Dialer(rotation, self.state.client_tls(self.identity))
+        dialer = Dialer(rotation, tls)
         downloader = Downloader(_CurrentStub(dialer), metadata, self.state.work_dir)
         self.runner = Runner(state=self.state, journal=self.journal, device_id=self.identity.device_id,
                              emit=self.emit, fetch=downloader.fetch, windows=self.windows, clock=self.clock,

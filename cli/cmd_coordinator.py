@@ -65,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
                         heartbeat_interval_s=_setting(args, "heartbeat_interval"),
                         default_install_timeout_minutes=_setting(args, "install_timeout") / 60.0,
                         insecure=args.insecure, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                        tls_sans=tuple(args.tls_san))
+                        tls_sans=tuple(args.tls_san), require_device_certs=args.require_device_certs)
     refusal = check_insecure(settings)  # before the store is opened or anything is written
     if refusal:
         raise CliError(refusal, 2)
@@ -143,7 +143,8 @@ def register(sub: Any) -> None:
     p.add_argument("--db", help="SQLAlchemy URL (default: SQLite in --data-dir; env CONVOY_DB)")
     p.add_argument("--data-dir", help="data directory for the SQLite store (default ./convoy-data)")
     p.add_argument("--grpc-listen", metavar="HOST:PORT",
-                   help="gRPC listen address for agents and the CLI (default 127.0.0.1:7443; port 0: any free port)")
+                   help="gRPC listen address for agents and the CLI (default 127.0.0.1:7443; port 0: any free port); "
+                        "with TLS, agents' calls after enrollment use the next port (7444), with mutual TLS")
     p.add_argument("--http-listen", metavar="HOST:PORT",
                    help="HTTP listen address: dashboard at /, REST at /v2, /metrics, /healthz, /readyz "
                         "(default 127.0.0.1:7080; '' disables it)")
@@ -160,6 +161,9 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-san", action="append", default=[],
                    help="a DNS name or IP address the coordinator-made certificate covers (repeatable; "
                         "default: this host's names and addresses, localhost, 127.0.0.1, ::1)")
+    p.add_argument("--require-device-certs", action="store_true",
+                   help="refuse bearer-only devices (enrolled without a device key by an older agent or a "
+                        "simulator): every agent call must present its device certificate (docs/security.md)")
     p.add_argument("--replica-id", metavar="ID",
                    help="this coordinator among replicas on one database: in its logs, the engine's audit "
                         "actor (engine@ID) and health answers (default: hostname-<random>; env CONVOY_REPLICA_ID)")

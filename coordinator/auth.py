@@ -98,3 +98,34 @@ def authenticate_device(session: Session, credential: str) -> m.Device:
     if device is None:
         raise Unauthenticated("invalid device credential: re-enroll this device with `convoy agent install`")
     return device
+
+
+def check_device_certificate(device: m.Device, presented: str, allow_bearer_only: bool = True) -> None:
+    """Mutual TLS for agent calls (docs/security.md, "Device certificates"). `presented` is the
+    `sha256:` fingerprint of the client certificate the call's TLS connection verified against
+    the CA ("" for none). A device with a certificate on record must present exactly that one;
+    its credential alone is refused. A device without one is bearer-only (compatibility mode),
+    unless the coordinator requires certificates."""
+    if device.cert_sha256 is None:
+        if presented:
+            raise Unauthenticated(f"the client certificate presented is not device {device.id}'s: this device "
+                                  "has no certificate on record", device_id=device.id)
+        if not allow_bearer_only:
+            raise Unauthenticated(f"device {device.id} has no device certificate and this coordinator requires one "
+                                  "(--require-device-certs): reinstall it with `convoy agent install`",
+                                  device_id=device.id)
+        return
+    if not presented:
+        raise Unauthenticated(f"device {device.id} has a device certificate: its calls must present it (mutual TLS "
+                              "on the agent port, the gRPC port + 1); the device credential alone is refused",
+                              device_id=device.id)
+    if presented != device.cert_sha256:
+        raise Unauthenticated(f"the client certificate presented is not device {device.id}'s current certificate "
+                              "(it belongs to another device, or was replaced by a reinstall)", device_id=device.id)
+
+
+def authenticate_agent(session: Session, credential: str, presented: str, allow_bearer_only: bool = True) -> m.Device:
+    """The device making an agent call: its credential, and its certificate when it has one."""
+    device = authenticate_device(session, credential)
+    check_device_certificate(device, presented, allow_bearer_only)
+    return device

@@ -18,8 +18,8 @@ from common.convoy.v1 import agent_pb2 as pb
 from common.convoy.v1 import types_pb2 as tpb
 from common.errors import ConvoyError
 from coordinator.api.base import Api
-from coordinator.api.grpc_util import metadata_bearer, unary
-from coordinator.auth import authenticate_device
+from coordinator.api.grpc_util import metadata_bearer, presented_certificate, unary
+from coordinator.auth import authenticate_agent
 from coordinator.domain import device_input
 from coordinator.domain.throttle import FailureThrottle, source_host
 from coordinator.service import enrollment
@@ -58,16 +58,29 @@ class EnrollmentRpcs(Api):
         if self._throttle is None:
             self._throttle = FailureThrottle(limit=self.app.settings.enroll_failure_limit)
         return self._throttle
+    def _identity(self) -> enrollment.DeviceIdentity:
+        """How devices prove themselves here: certificates from the data dir's CA (none when the
+        coordinator serves plaintext: `--insecure`)."""
+        settings = self.app.settings
+        ca = None
+        if not settings.insecure:
+            from coordinator.device_certs import load_ca
+
+            ca = load_ca(settings.data_dir)
+        return enrollment.DeviceIdentity(ca=ca, require_certs=settings.require_device_certs and ca is not None)
+
     def _enroll(self, request: pb.EnrollRequest, proof: str, source: str) -> dict[str, str]:
+        identity = self._identity()
+        key = enrollment.KeyRequest(csr=bytes(request.csr), proof=request.key_proof, proof_time=request.proof_time)
         with self.app.store.tx() as s:
             return enrollment.enroll(s, request.token, request.machine_id, facts_from(request.facts),
                                      list(request.tags), request.site, request.agent_version,
                                      self.app.clock.now(), self.app.settings.enrollment_timeout_s,
-                                     proof=proof, source=source)
+                                     proof=proof, source=source, key=key, identity=identity)
 
-    def _report(self, credential: str, request: pb.ReportEnrollmentRequest) -> str:
+    def _report(self, credential: str, presented: str, request: pb.ReportEnrollmentRequest) -> str:
         with self.app.store.tx() as s:
-            device = authenticate_device(s, credential)
+            device = authenticate_agent(s, credential, presented, not self.app.settings.require_device_certs)
             return enrollment.report_enrollment(s, device, request.enrollment_id, request.success,
                                                 list(request.log_lines), self.app.clock.now())
 
@@ -95,5 +108,5 @@ class EnrollmentRpcs(Api):
     @unary
     async def ReportEnrollment(self, request: pb.ReportEnrollmentRequest,
                                context: grpc.aio.ServicerContext) -> pb.ReportEnrollmentResponse:
-        status = await self.app.run(self._report, metadata_bearer(context), request)
+        status = await self.app.run(self._report, metadata_bearer(context), presented_certificate(context), request)
         return pb.ReportEnrollmentResponse(status=status)

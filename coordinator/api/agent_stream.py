@@ -14,8 +14,8 @@ from sqlalchemy import select
 from common.convoy.v1 import agent_pb2
 from common.errors import InvalidArgument, NotFound, PermissionDenied
 from coordinator.api.base import Api
-from coordinator.api.grpc_util import metadata_bearer, streaming, unary
-from coordinator.auth import authenticate_device
+from coordinator.api.grpc_util import metadata_bearer, presented_certificate, streaming, unary
+from coordinator.auth import authenticate_agent
 from coordinator.engine.rollout import JOB_TERMINAL, Report
 from coordinator.store import models as m
 
@@ -32,26 +32,27 @@ def _report(device_id: str, st: agent_pb2.JobStatus) -> Report:
 
 
 class StreamRpcs(Api):
-    def _device_id(self, credential: str) -> str:
+    def _device_id(self, credential: str, presented: str) -> str:
         with self.app.store.read() as s:
-            return authenticate_device(s, credential).id
+            return authenticate_agent(s, credential, presented, not self.app.settings.require_device_certs).id
 
-    def _connect_identity(self, credential: str) -> tuple[str, agent_pb2.TrustSetUpdate | None]:
+    def _connect_identity(self, credential: str, presented: str) -> tuple[str, agent_pb2.TrustSetUpdate | None]:
         """The device, and its client's published trust-set document (docs/security.md, "Signed
         work"), in one read: a reconnect storm costs no extra store round trip per agent."""
         with self.app.store.read() as s:
-            device = authenticate_device(s, credential)
+            device = authenticate_agent(s, credential, presented, not self.app.settings.require_device_certs)
             row = s.get(m.TrustSetDocument, device.client_id)
             trust = None if row is None else agent_pb2.TrustSetUpdate(
                 document=row.document, key_id=row.key_id, signature=row.signature)
             return device.id, trust
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> str:
-        return await self.app.run(self._device_id, metadata_bearer(context))
+        return await self.app.run(self._device_id, metadata_bearer(context), presented_certificate(context))
 
     @unary
     async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
-        device_id, trust = await self.app.run(self._connect_identity, metadata_bearer(context))
+        device_id, trust = await self.app.run(self._connect_identity, metadata_bearer(context),
+                                              presented_certificate(context))
         first = await context.read()
         if first is grpc.aio.EOF or not first.HasField("hello"):
             raise InvalidArgument("the first message on Connect must be a Hello", parameter="hello")

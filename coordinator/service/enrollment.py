@@ -8,7 +8,14 @@ Re-identifying is guarded: an enrollment token admits new devices, it does not c
 existing device's identity. A machine id that already has a device in the client is handed that
 device only with proof: the device's current credential (a reinstall from its state dir), or a
 replacement token an operator issued for exactly that device (`convoy devices replace`).
-Anything else is refused (PermissionDenied) and logged, and takes no use of the token.
+A device that enrolled with a key (docs/security.md, "Device certificates") must prove that
+key instead: its credential alone no longer suffices, since a stolen credential is what the key
+defends against. Anything else is refused (PermissionDenied) and logged, and takes no use of
+the token.
+
+An enrollment that carries a certificate request gets a device certificate signed by the
+coordinator's CA; one without is a bearer-only device (compatibility mode, logged), unless the
+coordinator requires certificates.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from sqlalchemy import CursorResult, and_, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from common import device_identity
 from common.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from common.ids import new_id, parse_uuid
 from common.secrets import hash_secret, matches, mint
@@ -35,6 +43,7 @@ from coordinator.store import models as m
 
 if TYPE_CHECKING:
     from coordinator.app import App
+    from coordinator.device_certs import DeviceCA
 
 log = logging.getLogger("convoy.enrollment")
 
@@ -188,18 +197,57 @@ def _apply_facts(device: m.Device, facts: Facts, agent_version: str, tags: list[
     device.updated_at = now
 
 
+@dataclass(frozen=True)
+class KeyRequest:
+    """The device key part of an Enroll (all empty: a bearer-only or plaintext install)."""
+
+    csr: bytes = b""
+    """PKCS#10 (DER) for the key the agent made; the coordinator signs a certificate for it."""
+    proof: str = ""
+    """base64 signature by the device's previous key of `device_identity.proof_message`."""
+    proof_time: int = 0
+    """The Unix time signed in `proof`."""
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """How this coordinator identifies devices."""
+
+    ca: DeviceCA | None = None
+    """The CA that signs device certificates; None: plaintext (`--insecure`), no certificates."""
+    require_certs: bool = False
+    """Refuse an enrollment without a certificate request (`--require-device-certs`)."""
+
+
+def _key_proven(device: m.Device, machine_id: str, key: KeyRequest, now: datetime) -> str:
+    """"" when `key.proof` is `device`'s key signing this request now; otherwise why not."""
+    from coordinator.device_certs import verify_proof
+
+    if not key.proof:
+        return "it holds a device key and the request carries no proof by that key"
+    if abs(now.timestamp() - key.proof_time) > device_identity.PROOF_WINDOW_S:
+        return "the key proof is not from the last 5 minutes (check the device's clock)"
+    assert device.public_key is not None
+    if not verify_proof(device.public_key, device_identity.proof_message(machine_id, key.csr, key.proof_time),
+                        key.proof):
+        return "the key proof does not verify with the device's key"
+    return ""
+
+
 def _refuse_takeover(row: m.EnrollmentToken, machine_id: str, device: m.Device, why: str, source: str) -> None:
     log.warning("enrollment refused: machine id %r is already device %s of client %s and the request "
                 "does not prove it is that device (%s); token %s, from %s",
                 machine_id, device.id, row.client_id, why, row.id, source or "unknown")
     raise PermissionDenied(
         f"machine id {machine_id!r} is already enrolled as device {device.id} and this request does not prove "
-        "it is that device: reinstall from the device's own state dir (its credential is the proof), or have "
-        f"an operator run `convoy devices replace {device.id}` and install with that token",
+        f"it is that device ({why}): reinstall from the device's own state dir (its device key, or for a "
+        f"bearer-only device its credential, is the proof), or have an operator run `convoy devices replace "
+        f"{device.id}` and install with that token",
         device_id=device.id, machine_id=machine_id)
 
 
-def _claim(s: Session, row: m.EnrollmentToken, machine_id: str, proof: str, source: str) -> m.Device | None:
+def _claim(s: Session, row: m.EnrollmentToken, machine_id: str, proof: str, source: str, key: KeyRequest,
+           now: datetime) -> m.Device | None:
     """The existing device this enrollment may re-identify, None for a new one, or refused."""
     existing = s.scalar(select(m.Device).where(m.Device.client_id == row.client_id,
                                                m.Device.machine_id == machine_id))
@@ -216,6 +264,11 @@ def _claim(s: Session, row: m.EnrollmentToken, machine_id: str, proof: str, sour
         return target
     if existing is None:
         return None
+    if existing.public_key is not None:
+        why = _key_proven(existing, machine_id, key, now)
+        if why:
+            _refuse_takeover(row, machine_id, existing, why, source)
+        return existing
     if not proof:
         _refuse_takeover(row, machine_id, existing, "no device credential sent", source)
     if not matches(proof, existing.credential_hash):
@@ -248,27 +301,58 @@ def _device_for(s: Session, client_id: str, machine_id: str, credential_hash: st
     return device
 
 
+def _set_identity(device: m.Device, public_key: str | None, identity: DeviceIdentity, now: datetime,
+                  source: str) -> str:
+    """Issue the device certificate for `public_key` (returns its PEM), or make the device
+    bearer-only (returns "")."""
+    if public_key is None or identity.ca is None:
+        device.public_key = device.cert_sha256 = device.cert_expires_at = None
+        if identity.ca is not None:
+            log.warning("device %s (client %s) enrolled without a device key, from %s: bearer-only "
+                        "(compatibility mode); reinstall it with this version of `convoy agent install`",
+                        device.id, device.client_id, source or "unknown")
+        return ""
+    from coordinator.device_certs import issue
+
+    cert = issue(identity.ca, public_key, device.id, device.client_id, now)
+    device.public_key, device.cert_sha256, device.cert_expires_at = public_key, cert.sha256, cert.not_after
+    return cert.pem
+
+
 def enroll(s: Session, token: str, machine_id: str, facts: Facts, tags: list[str], site: str,
-           agent_version: str, now: datetime, timeout_s: float, proof: str = "", source: str = "") -> dict[str, str]:
+           agent_version: str, now: datetime, timeout_s: float, proof: str = "", source: str = "",
+           key: KeyRequest | None = None, identity: DeviceIdentity | None = None) -> dict[str, str]:
     """Take one use of `token`; create or re-identify the device; open a `pending` record.
 
-    `proof` is the device credential the request carries (a reinstall), `source` where it came
-    from (for the log). Everything happens in the caller's one transaction, so a rejected token
-    or a refused takeover leaves nothing behind. Returns device_id, client_id, the new device
-    credential (shown once) and enrollment_id.
+    `proof` is the device credential the request carries (a reinstall), `key` its device key
+    request and key proof, `source` where it came from (for the log). Everything happens in the
+    caller's one transaction, so a rejected token or a refused takeover leaves nothing behind.
+    Returns device_id, client_id, the new device credential (shown once), enrollment_id and
+    device_certificate (PEM; "" for a bearer-only device).
     """
+    key = key or KeyRequest()
+    identity = identity or DeviceIdentity()
     machine_id = machine_id.strip()
     row = _usable_token(s, token, now)
     if not machine_id:
         raise InvalidArgument("machine_id must not be empty", parameter="machine_id")
     if len(machine_id) > 200:
         raise InvalidArgument("machine_id must be at most 200 characters", parameter="machine_id")
-    claimed = _claim(s, row, machine_id, proof, source)
+    public_key = None
+    if key.csr and identity.ca is not None:
+        from coordinator.device_certs import request_key
+
+        public_key = request_key(key.csr)
+    elif identity.require_certs:
+        raise InvalidArgument("this coordinator requires a device key (--require-device-certs): the request "
+                              "carries no csr; install with a current `convoy agent install`", parameter="csr")
+    claimed = _claim(s, row, machine_id, proof, source, key, now)
     _take_use(s, row, now)
 
     credential = mint("device")
     device = _device_for(s, row.client_id, machine_id, hash_secret(credential), now, claimed)
     _apply_facts(device, facts, agent_version, tags, site, now)
+    certificate = _set_identity(device, public_key, identity, now, source)
 
     groups = list(row.group_ids or [])
     if groups:
@@ -287,7 +371,7 @@ def enroll(s: Session, token: str, machine_id: str, facts: Facts, tags: list[str
     s.add(record)  # error_logs left unset: SQL NULL, not JSON null
     s.flush()
     return {"device_id": device.id, "client_id": row.client_id, "credential": credential,
-            "enrollment_id": record.id}
+            "enrollment_id": record.id, "device_certificate": certificate}
 
 
 # --- ReportEnrollment (agent API, authenticated by the device credential) --------------------

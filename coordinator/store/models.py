@@ -119,6 +119,11 @@ class Device(Base):
     an offline or heartbeat write from any other stream leaves the row alone (api/hub.py)."""
     connected_at: Mapped[datetime | None] = mapped_column(nullable=True)
     """When that stream was accepted: a hello older than the row's is not written over it."""
+    public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The device key (SubjectPublicKeyInfo PEM) it enrolled with; None: bearer-only (docs/security.md)."""
+    cert_sha256: Mapped[str | None] = mapped_column(String(71), nullable=True)
+    """`sha256:<hex>` of the device certificate last issued: the one agent calls must present."""
+    cert_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
