@@ -76,6 +76,8 @@ def device_dict(d: m.Device, group_ids: list[str], latest: m.DeviceEnrollment | 
         "created_at": iso(d.created_at),
         "updated_at": iso(d.updated_at),
         "latest_enrollment": enrollment_ref(latest) if latest is not None else None,
+        "identity": "certificate" if d.cert_sha256 else "bearer",
+        "certificate_expires_at": iso(d.cert_expires_at),
     }
 
 
