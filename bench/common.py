@@ -127,9 +127,12 @@ def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> N
 class Coordinator:
     """`convoy coordinator serve` on port 0, as a real subprocess."""
 
-    def __init__(self, data_dir: Path, db: str | None = None) -> None:
+    def __init__(self, data_dir: Path, db: str | None = None, tls: bool = False) -> None:
         self.data_dir = data_dir
         self.db = db
+        self.tls = tls
+        """Serve TLS (and the mutual-TLS agent port); default plaintext on loopback."""
+        self.ca_fingerprint = ""
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.token = ""
@@ -158,18 +161,25 @@ class Coordinator:
         log = open(self.data_dir / "coordinator.log", "a")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([*CONVOY, "coordinator", "serve", *self.store_args(),
                                       "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-                                      # Plaintext on loopback: these figures are the protocol's, as before TLS.
-                                      "--insecure", *self.extra],
+                                      # Plaintext on loopback unless asked: these figures are the
+                                      # protocol's, as before TLS.
+                                      *([] if self.tls else ["--insecure"]), *self.extra],
                                      stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
         reader = LineReader(self.proc.stdout)
         ev = reader.wait("listening", 60)
         self.port = int(ev["grpc_port"])
+        self.ca_fingerprint = str(ev.get("ca_fingerprint") or "")
         self.ps = psutil.Process(self.proc.pid)
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def trust(self) -> list[str]:
+        """How an agent (or the simulator) trusts this coordinator."""
+        return ["--ca-fingerprint", self.ca_fingerprint] if self.tls else ["--insecure"]
 
     def cpu_seconds(self) -> float:
         assert self.ps is not None
@@ -195,9 +205,10 @@ class Coordinator:
 class Simulator:
     """`convoy agent simulate` as a subprocess."""
 
-    def __init__(self, server: str, token: str, count: int, state_dir: Path, *extra: str) -> None:
+    def __init__(self, server: str, token: str, count: int, state_dir: Path, *extra: str,
+                 trust: tuple[str, ...] = ("--insecure",)) -> None:
         self.proc = subprocess.Popen([*CONVOY, "agent", "simulate", "--server", server, "--token", token,
-                                      "--count", str(count), "--state-dir", str(state_dir), "--insecure",
+                                      "--count", str(count), "--state-dir", str(state_dir), *trust,
                                       "--log-level", os.environ.get("CONVOY_BENCH_SIM_LOG", "error"),
                                       *extra], stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
@@ -222,11 +233,11 @@ class Simulator:
 # --- admin calls ----------------------------------------------------------------------------------
 
 class Admin:
-    def __init__(self, target: str, token: str, client_id: str) -> None:
+    def __init__(self, target: str, token: str, client_id: str, ca_pem: bytes | None = None) -> None:
         from common import transport
         from common.convoy.v1 import admin_pb2_grpc
 
-        self.channel = transport.sync_channel(target, transport.PLAINTEXT)
+        self.channel = transport.sync_channel(target, transport.ClientTLS(ca_pem=ca_pem))
         self.stub = admin_pb2_grpc.AdminServiceStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")]
         self.client_id = client_id
