@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import grpc
 import grpc.aio
 
-from agent import trust_set
+from agent import renewal, trust_set
 from agent.download import Downloader
 from agent.journal import Journal, JournalError
 from agent.runner import Runner
@@ -229,9 +229,12 @@ class Daemon:
         self._install_signal_handlers()
         log.info("agent %s starting: device %s, coordinator %s, state %s", AGENT_VERSION,
                  self.identity.device_id, ",".join(addresses), self.state.root)
+        renewer = asyncio.create_task(self._renew_loop(dialer, metadata), name="renew")
         try:
             code = await self.connect_loop(None, metadata, dialer)
         finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
             await self.runner.stop()
             await dialer.close()
         log.info("agent stopped")
@@ -275,6 +278,24 @@ class Daemon:
                 log.info("reconnecting in %.1fs", delay)
             await self.clock.wait(self._stop, delay)
         return 0
+
+    async def _renew_loop(self, dialer: Dialer, metadata: tuple[tuple[str, str], ...]) -> None:
+        """Renew the device certificate when it is due (agent/renewal.py), then reconnect with it."""
+        assert self.identity is not None
+        while not self._stop.is_set():
+            wait = renewal.CHECK_EVERY_S
+            if renewal.due(self.identity, self.clock.now()):
+                try:
+                    dialer.tls = await renewal.renew(self.state, self.identity, dialer.stub(), metadata)
+                except (grpc.aio.AioRpcError, OSError, ValueError) as exc:
+                    detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else exc
+                    log.warning("device certificate renewal failed (%s); retrying in 1 h", detail)
+                    wait = renewal.RETRY_AFTER_S
+                else:
+                    log.info("device certificate renewed, valid until %s; reconnecting with it",
+                             self.identity.cert_not_after)
+                    await dialer.close()  # the stream ends; the next one presents the new certificate
+            await self.clock.wait(self._stop, wait)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

@@ -56,6 +56,15 @@ class DeviceKey:
         req = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
         return req.public_bytes(serialization.Encoding.DER)
 
+    @staticmethod
+    def validity(cert_pem: bytes) -> tuple[str, str]:
+        """(notBefore, notAfter) of a certificate, RFC 3339 UTC."""
+        from cryptography import x509
+
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        return cert.not_valid_before_utc.strftime(fmt), cert.not_valid_after_utc.strftime(fmt)
+
     def sign(self, message: bytes) -> str:
         """The base64 ECDSA (SHA-256, DER) signature of `message`."""
         from cryptography.hazmat.primitives import hashes

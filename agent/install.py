@@ -153,8 +153,11 @@ class Installer:
         identity = AgentIdentity(server=servers[0], servers=servers, device_id=resp.device_id,
                                  client_id=resp.client_id, machine_id=machine_id, agent_version=AGENT_VERSION,
                                  tags=list(self.args.tag), site=self.args.site, insecure=not tls.secure)
-
         cert = resp.device_certificate.encode() if resp.device_certificate and device_key else None
+        if cert is not None:
+            from agent.device_key import DeviceKey
+
+            identity.cert_not_before, identity.cert_not_after = DeviceKey.validity(cert)
 
         def save_state() -> None:
             self.written += [self.state.credential_path, self.state.identity_path]

@@ -71,6 +71,11 @@ class AgentIdentity:
     """Installed with `--insecure` (plaintext to a loopback coordinator): no CA is pinned."""
     servers: list[str] = field(default_factory=list)
     """Every coordinator address (replicas), tried in turn; the pinned CA applies to each."""
+    cert_not_before: str = ""
+    """RFC 3339 start of `device.pem`'s validity ("" without one): with `cert_not_after`, when
+    `agent run` renews it (read here, so the daemon need not parse certificates)."""
+    cert_not_after: str = ""
+    """RFC 3339 end of `device.pem`'s validity ("" without one)."""
 
     @property
     def addresses(self) -> list[str]:
@@ -140,6 +145,11 @@ class StateDir:
             for path in (self.device_cert_path, self.device_key_path):
                 path.unlink(missing_ok=True)
         atomic_write(self.credential_path, credential.encode(), mode=0o600)
+        atomic_write(self.identity_path, json.dumps(asdict(identity), indent=2).encode(), mode=0o600)
+
+    def save_certificate(self, identity: AgentIdentity, device_cert: bytes) -> None:
+        """A renewed device certificate for the key already here, and agent.json with its validity."""
+        atomic_write(self.device_cert_path, device_cert, mode=0o644)
         atomic_write(self.identity_path, json.dumps(asdict(identity), indent=2).encode(), mode=0o600)
 
     def load(self) -> tuple[AgentIdentity, str]:

@@ -44,6 +44,8 @@ class Settings:
     """A REST connection that sends no complete request head within this is closed."""
     replica_id: str = ""
     """This coordinator among replicas on one store (`--replica-id`); empty = generated at start."""
+    device_cert_lifetime_s: float = 365 * 86400.0
+    """How long a device certificate is valid; agents renew theirs in the last third of it."""
     require_device_certs: bool = False
     """Refuse bearer-only devices (enrolled without a key: older agents, simulators): every agent
     call must present its device certificate, and Enroll must carry a key (docs/security.md)."""

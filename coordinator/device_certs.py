@@ -29,8 +29,6 @@ from common import pins
 from common.errors import InvalidArgument
 
 DEVICE_CERT_LIFETIME = timedelta(days=365)
-RENEW_WITHIN = timedelta(days=30)
-"""`convoy agent run` reinstalls (renews) its certificate when it expires within this long."""
 MAX_CSR_BYTES = 4096
 
 
@@ -89,10 +87,11 @@ class IssuedCert:
     not_after: datetime
 
 
-def issue(ca: DeviceCA, public_key_pem: str, device_id: str, client_id: str, now: datetime) -> IssuedCert:
+def issue(ca: DeviceCA, public_key_pem: str, device_id: str, client_id: str, now: datetime,
+          lifetime: timedelta = DEVICE_CERT_LIFETIME) -> IssuedCert:
     key = serialization.load_pem_public_key(public_key_pem.encode())
     assert isinstance(key, ec.EllipticCurvePublicKey)
-    not_after = now + DEVICE_CERT_LIFETIME
+    not_after = now + lifetime
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id),
                                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, client_id)]))

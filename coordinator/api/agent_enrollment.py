@@ -67,7 +67,8 @@ class EnrollmentRpcs(Api):
             from coordinator.device_certs import load_ca
 
             ca = load_ca(settings.data_dir)
-        return enrollment.DeviceIdentity(ca=ca, require_certs=settings.require_device_certs and ca is not None)
+        return enrollment.DeviceIdentity(ca=ca, require_certs=settings.require_device_certs and ca is not None,
+                                         lifetime_s=settings.device_cert_lifetime_s)
 
     def _enroll(self, request: pb.EnrollRequest, proof: str, source: str) -> dict[str, str]:
         identity = self._identity()
@@ -104,6 +105,19 @@ class EnrollmentRpcs(Api):
                 log.warning("Enroll from %s failed (%d in the last minute): %s: %s", peer, n, exc.code, exc.message)
             raise
         return pb.EnrollResponse(heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s, **out)
+
+    def _renew(self, credential: str, presented: str, csr: bytes) -> dict[str, str]:
+        identity = self._identity()
+        with self.app.store.tx() as s:
+            device = authenticate_agent(s, credential, presented, not self.app.settings.require_device_certs)
+            return enrollment.renew_certificate(device, csr, identity, self.app.clock.now())
+
+    @unary
+    async def RenewCertificate(self, request: pb.RenewCertificateRequest,  # noqa: N802 - gRPC method name
+                               context: grpc.aio.ServicerContext) -> pb.RenewCertificateResponse:
+        out = await self.app.run(self._renew, metadata_bearer(context), presented_certificate(context),
+                                 bytes(request.csr))
+        return pb.RenewCertificateResponse(**out)
 
     @unary
     async def ReportEnrollment(self, request: pb.ReportEnrollmentRequest,

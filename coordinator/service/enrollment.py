@@ -217,6 +217,8 @@ class DeviceIdentity:
     """The CA that signs device certificates; None: plaintext (`--insecure`), no certificates."""
     require_certs: bool = False
     """Refuse an enrollment without a certificate request (`--require-device-certs`)."""
+    lifetime_s: float = 365 * 86400.0
+    """How long the certificates it signs are valid (`--device-cert-lifetime`)."""
 
 
 def _key_proven(device: m.Device, machine_id: str, key: KeyRequest, now: datetime) -> str:
@@ -314,9 +316,26 @@ def _set_identity(device: m.Device, public_key: str | None, identity: DeviceIden
         return ""
     from coordinator.device_certs import issue
 
-    cert = issue(identity.ca, public_key, device.id, device.client_id, now)
+    cert = issue(identity.ca, public_key, device.id, device.client_id, now, timedelta(seconds=identity.lifetime_s))
     device.public_key, device.cert_sha256, device.cert_expires_at = public_key, cert.sha256, cert.not_after
     return cert.pem
+
+
+def renew_certificate(device: m.Device, csr: bytes, identity: DeviceIdentity, now: datetime) -> dict[str, str]:
+    """A new certificate for a device that called with its current one (the caller checked):
+    for the key in `csr` (the same or a new one; its self-signature proves it). A bearer-only
+    device cannot get one this way: a credential alone must never attach a key."""
+    if identity.ca is None:
+        raise InvalidArgument("this coordinator serves plaintext (--insecure) and issues no device certificates")
+    if device.cert_sha256 is None:
+        raise PermissionDenied(f"device {device.id} is bearer-only: it gets a device certificate by reinstalling "
+                               "with `convoy agent install` from its state dir", device_id=device.id)
+    from coordinator.device_certs import request_key
+
+    pem = _set_identity(device, request_key(csr), identity, now, "")
+    log.info("device %s (client %s) renewed its certificate, valid until %s", device.id, device.client_id,
+             iso(device.cert_expires_at))
+    return {"device_certificate": pem, "expires_at": iso(device.cert_expires_at) or ""}
 
 
 def enroll(s: Session, token: str, machine_id: str, facts: Facts, tags: list[str], site: str,

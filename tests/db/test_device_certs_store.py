@@ -90,7 +90,9 @@ def test_bearer_only_is_explicit_and_can_be_required_away(store: Store, tmp_path
     with pytest.raises(InvalidArgument, match="csr is not a DER"):
         _enroll(store, token, DeviceIdentity(ca=ca), KeyRequest(csr=b"junk"), machine_id="m-3")
 
-    # a bearer-only device upgrades by reinstalling with its credential and a key
+    # a credential alone never attaches a key by "renewing"; reinstalling with it does (the upgrade)
+    with pytest.raises(PermissionDenied, match="bearer-only"):
+        enrollment.renew_certificate(dev, DeviceKey.generate().csr("m-1"), DeviceIdentity(ca=ca), T0)
     up = _enroll(store, token, DeviceIdentity(ca=ca), KeyRequest(csr=DeviceKey.generate().csr("m-1")),
                  proof=out["credential"])
     assert up["device_id"] == out["device_id"] and up["device_certificate"]

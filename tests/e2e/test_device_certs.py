@@ -177,3 +177,33 @@ def test_insecure_coordinator_keeps_bearer_only_agents(tmp_path: Path) -> None:
         fleet.stop()
         coord.stop()
 
+
+
+def test_agent_renews_its_certificate_when_due(env: tuple[CoordinatorProcess, RealFleet]) -> None:
+    coord, fleet = env
+    [agent] = fleet.add(1)
+    agent.stop()
+    old_cert = (agent.state_dir / "device.pem").read_bytes()
+    identity_path = agent.state_dir / "agent.json"
+    identity = json.loads(identity_path.read_text())
+    assert identity["cert_not_after"] > identity["cert_not_before"] > "2026"
+    # as if two thirds of its year had passed: renewal is due (agent/renewal.py)
+    identity["cert_not_before"] = "2020-01-01T00:00:00Z"
+    identity_path.write_text(json.dumps(identity))
+    agent.start()
+    wait_for(lambda: "device certificate renewed" in agent.log(), timeout=30, what="the renewal logged")
+    fleet.wait_online([agent])
+    new_cert = (agent.state_dir / "device.pem").read_bytes()
+    assert new_cert != old_cert and json.loads(identity_path.read_text())["cert_not_before"] > "2026"
+    credential = (agent.state_dir / "credential").read_text().strip()
+    key = (agent.state_dir / "device.key").read_bytes()
+    err = _call(_agent_target(coord), _with_cert(coord, key, old_cert), credential)
+    assert err is not None and err.code() == grpc.StatusCode.UNAUTHENTICATED  # the old one is retired
+    wait_for(lambda: (e := _call(_agent_target(coord), _with_cert(coord, key, new_cert), credential)) is not None
+             and e.code() == grpc.StatusCode.PERMISSION_DENIED, timeout=10, what="the new certificate accepted")
+    # the credential alone cannot get a certificate for a key of its own by "renewing"
+    stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(coord.grpc_target, coord.tls))
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.RenewCertificate(agent_pb2.RenewCertificateRequest(csr=b"x"),
+                              metadata=[("authorization", f"Bearer {credential}")], timeout=10)
+    assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -8,6 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RenewCertificateRequest(_message.Message):
+    __slots__ = ("csr",)
+    CSR_FIELD_NUMBER: _ClassVar[int]
+    csr: bytes
+    def __init__(self, csr: _Optional[bytes] = ...) -> None: ...
+
+class RenewCertificateResponse(_message.Message):
+    __slots__ = ("device_certificate", "expires_at")
+    DEVICE_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    device_certificate: str
+    expires_at: str
+    def __init__(self, device_certificate: _Optional[str] = ..., expires_at: _Optional[str] = ...) -> None: ...
+
 class EnrollRequest(_message.Message):
     __slots__ = ("token", "machine_id", "facts", "agent_version", "tags", "site", "csr", "key_proof", "proof_time")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
