@@ -58,17 +58,22 @@ class EnrollmentRpcs(Api):
         if self._throttle is None:
             self._throttle = FailureThrottle(limit=self.app.settings.enroll_failure_limit)
         return self._throttle
+    _device_identity: enrollment.DeviceIdentity | None = None
+
     def _identity(self) -> enrollment.DeviceIdentity:
         """How devices prove themselves here: certificates from the data dir's CA (none when the
-        coordinator serves plaintext: `--insecure`)."""
-        settings = self.app.settings
-        ca = None
-        if not settings.insecure:
-            from coordinator.device_certs import load_ca
+        coordinator serves plaintext: `--insecure`). Loaded once: a new CA needs a restart."""
+        if self._device_identity is None:
+            settings = self.app.settings
+            ca = None
+            if not settings.insecure:
+                from coordinator.device_certs import load_ca
 
-            ca = load_ca(settings.data_dir)
-        return enrollment.DeviceIdentity(ca=ca, require_certs=settings.require_device_certs and ca is not None,
-                                         lifetime_s=settings.device_cert_lifetime_s)
+                ca = load_ca(settings.data_dir)
+            self._device_identity = enrollment.DeviceIdentity(
+                ca=ca, require_certs=settings.require_device_certs and ca is not None,
+                lifetime_s=settings.device_cert_lifetime_s)
+        return self._device_identity
 
     def _enroll(self, request: pb.EnrollRequest, proof: str, source: str) -> dict[str, str]:
         identity = self._identity()
