@@ -98,4 +98,6 @@ def check_insecure(settings: Settings) -> str | None:
                     "credentials on the network; listen on 127.0.0.1 or drop --insecure")
     if settings.tls_cert or settings.tls_key:
         return "--insecure cannot be combined with --tls-cert/--tls-key"
+    if settings.require_device_certs:
+        return "--insecure cannot be combined with --require-device-certs: plaintext has no device certificates"
     return None

@@ -207,3 +207,22 @@ def test_agent_renews_its_certificate_when_due(env: tuple[CoordinatorProcess, Re
         stub.RenewCertificate(agent_pb2.RenewCertificateRequest(csr=b"x"),
                               metadata=[("authorization", f"Bearer {credential}")], timeout=10)
     assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_require_device_certs_refuses_an_enrollment_without_a_key(tmp_path: Path) -> None:
+    coord = CoordinatorProcess(tmp_path / "coord", extra=("--require-device-certs",))
+    coord.bootstrap()
+    coord.start()
+    try:
+        token = coord.admin().CreateEnrollmentToken(
+            admin_pb2.CreateEnrollmentTokenRequest(client_id=coord.client_id)).token
+        stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(coord.grpc_target, coord.tls))
+        with pytest.raises(grpc.RpcError) as exc:  # what an older agent or the simulator sends
+            stub.Enroll(agent_pb2.EnrollRequest(token=token, machine_id="old-agent"), timeout=10)
+        assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "csr" in (exc.value.details() or "")
+        res = run_cli("agent", "install", "--server", coord.grpc_target, "--token", token, "--state-dir",
+                      str(tmp_path / "a"), "--machine-id", "new-agent", "--no-service", *coord.install_trust(),
+                      check=False)
+        assert res.returncode == 0, res.stderr
+    finally:
+        coord.stop()

@@ -89,6 +89,8 @@ def test_insecure_only_on_loopback() -> None:
     assert check_insecure(Settings(insecure=True, http_listen="")) is None
     refusal = check_insecure(Settings(insecure=True, grpc_listen="0.0.0.0:7443"))
     assert refusal and "--grpc-listen 0.0.0.0:7443" in refusal
+    refusal = check_insecure(Settings(insecure=True, require_device_certs=True))
+    assert refusal and "--require-device-certs" in refusal
     refusal = check_insecure(Settings(insecure=True, http_listen="10.0.0.5:7080"))
     assert refusal and "--http-listen" in refusal
     assert check_insecure(Settings(insecure=True, tls_cert="c", tls_key="k"))
