@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import grpc
 import grpc.aio
 
-from agent import trust_set
+from agent import renewal, trust_set
 from agent.download import Downloader
 from agent.journal import Journal, JournalError
 from agent.runner import Runner
@@ -44,6 +44,7 @@ from agent.state import AGENT_VERSION, AgentIdentity, StateDir
 from common import transport
 from common.clock import Clock, SystemClock
 from common.convoy.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from common.device_identity import agent_address
 from common.maintenance import validate_windows
 
 log = logging.getLogger("convoy.agent")
@@ -246,8 +247,12 @@ class Daemon:
             self._policy_settings = effective_settings(self.state)
         metadata = (("authorization", f"Bearer {self.credential}"),)
         addresses = self.servers or self.identity.addresses
+        tls = self.state.client_tls(self.identity)
+        if tls.client_cert_pem is not None:
+            # With a device certificate every call goes to the agent port (mutual TLS).
+            addresses = [agent_address(a) for a in addresses]
         rotation = await asyncio.to_thread(Rotation, addresses)
-        dialer = Dialer(rotation, self.state.client_tls(self.identity))
+        dialer = Dialer(rotation, tls)
         downloader = Downloader(_CurrentStub(dialer), metadata, self.state.work_dir)
         self.runner = Runner(state=self.state, journal=self.journal, device_id=self.identity.device_id,
                              emit=self.emit, fetch=downloader.fetch, windows=self.windows, clock=self.clock,
@@ -257,9 +262,12 @@ class Daemon:
         self._install_signal_handlers()
         log.info("agent %s starting: device %s, coordinator %s, state %s", AGENT_VERSION,
                  self.identity.device_id, ",".join(addresses), self.state.root)
+        renewer = asyncio.create_task(self._renew_loop(dialer, metadata), name="renew")
         try:
             code = await self.connect_loop(None, metadata, dialer)
         finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
             await self.runner.stop()
             await dialer.close()
         log.info("agent stopped")
@@ -322,6 +330,24 @@ class Daemon:
             log.warning("stream to %s lost: %s", where, what)
         else:
             log.info("stream to %s lost: %s", where, what)
+
+    async def _renew_loop(self, dialer: Dialer, metadata: tuple[tuple[str, str], ...]) -> None:
+        """Renew the device certificate when it is due (agent/renewal.py), then reconnect with it."""
+        assert self.identity is not None
+        while not self._stop.is_set():
+            wait = renewal.CHECK_EVERY_S
+            if renewal.due(self.identity, self.clock.now()):
+                try:
+                    dialer.tls = await renewal.renew(self.state, self.identity, dialer.stub(), metadata)
+                except (grpc.aio.AioRpcError, OSError, ValueError) as exc:
+                    detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else exc
+                    log.warning("device certificate renewal failed (%s); retrying in 1 h", detail)
+                    wait = renewal.RETRY_AFTER_S
+                else:
+                    log.info("device certificate renewed, valid until %s; reconnecting with it",
+                             self.identity.cert_not_after)
+                    await dialer.close()  # the stream ends; the next one presents the new certificate
+            await self.clock.wait(self._stop, wait)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

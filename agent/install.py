@@ -16,9 +16,14 @@ The CA is stored in the state dir and `convoy agent run` trusts nothing else.
 the first one that answers proves the CA and takes the enrollment (an unreachable one is
 skipped); all of them are stored in agent.json, and the pinned CA is the trust for every one.
 
-A reinstall from a state dir that already holds this machine's enrollment sends the old device
-credential with `Enroll` (`authorization: Bearer` metadata): that is the proof that lets the
-coordinator hand the same device id back (see docs/enrollment.md, "Reinstalling").
+Over TLS the install makes a new device key (agent/device_key.py) and sends a certificate
+request for it with `Enroll`; the coordinator returns a device certificate, and every later
+agent call presents it on the agent port (mutual TLS; docs/security.md, "Device certificates").
+
+A reinstall from a state dir that already holds this machine's enrollment proves it is that
+device: with the old device key (a signature over the new request and the time), and with the old
+credential (`authorization: Bearer` metadata), which is the only proof a bearer-only device has.
+That lets the coordinator hand the same device id back (docs/enrollment.md, "Reinstalling").
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from agent import facts as facts_mod
 from agent import trust_set
 from agent.servers import parse_servers
 from agent.state import AGENT_VERSION, AgentIdentity, StateDir, atomic_write
-from common import pins, systemd_units, transport
+from common import device_identity, pins, systemd_units, transport
 from common.clock import utcnow
 from common.convoy.v1 import agent_pb2 as pb
 from common.convoy.v1 import agent_pb2_grpc
@@ -129,19 +134,29 @@ class Installer:
             where = f": {exc.filename}" if exc.filename else ""
             raise StepFailed(f"{message.rstrip('.')} failed - {reason}{where}") from exc
 
-    def run(self, resp: pb.EnrollResponse, machine_id: str, tls: transport.ClientTLS) -> None:
+    def run(self, resp: pb.EnrollResponse, machine_id: str, tls: transport.ClientTLS,
+            device_key: bytes | None) -> None:
         servers = server_list(self.args)
         identity = AgentIdentity(server=servers[0], servers=servers, device_id=resp.device_id,
                                  client_id=resp.client_id, machine_id=machine_id, agent_version=AGENT_VERSION,
                                  tags=list(self.args.tag), site=self.args.site, insecure=not tls.secure)
+        cert = resp.device_certificate.encode() if resp.device_certificate and device_key else None
+        if cert is not None:
+            from agent.device_key import DeviceKey
+
+            identity.cert_not_before, identity.cert_not_after = DeviceKey.validity(cert)
 
         def save_state() -> None:
             self.written += [self.state.credential_path, self.state.identity_path]
             if tls.ca_pem is not None:
                 self.written.append(self.state.ca_path)
-            self.state.save(identity, resp.credential, tls.ca_pem)
+            if cert is not None:
+                self.written += [self.state.device_key_path, self.state.device_cert_path]
+            self.state.save(identity, resp.credential, tls.ca_pem, device_key if cert else None, cert)
 
         pinned = "" if tls.ca_pem is None else ", pinned CA in ca.pem"
+        if cert is not None:
+            pinned += ", device key in device.key (0600) and its certificate in device.pem"
         self.step(f"Writing agent state to {self.state.root} (credential mode 0600{pinned})...", save_state)
 
         keys = list(getattr(self.args, "trust_keys", []) or [])
@@ -273,6 +288,27 @@ def _proof(state: StateDir, machine_id: str) -> list[tuple[str, str]]:
     return [("authorization", f"Bearer {credential}")]
 
 
+def _device_key(state: StateDir, machine_id: str, request: pb.EnrollRequest) -> bytes:
+    """Make the new device key and put its certificate request in `request`, signed over by the
+    previous key of this machine when the state dir holds one. Returns the new key (PEM)."""
+    from agent.device_key import DeviceKey, DeviceKeyError
+
+    key = DeviceKey.generate()
+    request.csr = key.csr(machine_id)
+    try:
+        identity, _ = state.load()
+        old = DeviceKey(state.device_key_path.read_bytes()) if identity.machine_id == machine_id else None
+    except (FileNotFoundError, ValueError, TypeError, OSError):
+        old = None
+    if old is not None:
+        request.proof_time = int(time.time())
+        try:
+            request.key_proof = old.sign(device_identity.proof_message(machine_id, request.csr, request.proof_time))
+        except DeviceKeyError as exc:
+            print(f"warning: {state.device_key_path}: {exc}; enrolling without a key proof", file=sys.stderr)
+    return key.pem
+
+
 def _enroll(servers: list[str], tls: transport.ClientTLS, request: pb.EnrollRequest,
             proof: list[tuple[str, str]]) -> tuple[Any, pb.EnrollResponse, str]:
     """Enroll through the first address that answers (UNAVAILABLE: the next one)."""
@@ -304,14 +340,21 @@ def cli_install(args: argparse.Namespace) -> int:
 
     request = pb.EnrollRequest(token=args.token, machine_id=machine_id, facts=facts_message(facts),
                                agent_version=AGENT_VERSION, tags=list(args.tag), site=args.site)
+    device_key = _device_key(state, machine_id, request) if tls.secure else None
     stub, resp, server = _enroll(server_list(args), tls, request, _proof(state, machine_id))
+    if resp.device_certificate and device_key:
+        # From here on this device's calls present its certificate, on the agent port.
+        agent_tls = transport.ClientTLS(ca_pem=tls.ca_pem, use_system_roots=tls.use_system_roots,
+                                        client_key_pem=device_key, client_cert_pem=resp.device_certificate.encode())
+        server = device_identity.agent_address(server)
+        stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(server, agent_tls))
 
     log = InstallLog(echo=not as_json)
     log.add("Starting deployment...")
     log.add(f"Enrolled as device {resp.device_id} (client {resp.client_id}, machine id {machine_id})")
     installer = Installer(args, state, log)
     try:
-        installer.run(resp, machine_id, tls)
+        installer.run(resp, machine_id, tls, device_key)
     except StepFailed as exc:
         log.add(str(exc))
         installer.undo()

@@ -260,32 +260,53 @@ def sim_facts(name: str) -> types_pb2.DeviceFacts:
                                  memory_bytes=2 << 30, ip_addresses=["127.0.0.1"])
 
 
-async def enroll_one(stub: Any, token: str, machine_id: str) -> Enrolled:
-    """Enroll + ReportEnrollment(success), as `convoy agent install` does, minus the local steps."""
-    resp = await stub.Enroll(agent_pb2.EnrollRequest(token=token, machine_id=machine_id, facts=sim_facts(machine_id),
-                                                     agent_version=AGENT_VERSION), timeout=60)
-    await stub.ReportEnrollment(agent_pb2.ReportEnrollmentRequest(
-        enrollment_id=resp.enrollment_id, success=True, log_lines=["simulated install"]),
-        metadata=(("authorization", f"Bearer {resp.credential}"),), timeout=60)
+async def enroll_one(stub: Any, token: str, machine_id: str, keys: transport.ClientTLS | None = None,
+                     agent_target: str = "") -> Enrolled:
+    """Enroll + ReportEnrollment(success), as `convoy agent install` does, minus the local steps.
+    With `keys` (the coordinator's trust), a device key is made and sent as a certificate
+    request, and the report goes over mutual TLS with the certificate to `agent_target`, on a
+    connection of its own, as a real install's does."""
+    request = agent_pb2.EnrollRequest(token=token, machine_id=machine_id, facts=sim_facts(machine_id),
+                                      agent_version=AGENT_VERSION)
+    key = None
+    if keys is not None:
+        from agent.device_key import DeviceKey
+
+        key = DeviceKey.generate()
+        request.csr = key.csr(machine_id)
+    resp = await stub.Enroll(request, timeout=60)
+    report = agent_pb2.ReportEnrollmentRequest(enrollment_id=resp.enrollment_id, success=True,
+                                               log_lines=["simulated install"])
+    metadata = (("authorization", f"Bearer {resp.credential}"),)
+    if key is None or keys is None or not resp.device_certificate:
+        await stub.ReportEnrollment(report, metadata=metadata, timeout=60)
+    else:
+        tls = transport.ClientTLS(ca_pem=keys.ca_pem, client_key_pem=key.pem,
+                                  client_cert_pem=resp.device_certificate.encode())
+        async with own_channel(agent_target, tls) as channel:
+            await agent_pb2_grpc.AgentServiceStub(channel).ReportEnrollment(report, metadata=metadata, timeout=60)
     return Enrolled(resp.device_id, resp.client_id, machine_id, resp.credential)
 
 
 async def enroll_many(server: str, tls: transport.ClientTLS, token: str, machine_ids: Sequence[str], *,
-                      concurrency: int = 32, channels: int = 4) -> list[Enrolled]:
+                      concurrency: int = 32, channels: int = 4, device_keys: bool = False) -> list[Enrolled]:
     """Enroll every machine id, `concurrency` at a time, over a few channels (through the first
-    address of a `a:7443,b:7443` list: every replica shares one database)."""
+    address of a `a:7443,b:7443` list: every replica shares one database). `device_keys`: each
+    with a key and certificate (see `enroll_one`)."""
     from agent.servers import parse_servers
+    from common.device_identity import agent_address
 
     server = parse_servers(server)[0]
     chans = [own_channel(server, tls) for _ in range(max(1, channels))]
     stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in chans]
     gate = asyncio.Semaphore(concurrency)
+    keys = tls if device_keys and tls.secure else None
 
     async def one(i: int, machine_id: str) -> Enrolled:
         async with gate:
             for attempt in range(5):
                 try:
-                    return await enroll_one(stubs[i % len(stubs)], token, machine_id)
+                    return await enroll_one(stubs[i % len(stubs)], token, machine_id, keys, agent_address(server))
                 except grpc.aio.AioRpcError as exc:
                     if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
                         raise
@@ -341,6 +362,9 @@ class FleetConfig:
     wave_pause: float = 0.01
     """Seconds between waves."""
     enroll_concurrency: int = 32
+    device_keys: bool = False
+    """Enroll each agent with a device key and certificate (the enrollment cost with mutual TLS).
+    Its streams then cannot share connections, so this fleet only enrolls and holds no streams."""
     """Enrollments in flight at once."""
     seed: int | None = None
     """Random seed (failures, backoff jitter)."""
@@ -366,7 +390,7 @@ class Fleet:
         if missing > 0:
             prefix = f"sim-{uuid.uuid4().hex[:8]}"
             fresh = await enroll_many(cfg.server, cfg.tls, cfg.token, [f"{prefix}-{i:06d}" for i in range(missing)],
-                                      concurrency=cfg.enroll_concurrency)
+                                      concurrency=cfg.enroll_concurrency, device_keys=cfg.device_keys)
             have = have + fresh
             if cfg.state_dir is not None:
                 everything = load_credentials(cfg.state_dir, cfg.server)
@@ -462,7 +486,8 @@ async def simulate(cfg: FleetConfig, stats_interval: float = 1.0, stop: asyncio.
     fleet = Fleet(cfg, emit)
     try:
         enrolled = await fleet.enroll()
-        await fleet.connect(enrolled)
+        if not cfg.device_keys:
+            await fleet.connect(enrolled)
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), stats_interval)
@@ -502,7 +527,8 @@ def cli_simulate(args: argparse.Namespace) -> int:
     cfg = FleetConfig(server=args.server, token=args.token, count=args.count, tls=tls, channels=args.channels,
                       install_time=args.install_time, failure_rate=args.failure_rate, windows=windows,
                       state_dir=state_dir, wave=args.wave, wave_pause=args.wave_pause,
-                      enroll_concurrency=args.enroll_concurrency, seed=args.seed, spread=args.spread)
+                      enroll_concurrency=args.enroll_concurrency, seed=args.seed, spread=args.spread,
+                      device_keys=args.device_keys)
     try:
         return asyncio.run(simulate(cfg, args.stats_interval))
     except grpc.aio.AioRpcError as exc:

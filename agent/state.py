@@ -7,6 +7,9 @@
       credential          the device credential, mode 0600 (the coordinator keeps only its hash)
       ca.pem              the coordinator's CA, pinned at install; every connection must verify
                           against it (absent only for an `--insecure` install)
+      device.key          the device's private key (ECDSA P-256), mode 0600; never sent anywhere
+      device.pem          the device certificate the coordinator signed for it: every agent call
+                          presents it (mutual TLS on the agent port). Both absent: bearer-only
       windows.conf        local maintenance windows, one per line (see docs/maintenance-windows.md)
       journal/            one JSON file per job (see agent/journal.py)
       policy/             the local policy store (see agent/installers/policy.py)
@@ -68,6 +71,11 @@ class AgentIdentity:
     """Installed with `--insecure` (plaintext to a loopback coordinator): no CA is pinned."""
     servers: list[str] = field(default_factory=list)
     """Every coordinator address (replicas), tried in turn; the pinned CA applies to each."""
+    cert_not_before: str = ""
+    """RFC 3339 start of `device.pem`'s validity ("" without one): with `cert_not_after`, when
+    `agent run` renews it (read here, so the daemon need not parse certificates)."""
+    cert_not_after: str = ""
+    """RFC 3339 end of `device.pem`'s validity ("" without one)."""
 
     @property
     def addresses(self) -> list[str]:
@@ -92,6 +100,14 @@ class StateDir:
         return self.root / "ca.pem"
 
     @property
+    def device_key_path(self) -> Path:
+        return self.root / "device.key"
+
+    @property
+    def device_cert_path(self) -> Path:
+        return self.root / "device.pem"
+
+    @property
     def windows_path(self) -> Path:
         return self.root / "windows.conf"
 
@@ -114,12 +130,26 @@ class StateDir:
     def is_enrolled(self) -> bool:
         return self.identity_path.exists() and self.credential_path.exists()
 
-    def save(self, identity: AgentIdentity, credential: str, ca_pem: bytes | None = None) -> None:
+    def save(self, identity: AgentIdentity, credential: str, ca_pem: bytes | None = None,
+             device_key: bytes | None = None, device_cert: bytes | None = None) -> None:
+        """Write the enrollment. With no `device_cert` any previous key and certificate are
+        removed (the device is bearer-only now: the coordinator forgot its key)."""
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
         if ca_pem is not None:
             atomic_write(self.ca_path, ca_pem, mode=0o644)
+        if device_key is not None and device_cert is not None:
+            atomic_write(self.device_key_path, device_key, mode=0o600)
+            atomic_write(self.device_cert_path, device_cert, mode=0o644)
+        else:
+            for path in (self.device_cert_path, self.device_key_path):
+                path.unlink(missing_ok=True)
         atomic_write(self.credential_path, credential.encode(), mode=0o600)
+        atomic_write(self.identity_path, json.dumps(asdict(identity), indent=2).encode(), mode=0o600)
+
+    def save_certificate(self, identity: AgentIdentity, device_cert: bytes) -> None:
+        """A renewed device certificate for the key already here, and agent.json with its validity."""
+        atomic_write(self.device_cert_path, device_cert, mode=0o644)
         atomic_write(self.identity_path, json.dumps(asdict(identity), indent=2).encode(), mode=0o600)
 
     def load(self) -> tuple[AgentIdentity, str]:
@@ -140,7 +170,11 @@ class StateDir:
         if not self.ca_path.exists():
             raise FileNotFoundError(f"{self.ca_path} is missing: the coordinator's CA is not pinned; "
                                     "reinstall with `convoy agent install --ca-fingerprint sha256:…`")
-        return transport.ClientTLS(ca_pem=self.ca_path.read_bytes())
+        ca = self.ca_path.read_bytes()
+        if self.device_cert_path.exists():
+            return transport.ClientTLS(ca_pem=ca, client_key_pem=self.device_key_path.read_bytes(),
+                                       client_cert_pem=self.device_cert_path.read_bytes())
+        return transport.ClientTLS(ca_pem=ca)
 
     def maintenance_windows(self) -> list[str]:
         """Local windows: non-empty, non-comment lines of windows.conf."""

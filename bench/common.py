@@ -127,9 +127,12 @@ def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> N
 class Coordinator:
     """`convoy coordinator serve` on port 0, as a real subprocess."""
 
-    def __init__(self, data_dir: Path, db: str | None = None) -> None:
+    def __init__(self, data_dir: Path, db: str | None = None, tls: bool = False) -> None:
         self.data_dir = data_dir
         self.db = db
+        self.tls = tls
+        """Serve TLS (and the mutual-TLS agent port); default plaintext on loopback."""
+        self.ca_fingerprint = ""
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.token = ""
@@ -179,6 +182,11 @@ class Coordinator:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def trust(self) -> list[str]:
+        """How an agent (or the simulator) trusts this coordinator."""
+        return ["--ca-fingerprint", self.ca_fingerprint] if self.tls else ["--insecure"]
 
     def cpu_seconds(self) -> float:
         assert self.ps is not None

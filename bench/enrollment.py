@@ -3,7 +3,8 @@ ReportEnrollment with the device credential), from the simulator process, 64 in 
 channels, against a fresh coordinator subprocess.
 
 In the same run, one after the other: SQLite and PostgreSQL; plaintext (`--insecure`) and TLS
-(the default); batched (the default) and one transaction per call (`CONVOY_ENROLL_BATCH_MAX=1`,
+(the default) with device certificates (each enrollment sends a certificate request, the
+coordinator signs a certificate, and the report goes over mutual TLS on the agent port); batched (the default) and one transaction per call (`CONVOY_ENROLL_BATCH_MAX=1`,
 the shape before batching) for the ratio. Coordinator CPU per enrollment is read from the
 process between the first and the last enrollment.
 
@@ -52,7 +53,8 @@ def one_run(work: Path, n: int, tag: str, db: str | None = None, tls: bool = Fal
         token = admin.enrollment_token()
         admin.close()
         cpu0 = coord.cpu_seconds()
-        sim = Simulator(coord.target, token, n, work / f"enroll-{tag}" / "sim", "--enroll-concurrency", "64",
+        keys = ("--device-keys",) if tls else ()  # TLS runs enroll as a real install does: key, CSR, certificate
+        sim = Simulator(coord.target, token, n, work / f"enroll-{tag}" / "sim", "--enroll-concurrency", "64", *keys,
                         ca=coord.ca_file)
         ev = sim.wait("enrolled", 900)
         return Run(float(ev["per_second"]), (coord.cpu_seconds() - cpu0) / n * 1000)

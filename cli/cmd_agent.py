@@ -100,6 +100,9 @@ def register(sub: Any) -> None:
     sim.add_argument("--wave", type=int, default=100, help="streams opened per wave (default 100)")
     sim.add_argument("--wave-pause", type=_seconds, default=0.01, help="seconds between waves (default 0.01)")
     sim.add_argument("--enroll-concurrency", type=int, default=32, help="enrollments in flight at once (default 32)")
+    sim.add_argument("--device-keys", action="store_true",
+                     help="enroll each agent with a device key and certificate, reporting over mutual TLS (the "
+                          "install's cost over TLS); the agents then only enroll and hold no streams")
     sim.add_argument("--stats-interval", type=_seconds, default=1.0, help="seconds between stats lines (default 1)")
     sim.add_argument("--seed", type=int, help="random seed (failures, reconnect jitter)")
     sim.add_argument("--spread", action="store_true",

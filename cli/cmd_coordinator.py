@@ -15,12 +15,13 @@ ENV = {
     "db": "CONVOY_DB", "data_dir": "CONVOY_DATA_DIR", "grpc_listen": "CONVOY_GRPC_LISTEN",
     "http_listen": "CONVOY_HTTP_LISTEN", "enrollment_timeout": "CONVOY_ENROLLMENT_TIMEOUT",
     "heartbeat_interval": "CONVOY_HEARTBEAT_INTERVAL", "install_timeout": "CONVOY_INSTALL_TIMEOUT",
-    "log_level": "CONVOY_LOG_LEVEL", "log_format": "CONVOY_LOG_FORMAT", "replica_id": "CONVOY_REPLICA_ID",
+    "log_level": "CONVOY_LOG_LEVEL", "device_cert_lifetime": "CONVOY_DEVICE_CERT_LIFETIME", "log_format": "CONVOY_LOG_FORMAT", "replica_id": "CONVOY_REPLICA_ID",
 }
 DEFAULTS = {"data_dir": "./convoy-data", "grpc_listen": "127.0.0.1:7443", "http_listen": "127.0.0.1:7080",
             "enrollment_timeout": "10m", "heartbeat_interval": "15s", "install_timeout": "30m",
+            "device_cert_lifetime": "365d",
             "log_level": "info", "log_format": "text"}
-DURATIONS = ("enrollment_timeout", "heartbeat_interval", "install_timeout")
+DURATIONS = ("enrollment_timeout", "heartbeat_interval", "install_timeout", "device_cert_lifetime")
 CHOICES = {"log_level": ("debug", "info", "warning", "error"), "log_format": ("text", "json")}
 
 
@@ -79,7 +80,11 @@ def _serve(args: argparse.Namespace) -> int:
                         default_install_timeout_minutes=_setting(args, "install_timeout") / 60.0,
                         insecure=args.insecure, tls_cert=args.tls_cert, tls_key=args.tls_key,
                         tls_sans=tuple(args.tls_san), webhooks_allow_link_local=args.webhooks_allow_link_local,
-                        connect_admission_limit=admission, enroll_batch_max=_enroll_batch_max())
+                        connect_admission_limit=admission, enroll_batch_max=_enroll_batch_max(),
+                        require_device_certs=args.require_device_certs,
+                        device_cert_lifetime_s=_setting(args, "device_cert_lifetime"))
+    if settings.device_cert_lifetime_s < 3600:
+        raise CliError("--device-cert-lifetime must be at least 1h", 2)
     refusal = check_insecure(settings)  # before the store is opened or anything is written
     if refusal:
         raise CliError(refusal, 2)
@@ -186,7 +191,8 @@ def register(sub: Any) -> None:
     p.add_argument("--db", help="SQLAlchemy URL (default: SQLite in --data-dir; env CONVOY_DB)")
     p.add_argument("--data-dir", help="data directory for the SQLite store (default ./convoy-data)")
     p.add_argument("--grpc-listen", metavar="HOST:PORT",
-                   help="gRPC listen address for agents and the CLI (default 127.0.0.1:7443; port 0: any free port)")
+                   help="gRPC listen address for agents and the CLI (default 127.0.0.1:7443; port 0: any free port); "
+                        "with TLS, agents' calls after enrollment use the next port (7444), with mutual TLS")
     p.add_argument("--http-listen", metavar="HOST:PORT",
                    help="HTTP listen address: dashboard at /, REST at /v2, /metrics, /healthz, /readyz "
                         "(default 127.0.0.1:7080; '' disables it)")
@@ -203,6 +209,12 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-san", action="append", default=[],
                    help="a DNS name or IP address the coordinator-made certificate covers (repeatable; "
                         "default: this host's names and addresses, localhost, 127.0.0.1, ::1)")
+    p.add_argument("--device-cert-lifetime", metavar="DURATION",
+                   help="how long device certificates are valid; agents renew theirs in the last third "
+                        "(default 365d)")
+    p.add_argument("--require-device-certs", action="store_true",
+                   help="refuse bearer-only devices (enrolled without a device key by an older agent or a "
+                        "simulator): every agent call must present its device certificate (docs/security.md)")
     p.add_argument("--replica-id", metavar="ID",
                    help="this coordinator among replicas on one database: in its logs, the engine's audit "
                         "actor (engine@ID) and health answers (default: hostname-<random>; env CONVOY_REPLICA_ID)")

@@ -29,9 +29,9 @@ def _list(args: argparse.Namespace) -> int:
     out = {"data": rows, "total": resp.total}
 
     def table() -> None:
-        print_table(["id", "hostname", "os", "online", "tags", "site", "last enrollment"],
+        print_table(["id", "hostname", "os", "online", "identity", "tags", "site", "last enrollment"],
                     [[r["id"], r["facts"]["hostname"], r["facts"]["os"], "yes" if r["online"] else "no",
-                      ",".join(r["tags"]), r["site"],
+                      r.get("identity") or "bearer", ",".join(r["tags"]), r["site"],
                       (r["latest_enrollment"] or {}).get("status", "")] for r in rows])
         if resp.total > len(rows):
             print(f"({len(rows)} of {resp.total}; use --offset to see more)")
@@ -54,6 +54,8 @@ def _get(args: argparse.Namespace) -> int:
             ("last seen", out["last_seen_at"] or "never"), ("agent", out["agent_version"]),
             ("revoked", out["revoked_at"] or "no"),
             ("groups", ", ".join(out["group_ids"])),
+            ("identity", f"certificate, expires {out['certificate_expires_at']}" if out.get("identity") == "certificate"
+             else "bearer only (compatibility mode: reinstall to get a device certificate)"),
             ("last enrollment", f"{latest['status']} at {latest['enrollment_date']} ({latest['id']})" if latest else "none"),
         ]:
             print(f"{key + ':':<17}{printable(value)}")

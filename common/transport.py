@@ -84,6 +84,10 @@ class ClientTLS:
     """The CA certificate(s), PEM, that the server's chain must verify against; None = plaintext."""
     use_system_roots: bool = False
     """With no `ca_pem`: verify against the system's trusted roots instead of going plaintext."""
+    client_key_pem: bytes | None = None
+    """The device key (PEM) an agent presents with `client_cert_pem` (mutual TLS); None: none."""
+    client_cert_pem: bytes | None = None
+    """The device certificate (PEM) the coordinator signed for `client_key_pem`."""
 
     @property
     def secure(self) -> bool:
@@ -104,7 +108,8 @@ class ServerTLS:
 
 
 def _credentials(tls: ClientTLS) -> grpc.ChannelCredentials:
-    return grpc.ssl_channel_credentials(root_certificates=tls.ca_pem)
+    return grpc.ssl_channel_credentials(root_certificates=tls.ca_pem, private_key=tls.client_key_pem,
+                                        certificate_chain=tls.client_cert_pem)
 
 
 def aio_channel(target: str, tls: ClientTLS, *,
@@ -140,6 +145,35 @@ def bind(server: grpc.aio.Server, address: str, tls: ServerTLS | None) -> int:
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return port
+
+
+def bind_agent_port(server: grpc.aio.Server, address: str, tls: ServerTLS, client_ca_pem: bytes) -> int:
+    """Bind the agent port: TLS that requires a client certificate signed by `client_ca_pem`
+    (mutual TLS; common/device_identity.py says why this is a port of its own)."""
+    creds = grpc.ssl_server_credentials([(tls.key_pem, tls.cert_chain_pem)], root_certificates=client_ca_pem,
+                                        require_client_auth=True)
+    port = server.add_secure_port(address, creds)
+    if port == 0:
+        raise OSError(f"cannot listen on {address} (the agent port)")
+    return port
+
+
+def free_port_pair(host: str) -> int:
+    """A port p such that p and p + 1 are both free on `host` now (the gRPC and agent ports)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(100):
+        with socket.socket(family) as first:
+            first.bind((host, 0))
+            port = int(first.getsockname()[1])
+            if port >= 65535:
+                continue
+            with socket.socket(family) as second:
+                try:
+                    second.bind((host, port + 1))
+                except OSError:
+                    continue
+                return port
+    raise OSError(f"no two consecutive free ports on {host}")
 
 
 # --- pinning ------------------------------------------------------------------------------

@@ -109,3 +109,38 @@ def revoked(device_id: str, at: datetime) -> Unauthenticated:
     """The refusal of a revoked device's credential (every agent call says the same)."""
     return Unauthenticated(f"device {device_id} was revoked at {iso(at)}: its credential no longer works "
                            "(an operator's `convoy devices replace` can enroll it again)", device_id=device_id)
+def check_device_certificate(device: m.Device, presented: str, allow_bearer_only: bool = True) -> None:
+    """Mutual TLS for agent calls (docs/security.md, "Device certificates"): `check_certificate`
+    for a device row."""
+    check_certificate(device.id, device.cert_sha256, presented, allow_bearer_only)
+
+
+def check_certificate(device_id: str, on_record: str | None, presented: str, allow_bearer_only: bool = True) -> None:
+    """`presented` is the `sha256:` fingerprint of the client certificate the call's TLS
+    connection verified against the CA ("" for none); `on_record` the device's current one
+    (None: it has none). A device with a certificate on record must present exactly that one;
+    its credential alone is refused. A device without one is bearer-only (compatibility mode),
+    unless the coordinator requires certificates."""
+    if on_record is None:
+        if presented:
+            raise Unauthenticated(f"the client certificate presented is not device {device_id}'s: this device "
+                                  "has no certificate on record", device_id=device_id)
+        if not allow_bearer_only:
+            raise Unauthenticated(f"device {device_id} has no device certificate and this coordinator requires one "
+                                  "(--require-device-certs): reinstall it with `convoy agent install`",
+                                  device_id=device_id)
+        return
+    if not presented:
+        raise Unauthenticated(f"device {device_id} has a device certificate: its calls must present it (mutual TLS "
+                              "on the agent port, the gRPC port + 1); the device credential alone is refused",
+                              device_id=device_id)
+    if presented != on_record:
+        raise Unauthenticated(f"the client certificate presented is not device {device_id}'s current certificate "
+                              "(it belongs to another device, or was replaced by a reinstall)", device_id=device_id)
+
+
+def authenticate_agent(session: Session, credential: str, presented: str, allow_bearer_only: bool = True) -> m.Device:
+    """The device making an agent call: its credential, and its certificate when it has one."""
+    device = authenticate_device(session, credential)
+    check_device_certificate(device, presented, allow_bearer_only)
+    return device

@@ -53,6 +53,11 @@ class Settings:
     """Agent streams being set up at once (authenticated, welcomed, their hello not yet written):
     one more is refused with RESOURCE_EXHAUSTED and a retry hint the agent honours quietly
     (a reconnect storm is admitted at the pace the coordinator can take, api/agent_stream.py)."""
+    device_cert_lifetime_s: float = 365 * 86400.0
+    """How long a device certificate is valid; agents renew theirs in the last third of it."""
+    require_device_certs: bool = False
+    """Refuse bearer-only devices (enrolled without a key: older agents, simulators): every agent
+    call must present its device certificate, and Enroll must carry a key (docs/security.md)."""
 
 
 REPLICA_ID_MAX = 48
@@ -102,4 +107,6 @@ def check_insecure(settings: Settings) -> str | None:
                     "credentials on the network; listen on 127.0.0.1 or drop --insecure")
     if settings.tls_cert or settings.tls_key:
         return "--insecure cannot be combined with --tls-cert/--tls-key"
+    if settings.require_device_certs:
+        return "--insecure cannot be combined with --require-device-certs: plaintext has no device certificates"
     return None

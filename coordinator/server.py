@@ -65,6 +65,8 @@ class Coordinator:
         self._store = store
         self.app: App | None = None
         self.grpc_port = 0
+        self.agent_port = 0
+        """The mutual-TLS port for agent calls (the gRPC port + 1); 0 with `--insecure`."""
         self.http_port = 0
         self._server: grpc.aio.Server | None = None
         self._http: Any = None
@@ -126,7 +128,7 @@ class Coordinator:
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(names, server)
-        self.grpc_port = transport.bind(server, self.settings.grpc_listen, self.tls.server if self.tls else None)
+        self._bind(server)
         await server.start()
 
         async def set_health(serving: bool) -> None:
@@ -145,8 +147,29 @@ class Coordinator:
         self._tasks.append(start_worker(app, app.webhook_keys))
         for factory in _background_tasks():
             self._tasks.append(asyncio.create_task(factory(app), name=getattr(factory, "__name__", "task")))
-        log.info("coordinator listening grpc=%s http=%s tls=%s", self.grpc_port, self.http_port,
+        log.info("coordinator listening grpc=%s agents=%s http=%s tls=%s", self.grpc_port, self.agent_port or "-",
+                 self.http_port,
                  f"on, CA {self.tls.ca_fingerprint}" if self.tls else "OFF (--insecure, loopback only)")
+
+    def _bind(self, server: grpc.aio.Server) -> None:
+        """The gRPC port (TLS, no client certificate: Enroll and operators' clients) and, with
+        TLS, the agent port right above it, which requires a device certificate."""
+        listen = self.settings.grpc_listen
+        if self.tls is None:
+            self.grpc_port = transport.bind(server, listen, None)
+            return
+        from common.device_identity import AGENT_PORT_OFFSET
+        from coordinator.device_certs import load_ca
+
+        host, _, port = listen.rpartition(":")
+        wanted = int(port) if port.isdigit() else 0
+        if wanted == 0:
+            wanted = transport.free_port_pair(host.strip("[]"))
+        if wanted + AGENT_PORT_OFFSET > 65535:
+            raise TlsConfigError(f"--grpc-listen {listen}: the agent port (the gRPC port + 1) would be above 65535")
+        self.grpc_port = transport.bind(server, f"{host}:{wanted}", self.tls.server)
+        self.agent_port = transport.bind_agent_port(server, f"{host}:{wanted + AGENT_PORT_OFFSET}", self.tls.server,
+                                                    load_ca(self.settings.data_dir).pem)
 
     async def _wire(self, app: App) -> None:
         """Attach the agent connection hub, the other replicas' signals, and start the engine."""
@@ -222,6 +245,7 @@ async def serve(settings: Settings) -> None:
     tls = coordinator.tls
     replica = coordinator.app.replica_id if coordinator.app is not None else ""
     print(json.dumps({"event": "listening", "replica_id": replica, "grpc_port": coordinator.grpc_port,
+                      "agent_port": coordinator.agent_port,
                       "http_port": coordinator.http_port, "tls": tls is not None,
                       "ca_file": str(tls.ca_file) if tls and tls.ca_file else "",
                       "ca_fingerprint": tls.ca_fingerprint if tls else ""}), flush=True)

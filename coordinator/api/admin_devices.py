@@ -28,7 +28,8 @@ def device_message(d: dict[str, Any]) -> tpb.Device:
         tags=d["tags"], site=d["site"], online=d["online"], last_seen_at=d["last_seen_at"] or "",
         agent_version=d["agent_version"], maintenance_windows=d["maintenance_windows"],
         group_ids=d["group_ids"], created_at=d["created_at"] or "", updated_at=d["updated_at"] or "",
-        revoked_at=d.get("revoked_at") or "")
+        revoked_at=d.get("revoked_at") or "",
+        identity=d["identity"], certificate_expires_at=d["certificate_expires_at"] or "")
     if d["latest_enrollment"] is not None:
         msg.latest_enrollment.CopyFrom(tpb.EnrollmentStatusRef(**d["latest_enrollment"]))
     return msg

@@ -23,7 +23,8 @@ from common.convoy.v1 import types_pb2 as tpb
 from common.errors import ConvoyError
 from coordinator.api.base import Api
 from coordinator.api.call_batcher import CallBatcher
-from coordinator.api.grpc_util import metadata_bearer, unary
+from coordinator.api.grpc_util import metadata_bearer, presented_certificate, unary
+from coordinator.auth import authenticate_agent
 from coordinator.domain import device_input
 from coordinator.domain.throttle import FailureThrottle, source_host
 from coordinator.service import enrollment
@@ -79,12 +80,30 @@ class EnrollmentRpcs(Api):
         return self._reports
 
     def _enroll_batch(self, calls: list[EnrollCall]) -> list[dict[str, str] | ConvoyError]:
+        identity = self._identity()
         with self.app.store.tx() as s:
-            return enroll_batch(s, calls, self.app.clock.now(), self.app.settings.enrollment_timeout_s)
+            return enroll_batch(s, calls, self.app.clock.now(), self.app.settings.enrollment_timeout_s, identity)
 
     def _report_batch(self, calls: list[ReportCall]) -> list[str | ConvoyError]:
         with self.app.store.tx() as s:
-            return report_batch(s, calls, self.app.clock.now())
+            return report_batch(s, calls, self.app.clock.now(), not self.app.settings.require_device_certs)
+
+    _device_identity: enrollment.DeviceIdentity | None = None
+
+    def _identity(self) -> enrollment.DeviceIdentity:
+        """How devices prove themselves here: certificates from the data dir's CA (none when the
+        coordinator serves plaintext: `--insecure`). Loaded once: a new CA needs a restart."""
+        if self._device_identity is None:
+            settings = self.app.settings
+            ca = None
+            if not settings.insecure:
+                from coordinator.device_certs import load_ca
+
+                ca = load_ca(settings.data_dir)
+            self._device_identity = enrollment.DeviceIdentity(
+                ca=ca, require_certs=settings.require_device_certs and ca is not None,
+                lifetime_s=settings.device_cert_lifetime_s)
+        return self._device_identity
 
     @unary
     async def Enroll(self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext) -> pb.EnrollResponse:
@@ -101,7 +120,8 @@ class EnrollmentRpcs(Api):
             proof = optional_bearer(context)
             out = await self.enrolls.submit(EnrollCall(
                 request.token, request.machine_id, facts_from(request.facts), list(request.tags), request.site,
-                request.agent_version, proof=proof, source=peer))
+                request.agent_version, proof=proof, source=peer, csr=bytes(request.csr),
+                key_proof=request.key_proof, proof_time=request.proof_time))
         except ConvoyError as exc:
             if exc.http_status < 500:
                 n = self.throttle.failed(source, time.monotonic())
@@ -109,9 +129,23 @@ class EnrollmentRpcs(Api):
             raise
         return pb.EnrollResponse(heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s, **out)
 
+    def _renew(self, credential: str, presented: str, csr: bytes) -> dict[str, str]:
+        identity = self._identity()
+        with self.app.store.tx() as s:
+            device = authenticate_agent(s, credential, presented, not self.app.settings.require_device_certs)
+            return enrollment.renew_certificate(device, csr, identity, self.app.clock.now())
+
+    @unary
+    async def RenewCertificate(self, request: pb.RenewCertificateRequest,  # noqa: N802 - gRPC method name
+                               context: grpc.aio.ServicerContext) -> pb.RenewCertificateResponse:
+        out = await self.app.run(self._renew, metadata_bearer(context), presented_certificate(context),
+                                 bytes(request.csr))
+        return pb.RenewCertificateResponse(**out)
+
     @unary
     async def ReportEnrollment(self, request: pb.ReportEnrollmentRequest,
                                context: grpc.aio.ServicerContext) -> pb.ReportEnrollmentResponse:
         status = await self.reports.submit(ReportCall(metadata_bearer(context), request.enrollment_id,
-                                                      request.success, list(request.log_lines)))
+                                                      request.success, list(request.log_lines),
+                                                      presented=presented_certificate(context)))
         return pb.ReportEnrollmentResponse(status=status)

@@ -16,8 +16,8 @@ from common.convoy.v1 import agent_pb2
 from common.errors import ConvoyError, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from common.secrets import hash_secret
 from coordinator.api.base import Api
-from coordinator.api.grpc_util import metadata_bearer, streaming, unary
-from coordinator.auth import authenticate_device, revoked
+from coordinator.api.grpc_util import metadata_bearer, presented_certificate, streaming, unary
+from coordinator.auth import authenticate_agent, check_certificate, revoked
 from coordinator.engine.rollout import JOB_TERMINAL, Report
 from coordinator.store import models as m
 from coordinator.store.inlist import id_in
@@ -48,6 +48,8 @@ def _report(device_id: str, st: agent_pb2.JobStatus) -> Report:
 
 
 Identity = tuple[str, agent_pb2.TrustSetUpdate | None]
+Key = tuple[str, str]
+"""A Connect's (device credential, `sha256:` of the client certificate it presented or "")."""
 
 
 class IdentityBatch:
@@ -59,12 +61,12 @@ class IdentityBatch:
     def __init__(self, app: Any, read: Any) -> None:
         self.app = app
         self._read = read
-        self._pending: dict[str, list[asyncio.Future[Identity]]] = {}
+        self._pending: dict[Key, list[asyncio.Future[Identity]]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    async def identity(self, credential: str) -> Identity:
+    async def identity(self, credential: str, presented: str) -> Identity:
         fut: asyncio.Future[Identity] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(credential, []).append(fut)
+        self._pending.setdefault((credential, presented), []).append(fut)
         if self._task is None:
             self._task = asyncio.create_task(self._drain(), name="connect-auth")
         return await fut
@@ -74,22 +76,22 @@ class IdentityBatch:
             while self._pending:
                 batch, self._pending = self._pending, {}
                 try:
-                    found: dict[str, Identity | Unauthenticated] = await self.app.run(self._read, list(batch))
+                    found: dict[Key, Identity | Unauthenticated] = await self.app.run(self._read, list(batch))
                 except Exception as exc:  # noqa: BLE001 - each waiting Connect maps it to its status
                     for futs in batch.values():
                         for f in futs:
                             if not f.done():
                                 f.set_exception(exc)
                     continue
-                for credential, futs in batch.items():
-                    ident = found.get(credential)
+                for key, futs in batch.items():
+                    ident = found.get(key)
                     for f in futs:
                         if f.done():
                             continue  # that Connect was cancelled meanwhile
                         if ident is None:
                             f.set_exception(Unauthenticated(
                                 "invalid device credential: re-enroll this device with `convoy agent install`"))
-                        elif isinstance(ident, Unauthenticated):  # a revoked device
+                        elif isinstance(ident, Unauthenticated):  # revoked, or without its certificate
                             f.set_exception(ident)
                         else:
                             f.set_result(ident)
@@ -98,33 +100,43 @@ class IdentityBatch:
 
 
 class StreamRpcs(Api):
-    def _device_id(self, credential: str) -> str:
+    def _device_id(self, credential: str, presented: str) -> str:
         with self.app.store.read() as s:
-            return authenticate_device(s, credential).id
+            return authenticate_agent(s, credential, presented, not self.app.settings.require_device_certs).id
 
-    def _connect_identities(self, credentials: list[str]) -> dict[str, Identity | Unauthenticated]:
-        """Each credential's device and its client's published trust-set document (docs/security.md,
-        "Signed work"), for many credentials in two statements (chunked): the devices by
-        credential hash, then their clients' documents. Unknown credentials are left out."""
-        by_hash = {hash_secret(c): c for c in credentials}
-        out: dict[str, Identity | Unauthenticated] = {}
+    def _connect_identities(self, keys: list[Key]) -> dict[Key, Identity | Unauthenticated]:
+        """Each (credential, presented certificate)'s device and its client's published trust-set
+        document (docs/security.md, "Signed work"), for many calls in two statements: the devices
+        by credential hash, then their clients' documents. A revoked device, or one whose call
+        does not present its device certificate, gets its refusal; unknown credentials are left out."""
+        by_hash: dict[str, list[Key]] = {}
+        for key in keys:
+            by_hash.setdefault(hash_secret(key[0]), []).append(key)
+        out: dict[Key, Identity | Unauthenticated] = {}
+        allow_bearer_only = not self.app.settings.require_device_certs
         with self.app.store.read() as s:
-            devices: list[tuple[str, str, str]] = []
+            devices: list[tuple[Key, str, str]] = []
             for among in id_in(s, m.Device.credential_hash, by_hash):
-                for h, d, c, revoked_at in s.execute(
-                        select(m.Device.credential_hash, m.Device.id, m.Device.client_id, m.Device.revoked_at)
-                        .where(among)):
-                    if revoked_at is not None:
-                        out[by_hash[h]] = revoked(d, revoked_at)
-                    else:
-                        devices.append((h, d, c))
+                for h, d, c, revoked_at, cert in s.execute(
+                        select(m.Device.credential_hash, m.Device.id, m.Device.client_id, m.Device.revoked_at,
+                               m.Device.cert_sha256).where(among)):
+                    for key in by_hash[h]:
+                        if revoked_at is not None:
+                            out[key] = revoked(d, revoked_at)
+                            continue
+                        try:
+                            check_certificate(d, cert, key[1], allow_bearer_only)
+                        except Unauthenticated as exc:
+                            out[key] = exc
+                            continue
+                        devices.append((key, d, c))
             trust: dict[str, agent_pb2.TrustSetUpdate] = {}
-            for among in id_in(s, m.TrustSetDocument.client_id, {c for _h, _d, c in devices}):
+            for among in id_in(s, m.TrustSetDocument.client_id, {c for _k, _d, c in devices}):
                 for row in s.scalars(select(m.TrustSetDocument).where(among)):
                     trust[row.client_id] = agent_pb2.TrustSetUpdate(document=row.document, key_id=row.key_id,
                                                                      signature=row.signature)
-        for h, device_id, client_id in devices:
-            out[by_hash[h]] = (device_id, trust.get(client_id))
+        for key, device_id, client_id in devices:
+            out[key] = (device_id, trust.get(client_id))
         return out
 
     @property
@@ -135,7 +147,7 @@ class StreamRpcs(Api):
         return batch
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> str:
-        return await self.app.run(self._device_id, metadata_bearer(context))
+        return await self.app.run(self._device_id, metadata_bearer(context), presented_certificate(context))
 
     def _admit(self) -> None:
         """Refuse the stream (Busy) while as many are being set up as the coordinator takes at
@@ -159,7 +171,8 @@ class StreamRpcs(Api):
         hub, engine = self.app.hub, self.app.engine
         hub.connecting += 1
         try:
-            device_id, trust = await self._identities.identity(metadata_bearer(context))
+            device_id, trust = await self._identities.identity(metadata_bearer(context),
+                                                               presented_certificate(context))
             if first is grpc.aio.EOF or not first.HasField("hello"):
                 raise InvalidArgument("the first message on Connect must be a Hello", parameter="hello")
             conn = hub.register(device_id, first.hello)

@@ -25,6 +25,19 @@ def metadata_bearer(context: grpc.aio.ServicerContext) -> str:
     raise Unauthenticated("authentication required: send 'authorization: Bearer <token>' metadata")
 
 
+def presented_certificate(context: grpc.aio.ServicerContext) -> str:
+    """`sha256:<hex>` of the client certificate of the call's connection, "" without one. gRPC
+    puts it in the auth context only after verifying it against the CA (the agent port requires
+    one; the gRPC port never asks), so a certificate here was issued by the coordinator."""
+    pems = context.auth_context().get("x509_pem_cert") or []
+    if not pems:
+        return ""
+    from common import pins
+
+    certs = pins.pem_certificates(pems[0])
+    return pins.fingerprint(certs[0]) if certs else ""
+
+
 def store_unavailable(exc: BaseException) -> ConvoyError | None:
     """Store failures caused by the request or the store, not by a bug: a store that cannot be
     reached (or stays locked) is a 503 the caller may retry; a value it cannot hold is a 400."""

@@ -58,6 +58,9 @@ class DeviceRow:
     """Created by an earlier call of this batch."""
     revoked: bool = False
     """Revoked by an operator: only a replacement token issued for it enrolls it again."""
+    public_key: str | None = None
+    """The device key it enrolled with (docs/security.md, "Device certificates"); None:
+    bearer-only, proven by its credential."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class Ask:
     """SHA-256 of the device credential the call carries (a reinstall); "" for none."""
     source: str = ""
     """Where the call came from, for the log."""
+    key_refusal: str | None = None
+    """For a machine id whose device holds a key: "" when the call proves that key, otherwise why
+    not (checked by the store layer, which has the cryptography); None when it does not apply."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +193,17 @@ def _check_proof(token: TokenRow, machine_id: str, existing: DeviceRow, ask: Ask
         # second's to take (it proved nothing about it).
         return Refuse(Conflict(f"machine id {machine_id!r} was enrolled by another install at the same moment; "
                                "retry from that device's state dir", machine_id=machine_id))
-    if not ask.proof_hash:
+    if existing.public_key is not None:
+        # A device with a key proves that key; its credential alone is what a thief would have.
+        if not existing.credential_hash:
+            why = "its key was replaced by an earlier install in the same moment"
+        elif ask.key_refusal is None:
+            why = "it holds a device key and the request carries no proof by that key"
+        elif ask.key_refusal:
+            why = ask.key_refusal
+        else:
+            return None
+    elif not ask.proof_hash:
         why = "no device credential sent"
     elif not existing.credential_hash or not hmac.compare_digest(ask.proof_hash, existing.credential_hash):
         why = "wrong device credential"
@@ -195,8 +211,9 @@ def _check_proof(token: TokenRow, machine_id: str, existing: DeviceRow, ask: Ask
         return None
     error = PermissionDenied(
         f"machine id {machine_id!r} is already enrolled as device {existing.id} and this request does not prove "
-        "it is that device: reinstall from the device's own state dir (its credential is the proof), or have "
-        f"an operator run `convoy devices replace {existing.id}` and install with that token",
+        f"it is that device ({why}): reinstall from the device's own state dir (its device key, or for a "
+        f"bearer-only device its credential, is the proof), or have an operator run `convoy devices replace "
+        f"{existing.id}` and install with that token",
         device_id=existing.id, machine_id=machine_id)
     return Refuse(error, f"enrollment refused: machine id {machine_id!r} is already device {existing.id} of client "
                          f"{token.client_id} and the request does not prove it is that device ({why}); "

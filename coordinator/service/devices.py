@@ -85,6 +85,8 @@ def device_dict(d: m.Device, group_ids: list[str], latest: m.DeviceEnrollment | 
         "updated_at": iso(d.updated_at),
         "latest_enrollment": enrollment_ref(latest) if latest is not None else None,
         "revoked_at": iso(d.revoked_at),
+        "identity": "certificate" if d.cert_sha256 else "bearer",
+        "certificate_expires_at": iso(d.cert_expires_at),
     }
 
 

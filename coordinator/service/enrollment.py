@@ -8,7 +8,14 @@ Re-identifying is guarded: an enrollment token admits new devices, it does not c
 existing device's identity. A machine id that already has a device in the client is handed that
 device only with proof: the device's current credential (a reinstall from its state dir), or a
 replacement token an operator issued for exactly that device (`convoy devices replace`).
-Anything else is refused (PermissionDenied) and logged, and takes no use of the token.
+A device that enrolled with a key (docs/security.md, "Device certificates") must prove that
+key instead: its credential alone no longer suffices, since a stolen credential is what the key
+defends against. Anything else is refused (PermissionDenied) and logged, and takes no use of
+the token.
+
+An enrollment that carries a certificate request gets a device certificate signed by the
+coordinator's CA; one without is a bearer-only device (compatibility mode, logged), unless the
+coordinator requires certificates.
 
 The RPCs write concurrent calls in batches (coordinator/service/enrollment_batch.py, the rules in
 coordinator/domain/enrollment_claims.py); `enroll` and `report_enrollment` here are the same
@@ -26,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CursorResult, and_, select, update
 from sqlalchemy.orm import Session
 
-from common.errors import ConvoyError, InvalidArgument, NotFound
+from common.errors import ConvoyError, InvalidArgument, NotFound, PermissionDenied
 from common.ids import new_id, parse_uuid
 from common.secrets import hash_secret, mint
 from common.timefmt import iso, log_line
@@ -34,7 +41,14 @@ from coordinator.auth import Principal
 from coordinator.service import audit_log
 from coordinator.service.audit_log import action
 from coordinator.service.devices import list_scope, resolve_client
-from coordinator.service.enrollment_batch import EnrollCall, Facts, close_records, enroll_batch
+from coordinator.service.enrollment_batch import (
+    DeviceIdentity,
+    EnrollCall,
+    Facts,
+    KeyRequest,
+    close_records,
+    enroll_batch,
+)
 from coordinator.store import models as m
 
 if TYPE_CHECKING:
@@ -129,17 +143,56 @@ def revoke_token(s: Session, who: Principal, client_id: str, token_id: str, now:
 
 # --- Enroll (agent API, authenticated by the enrollment token itself) ------------------------
 
+def _set_identity(device: m.Device, public_key: str | None, identity: DeviceIdentity, now: datetime,
+                  source: str) -> str:
+    """Issue the device certificate for `public_key` (returns its PEM), or make the device
+    bearer-only (returns "")."""
+    if public_key is None or identity.ca is None:
+        device.public_key = device.cert_sha256 = device.cert_expires_at = None
+        if identity.ca is not None:
+            log.warning("device %s (client %s) enrolled without a device key, from %s: bearer-only "
+                        "(compatibility mode); reinstall it with this version of `convoy agent install`",
+                        device.id, device.client_id, source or "unknown")
+        return ""
+    from coordinator.device_certs import issue
+
+    cert = issue(identity.ca, public_key, device.id, device.client_id, now, timedelta(seconds=identity.lifetime_s))
+    device.public_key, device.cert_sha256, device.cert_expires_at = public_key, cert.sha256, cert.not_after
+    return cert.pem
+
+
+def renew_certificate(device: m.Device, csr: bytes, identity: DeviceIdentity, now: datetime) -> dict[str, str]:
+    """A new certificate for a device that called with its current one (the caller checked):
+    for the key in `csr` (the same or a new one; its self-signature proves it). A bearer-only
+    device cannot get one this way: a credential alone must never attach a key."""
+    if identity.ca is None:
+        raise InvalidArgument("this coordinator serves plaintext (--insecure) and issues no device certificates")
+    if device.cert_sha256 is None:
+        raise PermissionDenied(f"device {device.id} is bearer-only: it gets a device certificate by reinstalling "
+                               "with `convoy agent install` from its state dir", device_id=device.id)
+    from coordinator.device_certs import request_key
+
+    pem = _set_identity(device, request_key(csr), identity, now, "")
+    log.info("device %s (client %s) renewed its certificate, valid until %s", device.id, device.client_id,
+             iso(device.cert_expires_at))
+    return {"device_certificate": pem, "expires_at": iso(device.cert_expires_at) or ""}
+
+
 def enroll(s: Session, token: str, machine_id: str, facts: Facts, tags: list[str], site: str,
-           agent_version: str, now: datetime, timeout_s: float, proof: str = "", source: str = "") -> dict[str, str]:
+           agent_version: str, now: datetime, timeout_s: float, proof: str = "", source: str = "",
+           key: KeyRequest | None = None, identity: DeviceIdentity | None = None) -> dict[str, str]:
     """Take one use of `token`; create or re-identify the device; open a `pending` record.
 
-    `proof` is the device credential the request carries (a reinstall), `source` where it came
-    from (for the log). A rejected token or a refused takeover raises and writes nothing.
-    Returns device_id, client_id, the new device credential (shown once) and enrollment_id.
-    The Enroll RPC batches concurrent calls through `enroll_batch` directly.
+    `proof` is the device credential the request carries (a reinstall), `key` its device key
+    request and key proof, `source` where it came from (for the log). A rejected token or a
+    refused takeover raises and writes nothing. Returns device_id, client_id, the new device
+    credential (shown once), enrollment_id and device_certificate (PEM; "" for a bearer-only
+    device). The Enroll RPC batches concurrent calls through `enroll_batch` directly.
     """
-    call = EnrollCall(token, machine_id, facts, tags, site, agent_version, proof=proof, source=source)
-    out = enroll_batch(s, [call], now, timeout_s)[0]
+    key = key or KeyRequest()
+    call = EnrollCall(token, machine_id, facts, tags, site, agent_version, proof=proof, source=source,
+                      csr=key.csr, key_proof=key.proof, proof_time=key.proof_time)
+    out = enroll_batch(s, [call], now, timeout_s, identity or DeviceIdentity())[0]
     if isinstance(out, ConvoyError):
         raise out
     return out

@@ -17,23 +17,28 @@ outcome: a dict, or the ConvoyError it would have raised alone.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import CursorResult, and_, bindparam, insert, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from common.errors import Conflict, ConvoyError, NotFound, Unauthenticated
+from common import device_identity
+from common.errors import Conflict, ConvoyError, InvalidArgument, NotFound, Unauthenticated
 from common.ids import new_id, parse_uuid
 from common.secrets import hash_secret, mint
-from coordinator.auth import revoked
+from coordinator.auth import check_certificate, revoked
 from coordinator.domain import device_input as di
 from coordinator.domain import enrollment_claims as claims
 from coordinator.store import models as m
+
+if TYPE_CHECKING:
+    from coordinator.device_certs import DeviceCA
 
 log = logging.getLogger("convoy.enrollment")
 
@@ -72,16 +77,45 @@ class EnrollCall:
     """The device credential the call carries (a reinstall); "" for none."""
     source: str = ""
     """The caller's address, for the log."""
+    csr: bytes = b""
+    """PKCS#10 (DER) for the key the agent made; the coordinator signs a certificate for it."""
+    key_proof: str = ""
+    """base64 signature by the device's previous key of `device_identity.proof_message`."""
+    proof_time: int = 0
+    """The Unix time signed in `key_proof`."""
+
+
+@dataclass(frozen=True)
+class KeyRequest:
+    """The device key part of an Enroll (all empty: a bearer-only or plaintext install)."""
+
+    csr: bytes = b""
+    proof: str = ""
+    proof_time: int = 0
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """How this coordinator identifies devices."""
+
+    ca: DeviceCA | None = None
+    """The CA that signs device certificates; None: plaintext (`--insecure`), no certificates."""
+    require_certs: bool = False
+    """Refuse an enrollment without a certificate request (`--require-device-certs`)."""
+    lifetime_s: float = 365 * 86400.0
+    """How long the certificates it signs are valid (`--device-cert-lifetime`)."""
 
 
 @dataclass(frozen=True)
 class ReportCall:
-    """One ReportEnrollment call: the device credential it was authenticated with, and the report."""
+    """One ReportEnrollment call: the device credential it was authenticated with, the `sha256:`
+    fingerprint of the client certificate its connection presented ("" for none), and the report."""
 
     credential: str
     enrollment_id: str
     success: bool
     log_lines: list[str]
+    presented: str = ""
 
 
 class GuardFailed(RuntimeError):
@@ -91,16 +125,22 @@ class GuardFailed(RuntimeError):
 
 # --- Enroll ------------------------------------------------------------------------------------
 
-def enroll_batch(s: Session, calls: list[EnrollCall], now: datetime,
-                 timeout_s: float) -> list[dict[str, str] | ConvoyError]:
+def enroll_batch(s: Session, calls: list[EnrollCall], now: datetime, timeout_s: float,
+                 identity: DeviceIdentity | None = None) -> list[dict[str, str] | ConvoyError]:
     """Enroll every call that may enroll; the outcome of each call, in order (see the module doc)."""
+    identity = identity or DeviceIdentity()
     asks = [claims.Ask(token_hash=hash_secret(c.token) if c.token else "", machine_id=c.machine_id.strip(),
                        proof_hash=hash_secret(c.proof) if c.proof else "", source=c.source) for c in calls]
     tokens = _tokens(s, {a.token_hash for a in asks if a.token_hash})
     devices, kept = _devices(s, asks, tokens)
     results: list[dict[str, str] | ConvoyError | None] = [None] * len(calls)
+    keys = _device_keys(calls, identity, results)
+    asks = _with_key_proofs(asks, calls, tokens, devices, now)
     admitted: list[tuple[int, claims.Admit]] = []
-    for i, decision in enumerate(claims.decide(asks, tokens, devices, now)):
+    decisions = claims.decide(asks, tokens, devices, now)
+    for i, decision in enumerate(decisions):
+        if results[i] is not None:
+            continue  # refused before the rules: a bad csr, or no key where one is required
         if isinstance(decision, claims.Refuse):
             if decision.warning:
                 log.warning("%s", decision.warning)
@@ -110,13 +150,14 @@ def enroll_batch(s: Session, calls: list[EnrollCall], now: datetime,
 
     credentials = {i: mint("device") for i, _ in admitted}
     ids = {i: a.device_id or new_id() for i, a in admitted}
+    certs = _certificates(admitted, ids, keys, identity, now)
     # Re-identified devices first: one that a replacement token moves to a new machine id frees
     # its old one for a new device of this batch.
     _update_devices(s, [{"b_id": ids[i], **_prefixed(_device_values(a, calls[i], hash_secret(credentials[i]), now,
-                                                                    kept[ids[i]]))}
+                                                                    kept[ids[i]], certs[i]))}
                         for i, a in admitted if a.device_id is not None])
     fresh = [(i, a) for i, a in admitted if a.device_id is None]
-    lost = _insert_devices(s, [_device_row(ids[i], a, calls[i], hash_secret(credentials[i]), now)
+    lost = _insert_devices(s, [_device_row(ids[i], a, calls[i], hash_secret(credentials[i]), now, certs[i])
                                for i, a in fresh])
     for i, a in fresh:
         if ids[i] in lost:
@@ -135,9 +176,88 @@ def enroll_batch(s: Session, calls: list[EnrollCall], now: datetime,
              "timeout_at": now + timedelta(seconds=timeout_s), "created_at": now, "updated_at": now}
             for i, a in admitted])
     for i, a in admitted:
+        if identity.ca is not None and certs[i].pem == "":
+            log.warning("device %s (client %s) enrolled without a device key, from %s: bearer-only "
+                        "(compatibility mode); reinstall it with this version of `convoy agent install`",
+                        ids[i], a.token.client_id, calls[i].source or "unknown")
         results[i] = {"device_id": ids[i], "client_id": a.token.client_id, "credential": credentials[i],
-                      "enrollment_id": records[i]}
+                      "enrollment_id": records[i], "device_certificate": certs[i].pem}
     return [r if r is not None else ConvoyError("enrollment not decided") for r in results]
+
+
+@dataclass(frozen=True)
+class _Cert:
+    """The identity columns an admitted device gets (all None and pem "": bearer-only)."""
+
+    public_key: str | None = None
+    sha256: str | None = None
+    expires_at: datetime | None = None
+    pem: str = ""
+
+
+def _device_keys(calls: list[EnrollCall], identity: DeviceIdentity,
+                 results: list[dict[str, str] | ConvoyError | None]) -> dict[int, str]:
+    """Each call's device public key (SubjectPublicKeyInfo PEM) from its csr; a call whose csr is
+    bad, or that has none where the coordinator requires one, is refused here (in `results`)."""
+    keys: dict[int, str] = {}
+    for i, c in enumerate(calls):
+        if c.csr and identity.ca is not None:
+            from coordinator.device_certs import request_key
+
+            try:
+                keys[i] = request_key(c.csr)
+            except ConvoyError as exc:
+                results[i] = exc
+        elif identity.require_certs:
+            results[i] = InvalidArgument("this coordinator requires a device key (--require-device-certs): the "
+                                         "request carries no csr; install with a current `convoy agent install`",
+                                         parameter="csr")
+    return keys
+
+
+def _with_key_proofs(asks: list[claims.Ask], calls: list[EnrollCall], tokens: dict[str, claims.TokenRow],
+                     devices: list[claims.DeviceRow], now: datetime) -> list[claims.Ask]:
+    """Each ask, with whether it proves the key of the device its machine id already is (when
+    that device enrolled with a key): checked here, with `cryptography`, so the rules stay pure."""
+    by_key = {(d.client_id, d.machine_id): d for d in devices}
+    out = []
+    for ask, call in zip(asks, calls, strict=True):
+        token = tokens.get(ask.token_hash)
+        existing = by_key.get((token.client_id, ask.machine_id)) if token else None
+        if existing is None or existing.public_key is None:
+            out.append(ask)
+            continue
+        out.append(dataclasses.replace(ask, key_refusal=_key_refusal(existing.public_key, ask.machine_id, call, now)))
+    return out
+
+
+def _key_refusal(public_key: str, machine_id: str, call: EnrollCall, now: datetime) -> str:
+    """"" when `call.key_proof` is the key `public_key` signing this request now; otherwise why not."""
+    from coordinator.device_certs import verify_proof
+
+    if not call.key_proof:
+        return "it holds a device key and the request carries no proof by that key"
+    if abs(now.timestamp() - call.proof_time) > device_identity.PROOF_WINDOW_S:
+        return "the key proof is not from the last 5 minutes (check the device's clock)"
+    if not verify_proof(public_key, device_identity.proof_message(machine_id, call.csr, call.proof_time),
+                        call.key_proof):
+        return "the key proof does not verify with the device's key"
+    return ""
+
+
+def _certificates(admitted: list[tuple[int, claims.Admit]], ids: dict[int, str], keys: dict[int, str],
+                  identity: DeviceIdentity, now: datetime) -> dict[int, _Cert]:
+    """A device certificate, signed by the coordinator's CA, for each admitted call with a key."""
+    out: dict[int, _Cert] = {}
+    for i, a in admitted:
+        if i not in keys or identity.ca is None:
+            out[i] = _Cert()
+            continue
+        from coordinator.device_certs import issue
+
+        cert = issue(identity.ca, keys[i], ids[i], a.token.client_id, now, timedelta(seconds=identity.lifetime_s))
+        out[i] = _Cert(public_key=keys[i], sha256=cert.sha256, expires_at=cert.not_after, pem=cert.pem)
+    return out
 
 
 def _tokens(s: Session, hashes: set[str]) -> dict[str, claims.TokenRow]:
@@ -168,10 +288,12 @@ def _devices(s: Session, asks: list[claims.Ask], tokens: dict[str, claims.TokenR
         named.append(and_(d.client_id.in_({c for c, _ in keys}), d.machine_id.in_({mid for _, mid in keys})))
     if targets:
         named.append(d.id.in_(targets))
-    rows = list(s.execute(select(d.id, d.client_id, d.machine_id, d.credential_hash, d.tags, d.site, d.revoked_at)
+    rows = list(s.execute(select(d.id, d.client_id, d.machine_id, d.credential_hash, d.tags, d.site, d.revoked_at,
+                                 d.public_key)
                           .where(or_(*named)).order_by(d.id).with_for_update()))
     return ([claims.DeviceRow(id=r.id, client_id=r.client_id, machine_id=r.machine_id,
-                              credential_hash=r.credential_hash, revoked=r.revoked_at is not None) for r in rows],
+                              credential_hash=r.credential_hash, revoked=r.revoked_at is not None,
+                              public_key=r.public_key) for r in rows],
             {r.id: (list(r.tags or []), r.site or "") for r in rows})
 
 
@@ -186,19 +308,20 @@ def _facts_values(facts: Facts, agent_version: str) -> dict[str, Any]:
 
 
 def _device_values(a: claims.Admit, call: EnrollCall, credential_hash: str, now: datetime,
-                   kept: tuple[list[Any], str]) -> dict[str, Any]:
-    """A re-identified device's new columns: facts refreshed, credential replaced; tags and
-    site only when the call gives them."""
+                   kept: tuple[list[Any], str], cert: _Cert) -> dict[str, Any]:
+    """A re-identified device's new columns: facts refreshed, credential and device certificate
+    replaced (none: bearer-only); tags and site only when the call gives them."""
     return {**_facts_values(call.facts, call.agent_version), "tags": di.tags(call.tags) or kept[0],
             "site": di.site(call.site) or kept[1], "machine_id": a.machine_id, "credential_hash": credential_hash,
             # Admitted, so not revoked, or reinstated by the replacement token issued for it.
-            "revoked_at": None, "revoked_by": None, "updated_at": now}
+            "revoked_at": None, "revoked_by": None, "public_key": cert.public_key, "cert_sha256": cert.sha256,
+            "cert_expires_at": cert.expires_at, "updated_at": now}
 
 
 def _device_row(device_id: str, a: claims.Admit, call: EnrollCall, credential_hash: str,
-                now: datetime) -> dict[str, Any]:
-    return {**_device_values(a, call, credential_hash, now, ([], "")), "id": device_id, "client_id": a.token.client_id,
-            "maintenance_windows": [], "online": False, "created_at": now}
+                now: datetime, cert: _Cert) -> dict[str, Any]:
+    return {**_device_values(a, call, credential_hash, now, ([], ""), cert), "id": device_id,
+            "client_id": a.token.client_id, "maintenance_windows": [], "online": False, "created_at": now}
 
 
 def _prefixed(values: dict[str, Any]) -> dict[str, Any]:
@@ -264,14 +387,17 @@ def _add_to_groups(s: Session, wanted: list[tuple[claims.TokenRow, str, bool]]) 
 
 # --- ReportEnrollment --------------------------------------------------------------------------
 
-def report_batch(s: Session, calls: list[ReportCall], now: datetime) -> list[str | ConvoyError]:
+def report_batch(s: Session, calls: list[ReportCall], now: datetime,
+                 allow_bearer_only: bool = True) -> list[str | ConvoyError]:
     """Authenticate each call's device by its credential and close its own record (`close_records`)."""
     hashes = {hash_secret(c.credential) for c in calls}
     d = m.Device
     owners: dict[str, str] = {}
     revoked_at: dict[str, datetime] = {}
-    for r in s.execute(select(d.credential_hash, d.id, d.revoked_at).where(d.credential_hash.in_(hashes))):
+    certs: dict[str, str | None] = {}
+    for r in s.execute(select(d.credential_hash, d.id, d.revoked_at, d.cert_sha256).where(d.credential_hash.in_(hashes))):
         owners[r.credential_hash] = r.id
+        certs[r.id] = r.cert_sha256
         if r.revoked_at is not None:
             revoked_at[r.id] = r.revoked_at
     results: list[str | ConvoyError | None] = [None] * len(calls)
@@ -283,6 +409,11 @@ def report_batch(s: Session, calls: list[ReportCall], now: datetime) -> list[str
             continue
         if device_id in revoked_at:
             results[i] = revoked(device_id, revoked_at[device_id])
+            continue
+        try:
+            check_certificate(device_id, certs[device_id], c.presented, allow_bearer_only)
+        except ConvoyError as exc:
+            results[i] = exc
             continue
         try:
             items.append((i, device_id, parse_uuid(c.enrollment_id, "enrollment_id"), c.success, c.log_lines))

@@ -122,6 +122,11 @@ class Device(Base):
     replica_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     """The replica holding that stream (set with connection_id, cleared with it): the heartbeat
     is one UPDATE by replica id (api/hub.py `_touch`)."""
+    public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The device key (SubjectPublicKeyInfo PEM) it enrolled with; None: bearer-only (docs/security.md)."""
+    cert_sha256: Mapped[str | None] = mapped_column(String(71), nullable=True)
+    """`sha256:<hex>` of the device certificate last issued: the one agent calls must present."""
+    cert_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -40,7 +40,7 @@ def _agent_cli(*args: str, **kw: object) -> subprocess.Popen[str]:
 def test_core_dependencies_are_the_agents() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = {d.split("==")[0].split("[")[0].lower() for d in project["dependencies"]}
-    assert core == {"grpcio", "protobuf", "psutil", "tzdata", "python-json-logger"}
+    assert core == {"grpcio", "protobuf", "psutil", "tzdata", "python-json-logger", "cryptography"}
     extras = project["optional-dependencies"]
     assert extras["all"] == ["convoy[cli,coordinator]"]
     assert any(d.startswith("grpcio-tools") for d in extras["test"])

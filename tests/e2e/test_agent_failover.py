@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from common.convoy.v1 import admin_pb2 as pb
+from common.device_identity import agent_address
 from tests.agents import wait_for
 from tests.e2e.test_real_agents import COUNTER_SCHEMA, COUNTER_SCRIPT, counts, script, spec
 from tests.harness import (
@@ -117,7 +118,9 @@ def test_agents_move_to_the_live_replica_and_a_deployment_completes_there(
         # Well inside the first backoff steps (0.5-1 s, then 1-2 s) plus connect time.
         assert moved_after < 15, moved_after
         for agent in agents[::2]:  # those that were on A say where they went
-            wait_for(lambda ag=agent: f"to {b.grpc_target}" in ag.log(), timeout=5, what="reconnect to B logged")
+            # (the agent port: gRPC port + 1, where agents with a device certificate connect)
+            wait_for(lambda ag=agent: f"to {agent_address(b.grpc_target)}" in ag.log(), timeout=5,
+                     what="reconnect to B logged")
 
         out_dir = tmp_path / "out"
         out_dir.mkdir()
@@ -155,7 +158,8 @@ def test_a_dead_first_address_is_skipped_at_install_and_at_run(coordinator_proc:
         fleet.wait_online([agent], timeout=20)
         assert time.monotonic() - started < 15
         log = agent.log()
-        assert f"stream to {dead} lost: UNAVAILABLE" in log and f"to {coord.grpc_target}" in log
+        assert f"stream to {agent_address(dead)} lost: UNAVAILABLE" in log
+        assert f"to {agent_address(coord.grpc_target)}" in log
     finally:
         agent.stop()
         fleet.http.close()

@@ -19,6 +19,7 @@ import pytest
 
 from common.convoy.v1 import admin_pb2 as pb
 from common.convoy.v1 import agent_pb2_grpc
+from common.transport import free_port_pair
 from coordinator.tls import ensure_server_cert
 from tests.harness import CoordinatorProcess, run_cli, terminate
 from tests.real_agents import RealAgent
@@ -34,7 +35,10 @@ class Impostor(agent_pb2_grpc.AgentServiceServicer):
         self.lock = threading.Lock()
         self.server = grpc.server(ThreadPoolExecutor(4))
         agent_pb2_grpc.add_AgentServiceServicer_to_server(self, self.server)
-        self.port = self.server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key_pem, chain_pem)]))
+        # Both ports a coordinator has (gRPC, and the agent port above it): what a spoofed address gets.
+        self.port = free_port_pair("127.0.0.1")
+        for port in (self.port, self.port + 1):
+            self.server.add_secure_port(f"127.0.0.1:{port}", grpc.ssl_server_credentials([(key_pem, chain_pem)]))
         self.server.start()
 
     @property

@@ -89,6 +89,8 @@ def test_insecure_only_on_loopback() -> None:
     assert check_insecure(Settings(insecure=True, http_listen="")) is None
     refusal = check_insecure(Settings(insecure=True, grpc_listen="0.0.0.0:7443"))
     assert refusal and "--grpc-listen 0.0.0.0:7443" in refusal
+    refusal = check_insecure(Settings(insecure=True, require_device_certs=True))
+    assert refusal and "--require-device-certs" in refusal
     refusal = check_insecure(Settings(insecure=True, http_listen="10.0.0.5:7080"))
     assert refusal and "--http-listen" in refusal
     assert check_insecure(Settings(insecure=True, tls_cert="c", tls_key="k"))
@@ -103,3 +105,17 @@ def test_bad_names_are_refused(tmp_path: Path) -> None:
     names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "xn--bro-hoa.example" in names.get_values_for_type(x509.DNSName)
     assert ok.cert_file.is_absolute()
+
+
+def test_device_certificate_renewal_is_due_after_two_thirds_of_its_validity() -> None:
+    from datetime import UTC, datetime
+
+    from agent import renewal
+    from agent.state import AgentIdentity
+
+    ident = AgentIdentity(server="s:1", device_id="d", client_id="c", machine_id="m",
+                          cert_not_before="2026-01-01T00:00:00Z", cert_not_after="2026-01-31T00:00:00Z")
+    assert not renewal.due(ident, datetime(2026, 1, 20, 23, 59, tzinfo=UTC))
+    assert renewal.due(ident, datetime(2026, 1, 21, 0, 0, tzinfo=UTC))
+    assert not renewal.due(AgentIdentity(server="s:1", device_id="d", client_id="c", machine_id="m"),
+                           datetime(2030, 1, 1, tzinfo=UTC))  # bearer-only: nothing to renew

@@ -8,35 +8,57 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RenewCertificateRequest(_message.Message):
+    __slots__ = ("csr",)
+    CSR_FIELD_NUMBER: _ClassVar[int]
+    csr: bytes
+    def __init__(self, csr: _Optional[bytes] = ...) -> None: ...
+
+class RenewCertificateResponse(_message.Message):
+    __slots__ = ("device_certificate", "expires_at")
+    DEVICE_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    device_certificate: str
+    expires_at: str
+    def __init__(self, device_certificate: _Optional[str] = ..., expires_at: _Optional[str] = ...) -> None: ...
+
 class EnrollRequest(_message.Message):
-    __slots__ = ("token", "machine_id", "facts", "agent_version", "tags", "site")
+    __slots__ = ("token", "machine_id", "facts", "agent_version", "tags", "site", "csr", "key_proof", "proof_time")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     MACHINE_ID_FIELD_NUMBER: _ClassVar[int]
     FACTS_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     SITE_FIELD_NUMBER: _ClassVar[int]
+    CSR_FIELD_NUMBER: _ClassVar[int]
+    KEY_PROOF_FIELD_NUMBER: _ClassVar[int]
+    PROOF_TIME_FIELD_NUMBER: _ClassVar[int]
     token: str
     machine_id: str
     facts: _types_pb2.DeviceFacts
     agent_version: str
     tags: _containers.RepeatedScalarFieldContainer[str]
     site: str
-    def __init__(self, token: _Optional[str] = ..., machine_id: _Optional[str] = ..., facts: _Optional[_Union[_types_pb2.DeviceFacts, _Mapping]] = ..., agent_version: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., site: _Optional[str] = ...) -> None: ...
+    csr: bytes
+    key_proof: str
+    proof_time: int
+    def __init__(self, token: _Optional[str] = ..., machine_id: _Optional[str] = ..., facts: _Optional[_Union[_types_pb2.DeviceFacts, _Mapping]] = ..., agent_version: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., site: _Optional[str] = ..., csr: _Optional[bytes] = ..., key_proof: _Optional[str] = ..., proof_time: _Optional[int] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("device_id", "client_id", "credential", "enrollment_id", "heartbeat_interval_seconds")
+    __slots__ = ("device_id", "client_id", "credential", "enrollment_id", "heartbeat_interval_seconds", "device_certificate")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     ENROLLMENT_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     client_id: str
     credential: str
     enrollment_id: str
     heartbeat_interval_seconds: float
-    def __init__(self, device_id: _Optional[str] = ..., client_id: _Optional[str] = ..., credential: _Optional[str] = ..., enrollment_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ...) -> None: ...
+    device_certificate: str
+    def __init__(self, device_id: _Optional[str] = ..., client_id: _Optional[str] = ..., credential: _Optional[str] = ..., enrollment_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., device_certificate: _Optional[str] = ...) -> None: ...
 
 class ReportEnrollmentRequest(_message.Message):
     __slots__ = ("enrollment_id", "success", "log_lines")

@@ -54,6 +54,11 @@ class AgentServiceStub:
                 request_serializer=convoy_dot_v1_dot_agent__pb2.DownloadArtifactRequest.SerializeToString,
                 response_deserializer=convoy_dot_v1_dot_agent__pb2.ArtifactChunk.FromString,
                 _registered_method=True)
+        self.RenewCertificate = channel.unary_unary(
+                '/convoy.v1.AgentService/RenewCertificate',
+                request_serializer=convoy_dot_v1_dot_agent__pb2.RenewCertificateRequest.SerializeToString,
+                response_deserializer=convoy_dot_v1_dot_agent__pb2.RenewCertificateResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -83,6 +88,14 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewCertificate(self, request, context):
+        """A new device certificate for the calling device (mutual TLS with its current one), for the
+        key in `csr`: the agent renews before its certificate expires (docs/security.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +118,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.DownloadArtifact,
                     request_deserializer=convoy_dot_v1_dot_agent__pb2.DownloadArtifactRequest.FromString,
                     response_serializer=convoy_dot_v1_dot_agent__pb2.ArtifactChunk.SerializeToString,
+            ),
+            'RenewCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewCertificate,
+                    request_deserializer=convoy_dot_v1_dot_agent__pb2.RenewCertificateRequest.FromString,
+                    response_serializer=convoy_dot_v1_dot_agent__pb2.RenewCertificateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +233,33 @@ class AgentService:
             '/convoy.v1.AgentService/DownloadArtifact',
             convoy_dot_v1_dot_agent__pb2.DownloadArtifactRequest.SerializeToString,
             convoy_dot_v1_dot_agent__pb2.ArtifactChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convoy.v1.AgentService/RenewCertificate',
+            convoy_dot_v1_dot_agent__pb2.RenewCertificateRequest.SerializeToString,
+            convoy_dot_v1_dot_agent__pb2.RenewCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,7 +60,7 @@ class EnrollmentStatusRef(_message.Message):
     def __init__(self, id: _Optional[str] = ..., status: _Optional[str] = ..., enrollment_date: _Optional[str] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("id", "client_id", "machine_id", "facts", "tags", "site", "online", "last_seen_at", "agent_version", "maintenance_windows", "group_ids", "created_at", "updated_at", "latest_enrollment", "revoked_at")
+    __slots__ = ("id", "client_id", "machine_id", "facts", "tags", "site", "online", "last_seen_at", "agent_version", "maintenance_windows", "group_ids", "created_at", "updated_at", "latest_enrollment", "revoked_at", "identity", "certificate_expires_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     MACHINE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,8 @@ class Device(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     LATEST_ENROLLMENT_FIELD_NUMBER: _ClassVar[int]
     REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     client_id: str
     machine_id: str
@@ -91,7 +93,9 @@ class Device(_message.Message):
     updated_at: str
     latest_enrollment: EnrollmentStatusRef
     revoked_at: str
-    def __init__(self, id: _Optional[str] = ..., client_id: _Optional[str] = ..., machine_id: _Optional[str] = ..., facts: _Optional[_Union[DeviceFacts, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., site: _Optional[str] = ..., online: _Optional[bool] = ..., last_seen_at: _Optional[str] = ..., agent_version: _Optional[str] = ..., maintenance_windows: _Optional[_Iterable[str]] = ..., group_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., latest_enrollment: _Optional[_Union[EnrollmentStatusRef, _Mapping]] = ..., revoked_at: _Optional[str] = ...) -> None: ...
+    identity: str
+    certificate_expires_at: str
+    def __init__(self, id: _Optional[str] = ..., client_id: _Optional[str] = ..., machine_id: _Optional[str] = ..., facts: _Optional[_Union[DeviceFacts, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., site: _Optional[str] = ..., online: _Optional[bool] = ..., last_seen_at: _Optional[str] = ..., agent_version: _Optional[str] = ..., maintenance_windows: _Optional[_Iterable[str]] = ..., group_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., latest_enrollment: _Optional[_Union[EnrollmentStatusRef, _Mapping]] = ..., revoked_at: _Optional[str] = ..., identity: _Optional[str] = ..., certificate_expires_at: _Optional[str] = ...) -> None: ...
 
 class DeviceDeployment(_message.Message):
     __slots__ = ("id", "status", "enrollment_date", "enrollment_token_id", "user_id", "error_logs", "has_error_logs", "created_at", "updated_at")

@@ -1,7 +1,7 @@
 """lifecycle: revoked devices and the global audit log
 
 Revision ID: 0011_lifecycle
-Revises: 0009_signing
+Revises: 0010_device_certs
 Create Date: 2026-12-02 15:00:00
 
 - devices.revoked_at / revoked_by: set by `convoy devices revoke`; the credential is refused
@@ -15,7 +15,7 @@ from alembic import op
 import coordinator.store.models
 
 revision = '0011_lifecycle'
-down_revision = '0009_signing'
+down_revision = '0010_device_certs'
 branch_labels = None
 depends_on = None
 
