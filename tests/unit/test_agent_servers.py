@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent.daemon import Daemon, Dialer
+from agent.daemon import RECONNECT_MIN, RECONNECT_WINDOW, Daemon, Dialer
 from agent.servers import Endpoint, Rotation, expand, parse_servers
 from agent.state import AgentIdentity, StateDir
 from common import transport
@@ -135,17 +135,20 @@ def test_a_dead_address_is_left_for_the_next_after_one_short_wait(tmp_path: Path
                                                   "10.0.0.2:1": [True, True, None]})
     assert asyncio.run(d.go()) == 0  # type: ignore[attr-defined]
     assert tried == ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.1:1", "10.0.0.2:1", "10.0.0.1:1", "10.0.0.2:1"]
-    # after A refused first: attempt 1 of a round of 2 -> first step (0.5-1 s), then B at once
-    assert all(w <= 1.0 for w in clock.waits), clock.waits
+    # after A refused: attempt 1 of a round of 2 (round 0); after B broke: a welcomed stream's
+    # first retry (round 0): every wait is within the first window (full jitter, 0-3 s)
+    assert len(clock.waits) == 5 and all(RECONNECT_MIN <= w <= RECONNECT_WINDOW for w in clock.waits), clock.waits
 
 
 def test_the_backoff_grows_per_round_when_every_address_is_down(tmp_path: Path) -> None:
     d, clock, tried = _failover_daemon(tmp_path, {"10.0.0.1:1": [False] * 4, "10.0.0.2:1": [False] * 4})
     asyncio.run(d.go())  # type: ignore[attr-defined]
     assert tried[:4] == ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.1:1", "10.0.0.2:1"]
-    # waits after failures 1..7: rounds 0,1,1,2,2,3,3 -> [0.5,1], [1,2], [1,2], [2,4], ...
-    assert clock.waits[0] <= 1.0 and 1.0 <= clock.waits[1] <= 2.0 and 2.0 <= clock.waits[3] <= 4.0
-    assert 4.0 <= clock.waits[5] <= 8.0
+    # waits after failures 1..7: rounds 0,1,1,2,2,3,3 -> full jitter in [0, 3], [0, 2], [0, 2],
+    # [0, 4], [0, 4], [0, 8], [0, 8]: the ceiling grows per round over both addresses, not per try
+    ceilings = [RECONNECT_WINDOW, 2.0, 2.0, 4.0, 4.0, 8.0, 8.0]
+    assert len(clock.waits) >= 7, clock.waits
+    assert all(RECONNECT_MIN <= w <= top for w, top in zip(clock.waits, ceilings, strict=False)), clock.waits
 
 
 
