@@ -10,7 +10,6 @@ certificates"). Pure: no I/O, and no `cryptography` (the agent loads it only at 
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 AGENT_PORT_OFFSET = 1
@@ -27,5 +26,7 @@ def agent_address(address: str) -> str:
 
 def proof_message(machine_id: str, csr_der: bytes, proof_time: int) -> bytes:
     """What the old device key signs to re-enroll: the machine, the new request, and when."""
+    import hashlib  # OpenSSL's libcrypto (~4 MB of RSS): only at install, never in the idle agent
+
     body = {"csrSha256": hashlib.sha256(csr_der).hexdigest(), "machineId": machine_id, "time": int(proof_time)}
     return PROOF_CONTEXT + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()

@@ -15,8 +15,6 @@ manifests: use strong secrets).
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -30,12 +28,17 @@ def _b64(raw: bytes) -> str:
 
 
 def commit(value: str, *, salt: bytes | None = None, rounds: int = ROUNDS) -> str:
+    import hashlib  # OpenSSL's libcrypto (~4 MB of RSS): not in the idle agent, only for a job
+
     salt = salt if salt is not None else os.urandom(16)
     digest = hashlib.pbkdf2_hmac("sha256", value.encode("utf-8", "surrogatepass"), salt, rounds)
     return f"pbkdf2-sha256${rounds}${_b64(salt)}${_b64(digest)}"
 
 
 def matches(value: str, commitment: str) -> bool:
+    import hashlib  # (see commit)
+    import hmac
+
     try:
         scheme, rounds, salt, digest = commitment.split("$")
         if scheme != "pbkdf2-sha256" or not 1 <= int(rounds) <= 10_000_000:

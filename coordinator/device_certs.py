@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -69,8 +69,9 @@ def request_key(csr_der: bytes) -> str:
         csr = x509.load_der_x509_csr(csr_der)
         valid = csr.is_signature_valid
         key = csr.public_key()
-    except ValueError as exc:
-        raise InvalidArgument(f"csr is not a DER PKCS#10 certificate request: {exc}", parameter="csr") from None
+    except (ValueError, UnsupportedAlgorithm) as exc:  # device input: any key type, any bytes
+        raise InvalidArgument(f"csr is not a DER PKCS#10 certificate request for a supported key: {exc}",
+                              parameter="csr") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise InvalidArgument("csr must be for an ECDSA P-256 key", parameter="csr")
     if not valid:

@@ -87,7 +87,10 @@ def record_refusal(s: Session, who: Principal, fn: Callable[..., Any], exc: Conv
     or one of several clients) only partner tokens see it."""
     details = exc.details or {}
     only = next(iter(who.client_ids)) if not who.partner and len(who.client_ids) == 1 else None
-    client = details.get("client_id") or only
+    named = details.get("client_id")
+    # The client the error names only when the caller may see it: a token of another client must
+    # not be able to write rows (with a name of its choosing) into this client's log.
+    client = named if named and who.can_see(str(named)) else only
     target = next((str(details[k]) for k in ("device_id", "token_id", "key_id", "id", "group_id") if details.get(k)), "")
     s.add(_row(who, action_of(fn), str(client) if client else None, target, replica, exc.code, exc.message, now))
 

@@ -251,7 +251,11 @@ def update_spec(s: Session, who: Principal, deployment_id: str, body: dict[str, 
     check_start_at(spec, now)
     if spec.get("clientId") and spec["clientId"] != d.client_id:
         raise InvalidArgument("clientId cannot be changed", parameter="clientId")
-    _check_payload_refs(s, d.client_id, spec, current=(d.payload or {}).get("parameters"))
+    # "***" keeps a stored secret only for the same script: a value entered for one script is never
+    # handed to another one chosen by someone who never saw it.
+    old = d.payload or {}
+    same_script = d.type == spec["type"] and old.get("scriptId") == spec["payload"].get("scriptId")
+    _check_payload_refs(s, d.client_id, spec, current=old.get("parameters") if same_script else None)
     _check_target_refs(s, d.client_id, spec)
     transition(s, d, "update", now, who.token_id, name=spec["name"], type=spec["type"], payload=spec["payload"],
                target_type=spec["targetType"], target_config=spec["targetConfig"], rollout_config=spec["rolloutConfig"])

@@ -137,10 +137,10 @@ def enroll_batch(s: Session, calls: list[EnrollCall], now: datetime, timeout_s: 
     keys = _device_keys(calls, identity, results)
     asks = _with_key_proofs(asks, calls, tokens, devices, now)
     admitted: list[tuple[int, claims.Admit]] = []
-    decisions = claims.decide(asks, tokens, devices, now)
-    for i, decision in enumerate(decisions):
-        if results[i] is not None:
-            continue  # refused before the rules: a bad csr, or no key where one is required
+    # Calls refused before the rules (a bad csr, or no key where one is required) take no part:
+    # they must not use a token's last use or a machine id in the other calls' snapshot.
+    live = [i for i in range(len(calls)) if results[i] is None]
+    for i, decision in zip(live, claims.decide([asks[i] for i in live], tokens, devices, now), strict=True):
         if isinstance(decision, claims.Refuse):
             if decision.warning:
                 log.warning("%s", decision.warning)
@@ -208,6 +208,8 @@ def _device_keys(calls: list[EnrollCall], identity: DeviceIdentity,
                 keys[i] = request_key(c.csr)
             except ConvoyError as exc:
                 results[i] = exc
+            except Exception as exc:  # noqa: BLE001 - device input the parser did not expect: this call only
+                results[i] = InvalidArgument(f"csr could not be read: {type(exc).__name__}", parameter="csr")
         elif identity.require_certs:
             results[i] = InvalidArgument("this coordinator requires a device key (--require-device-certs): the "
                                          "request carries no csr; install with a current `convoy agent install`",

@@ -94,3 +94,26 @@ def test_secret_parameters_refuse_what_would_leak_them(coordinator_any: InProces
     for fake in ("***", "sealed:v1:pbkdf2-sha256$1$AA==$AA==|token"):  # nothing stored to keep
         r = rest.http.post("/deployments", json=_spec(script_id, [agent.device_id], password=fake))
         assert r.status_code == 400 and "payload.parameters.password" in r.text, r.text
+
+
+def test_a_kept_secret_stays_with_its_script(coordinator: InProcessCoordinator) -> None:
+    """`"***"` keeps a stored secret only while the deployment runs the same script: someone who
+    never saw the value cannot swap in a script of their own and have it delivered the secret."""
+    c = coordinator
+    rest = Rest(c)
+    (agent,) = fleet(c, 1)
+    dep = rest("POST", "/deployments", expect=201, json=_spec(_script(c), [agent.device_id]))
+    other = str(c.admin().CreateScript(pb.CreateScriptRequest(
+        client_id=c.client_id, name="exfil", interpreter="sh", body='echo "$CONVOY_PARAM_PASSWORD"',
+        parameters_schema=SCHEMA)).id)
+    refused = rest("PUT", f"/deployments/{dep['id']}", expect=400, json={"payload": {
+        "scriptId": other, "parameters": {"user": "ops", "password": "***"}}})
+    assert refused["error"]["details"]["parameter"] == "payload.parameters.password"
+    # the same script keeps it
+    kept = rest("PUT", f"/deployments/{dep['id']}", json={"name": "renamed", "payload": {
+        "scriptId": dep["payload"]["scriptId"], "parameters": {"user": "ops", "password": "***"}}})
+    assert kept["payload"]["parameters"]["password"] == "***"
+    rest("POST", f"/deployments/{dep['id']}/initialize")
+    rest("POST", f"/deployments/{dep['id']}/start")
+    wait_for(lambda: agent.jobs, what="the job")
+    assert agent.payload(agent.jobs[0])["parameters"]["password"]["value"] == SECRET

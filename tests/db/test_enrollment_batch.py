@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from common.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -144,3 +146,38 @@ def test_a_replacement_frees_the_old_machine_id_for_a_new_device_in_the_same_bat
         moved = s.get(m.Device, old["device_id"])
         assert moved is not None and moved.machine_id == "new-disk"
     assert _count(store, m.Device) == 2
+
+
+# --- calls refused before the rules take no part in the others' (adversarial review) ----------
+
+def _keyed(token: str, machine_id: str, csr: bytes = b"") -> EnrollCall:
+    return EnrollCall(token, machine_id, Facts(hostname=machine_id), [], "", "0.1.0", csr=csr, source="ipv4:10.0.0.7:1")
+
+
+def _poisoned_csr(machine_id: str) -> bytes:
+    """A well-formed request whose key algorithm OID is one cryptography does not know."""
+    from agent.device_key import DeviceKey
+
+    raw = bytearray(DeviceKey.generate().csr(machine_id))
+    at = bytes(raw).find(bytes.fromhex("2a8648ce3d0201"))  # id-ecPublicKey
+    raw[at + 6] = 0x05
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("first", ["junk", "poisoned", "none under --require-device-certs"])
+def test_a_call_refused_for_its_csr_fails_alone_and_leaves_the_others_alone(
+        store: Store, tmp_path: Path, first: str) -> None:
+    from agent.device_key import DeviceKey
+    from coordinator.device_certs import load_ca
+    from coordinator.service.enrollment_batch import DeviceIdentity
+
+    client_id, who = _setup(store)
+    last_use = _token(store, who, client_id, max_uses=1)["token"]
+    ident = DeviceIdentity(ca=load_ca(tmp_path), require_certs=first.startswith("none"))
+    bad = {"junk": b"junk", "poisoned": _poisoned_csr("m-a"), "none under --require-device-certs": b""}[first]
+    with store.tx() as s:
+        out = enroll_batch(s, [_keyed(last_use, "m-a", bad), _keyed(last_use, "m-a", DeviceKey.generate().csr("m-a"))],
+                           T0, 600.0, ident)
+    assert isinstance(out[0], InvalidArgument) and out[0].details.get("parameter") == "csr", out[0]
+    # the token's only use and the machine id are the good call's: the bad one took neither
+    assert isinstance(out[1], dict) and out[1]["device_certificate"].startswith("-----BEGIN CERTIFICATE"), out[1]
