@@ -127,12 +127,11 @@ def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> N
 class Coordinator:
     """`convoy coordinator serve` on port 0, as a real subprocess."""
 
-    def __init__(self, data_dir: Path, db: str | None = None, tls: bool = False) -> None:
+    def __init__(self, data_dir: Path, db: str | None = None) -> None:
         self.data_dir = data_dir
         self.db = db
-        self.tls = tls
-        """Serve TLS (and the mutual-TLS agent port); default plaintext on loopback."""
         self.ca_fingerprint = ""
+        """`sha256:…` of its CA once started with TLS (what `agent install --ca-fingerprint` pins)."""
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.token = ""
@@ -142,7 +141,8 @@ class Coordinator:
         self.grpc_port = 0
         """The gRPC port to listen on (0: any); a restart on the same port keeps its agents' address."""
         self.insecure = True
-        """False: serve TLS with the coordinator's own CA (`ca_file` once started)."""
+        """False: serve TLS with the coordinator's own CA (`ca_file` once started), and the
+        mutual-TLS agent port (the gRPC port + 1)."""
         self.ca_file = ""
         self.env: dict[str, str] = {}
         """Extra environment of the coordinator process."""
@@ -177,6 +177,7 @@ class Coordinator:
         ev = reader.wait("listening", 60)
         self.port = int(ev["grpc_port"])
         self.ca_file = str(ev.get("ca_file") or "")
+        self.ca_fingerprint = str(ev.get("ca_fingerprint") or "")
         self.ps = psutil.Process(self.proc.pid)
 
     @property
@@ -186,7 +187,7 @@ class Coordinator:
     @property
     def trust(self) -> list[str]:
         """How an agent (or the simulator) trusts this coordinator."""
-        return ["--ca-fingerprint", self.ca_fingerprint] if self.tls else ["--insecure"]
+        return ["--insecure"] if self.insecure else ["--ca-fingerprint", self.ca_fingerprint]
 
     def cpu_seconds(self) -> float:
         assert self.ps is not None

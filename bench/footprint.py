@@ -44,19 +44,22 @@ def coordinator_per_agent(tpl: FleetTemplate, work: Path, count: int) -> tuple[f
         coord.stop()
 
 
-def real_agent_idle(work: Path, seconds: float) -> tuple[float, float, float]:
-    """(peak RSS, RSS at the end, CPU-seconds over `seconds`) of one idle `convoy agent run`."""
-    coord = Coordinator(work / "footprint-real" / "coordinator")
+def real_agent_idle(work: Path, seconds: float, tls: bool = False) -> tuple[float, float, float]:
+    """(peak RSS, RSS at the end, CPU-seconds over `seconds`) of one idle `convoy agent run`;
+    `tls`: the default install (pinned CA, device key, agent calls over mutual TLS)."""
+    where = work / f"footprint-real{'-tls' if tls else ''}"
+    coord = Coordinator(where / "coordinator")
+    coord.insecure = not tls
     coord.bootstrap()
     coord.start()
     agent = None
     try:
-        admin = Admin(coord.target, coord.token, coord.client_id)
+        admin = Admin(coord.target, coord.token, coord.client_id, ca=coord.ca_file)
         token = admin.enrollment_token()
         admin.close()
-        state = work / "footprint-real" / "agent"
+        state = where / "agent"
         subprocess.run([*CONVOY, "agent", "install", "--server", coord.target, "--token", token, "--state-dir",
-                        str(state), "--machine-id", "bench-footprint", "--no-service", "--insecure"], check=True, cwd=ROOT,
+                        str(state), "--machine-id", "bench-footprint", "--no-service", *coord.trust], check=True, cwd=ROOT,
                        capture_output=True)
         agent = subprocess.Popen([*CONVOY, "agent", "run", "--state-dir", str(state), "--log-level", "warning"],
                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -85,8 +88,12 @@ def run(tpl: FleetTemplate, work: Path, counts: list[int], idle_seconds: float) 
         res.add(f"coordinator RSS, {count:,} idle agents", f"{after / 2**20:.0f} MB (from {before / 2**20:.0f} MB)")
         res.add(f"coordinator memory per agent at {count:,}", f"{per / 1024:.0f} KB", "≤ 100 KB", per <= 100 * 1024)
     peak, end, cpu = real_agent_idle(work, idle_seconds)
-    res.add("idle `convoy agent run` RSS (peak)", f"{peak / 2**20:.1f} MB", "≤ 40 MB", peak <= 40 * 2**20)
+    res.add("idle `convoy agent run` RSS (peak), plaintext", f"{peak / 2**20:.1f} MB", "≤ 40 MB", peak <= 40 * 2**20)
     res.add(f"idle agent CPU over {idle_seconds:.0f} s", f"{cpu:.2f} CPU-s ({100 * cpu / idle_seconds:.2f}% of a core)")
+    tpeak, _tend, tcpu = real_agent_idle(work, idle_seconds, tls=True)
+    res.add("idle `convoy agent run` RSS (peak), TLS with its device certificate (the default)",
+            f"{tpeak / 2**20:.1f} MB", "≤ 40 MB", tpeak <= 40 * 2**20)
+    res.add(f"idle agent CPU over {idle_seconds:.0f} s, TLS", f"{tcpu:.2f} CPU-s")
     res.notes.append("A real agent process holds one channel and one stream; its coordinator-side cost is the "
                      "per-agent figure above (the same Connect servicer serves both).")
     return res

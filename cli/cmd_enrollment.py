@@ -19,6 +19,10 @@ from cli.common import (
 )
 from common.convoy.v1 import admin_pb2 as pb
 
+DEFAULT_MAX_USES = 100
+"""A token copied into the wrong place enrolls at most this many devices unless asked for more
+(like its 24 h default lifetime); an install wave of thousands says `--max-uses N` or 0."""
+
 
 def _create(args: argparse.Namespace) -> int:
     from common.durations import parse_duration
@@ -28,8 +32,8 @@ def _create(args: argparse.Namespace) -> int:
         expires = 0.0 if args.expires_in.strip() in ("0", "") else parse_duration(args.expires_in)
     except ValueError as exc:
         raise CliError(f"--expires-in: {exc}", 2) from None
-    if args.max_uses is not None and args.max_uses < 1:
-        raise CliError("--max-uses must be at least 1", 2)
+    if args.max_uses < 0:
+        raise CliError("--max-uses must be at least 1 (0 = unlimited)", 2)
     req = pb.CreateEnrollmentTokenRequest(client_id=args.client or "", expires_in_seconds=expires,
                                           max_uses=args.max_uses or 0, group_ids=args.group, name=args.name or "")
     out = to_dict(call(args, "CreateEnrollmentToken", req), snake=True)
@@ -117,7 +121,8 @@ def register(sub: Any) -> None:
                 "  (--client may be omitted when the API token has exactly one client)", _create, quiet="token")
     p.add_argument("--client", help="client id (default: the API token's only client)")
     p.add_argument("--expires-in", default="24h", help="lifetime with a unit, e.g. 30m, 24h, 7d, 1h30m; 0 = never (default 24h)")
-    p.add_argument("--max-uses", type=int, default=None, help="how many devices may enroll with it (default unlimited)")
+    p.add_argument("--max-uses", type=int, default=DEFAULT_MAX_USES,
+                   help=f"how many devices may enroll with it (default {DEFAULT_MAX_USES}; 0 = unlimited)")
     p.add_argument("--group", action="append", default=[], help="add enrolled devices to this group (repeatable)")
     p.add_argument("--name", help="a label for the token")
 

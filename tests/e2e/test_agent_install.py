@@ -151,6 +151,16 @@ def test_devices_commands_report_errors_as_one_line(coordinator_proc: Coordinato
     assert res.returncode == 2 and "device_id" in res.stderr and res.stderr.count("\n") == 1
     res = c.cli("tokens", "create", "--client", c.client_id, "--expires-in", "soon", check=False)
     assert res.returncode == 2 and "--expires-in" in res.stderr
+    res = c.cli("tokens", "create", "--client", c.client_id, "--max-uses", "-1", check=False)
+    assert res.returncode == 2 and "--max-uses" in res.stderr
+
+
+def test_enrollment_tokens_default_to_a_lifetime_and_a_use_count(coordinator_proc: CoordinatorProcess) -> None:
+    c = coordinator_proc
+    default, unlimited = _new_token(c), _new_token(c, "--max-uses", "0", "--expires-in", "0")
+    listed = {t["id"]: t for t in _json(c, "tokens", "list", "--client", c.client_id)["data"]}
+    assert listed[default["id"]]["max_uses"] == 100 and listed[default["id"]]["expires_at"]
+    assert listed[unlimited["id"]]["max_uses"] == 0 and not listed[unlimited["id"]]["expires_at"]
 
 
 def _reinstall_needs_proof_or_a_replacement_token(c: CoordinatorProcess, tmp_path: Path) -> None:
