@@ -91,6 +91,9 @@ async def serve() -> None:
 
 
 async def client(target: str, count: int, channels: int, wave: int = 100, pause: float = 0.01) -> dict[str, Any]:
+    # As many connections as the simulator opens for the same fleet (agent/simulate.py): at most
+    # 90% of the server's streams per connection on each, or the streams past it wait forever.
+    channels = max(channels, -(-count // (transport.MAX_STREAMS_PER_CONNECTION * 9 // 10)))
     chans = [own_channel(target, transport.PLAINTEXT) for _ in range(channels)]  # a TCP connection each
     connects = [c.stream_stream(f"/{SERVICE}/Connect", request_serializer=agent_pb2.AgentMessage.SerializeToString,
                                 response_deserializer=agent_pb2.CoordinatorMessage.FromString) for c in chans]

@@ -30,6 +30,8 @@ class App:
     """The key webhook secrets are encrypted with (coordinator/webhook_keys.py), set at start."""
     webhooks: Any = None
     """The webhook delivery worker (coordinator/service/webhook_delivery.py)."""
+    uploads: Any = None
+    """Artifact uploads' own threads and admission (coordinator/api/upload_stream.py)."""
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store function off the event loop."""

@@ -12,7 +12,7 @@ from common.convoy.v1 import admin_pb2 as pb
 from common.errors import InvalidArgument
 from coordinator.api.base import Api
 from coordinator.api.grpc_util import metadata_bearer, unary
-from coordinator.api.upload_stream import blocking_pieces, principal
+from coordinator.api.upload_stream import blocking_pieces, principal, slots
 from coordinator.service import payloads
 
 
@@ -77,9 +77,11 @@ class PayloadRpcs(Api):
         if not first.name.strip():
             raise InvalidArgument("name is required in the first message", parameter="name")
         chunks = blocking_pieces(asyncio.get_running_loop(), _data(first.data, request_iterator))
-        out: dict[str, Any] = await self.app.run(payloads.store_artifact, self.app.store, who, first.client_id,
-                                                 first.name, chunks, self.app.clock.now(),
-                                                 replica=self.app.replica_id)
+        uploads = slots(self.app)
+        with uploads.slot(who):
+            out: dict[str, Any] = await uploads.run(payloads.store_artifact, self.app.store, who, first.client_id,
+                                                    first.name, chunks, self.app.clock.now(),
+                                                    replica=self.app.replica_id)
         return pb.Artifact(**out)
 
     @unary

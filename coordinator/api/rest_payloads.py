@@ -32,7 +32,7 @@ from coordinator.api.rest_models_work import (
     Script,
     ScriptList,
 )
-from coordinator.api.upload_stream import blocking_pieces, principal
+from coordinator.api.upload_stream import blocking_pieces, principal, slots
 from coordinator.service import payloads
 
 router = APIRouter(tags=["payloads"])
@@ -152,9 +152,11 @@ async def upload_artifact(request: Request) -> dict[str, Any]:
     if not name.strip():
         raise InvalidArgument("name is required: POST /v2/artifacts?name=<file name>", parameter="name")
     pieces = blocking_pieces(asyncio.get_running_loop(), _received(request))
-    out: dict[str, Any] = await door.app.run(payloads.store_artifact, door.app.store, who,
-                                             request.query_params.get("clientId") or "", name, pieces,
-                                             door.app.clock.now())
+    uploads = slots(door.app)
+    with uploads.slot(who):
+        out: dict[str, Any] = await uploads.run(payloads.store_artifact, door.app.store, who,
+                                                request.query_params.get("clientId") or "", name, pieces,
+                                                door.app.clock.now(), replica=door.app.replica_id)
     return out
 
 
