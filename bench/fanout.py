@@ -75,10 +75,10 @@ def baseline_run(count: int) -> dict[str, Any]:
 
 
 def run(tpl: FleetTemplate, work: Path, count: int, runs: int) -> Result:
-    res = Result("fan-out", f"{count:,} simulated agents (`convoy agent simulate`, {CHANNELS} channels, each its own TCP connection, one process) "
+    res = Result("fan-out", f"{count:,} simulated agents (`convoy agent simulate`, {CHANNELS} channels or more: at most 900 streams on each; each its own TCP connection, one process) "
                  f"on a coordinator subprocess (SQLite, plaintext; then the same with TLS); an immediate deployment of a no-op script (`true`) to all; "
                  f"time from StartDeployment to status `completed` (every record terminal and committed). "
-                 f"Baseline: bare grpc.aio bidi streams, same count, channels and connections, same messages per device "
+                 f"Baseline: bare grpc.aio bidi streams, same count and connections, same messages per device "
                  f"(Job down; received, installing, completed up; Ack down). Median of {runs} runs each.")
     fan = [one_run(tpl, work, count) for _ in range(runs)]
     base = [baseline_run(count) for _ in range(runs)]
