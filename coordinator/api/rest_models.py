@@ -145,8 +145,11 @@ class EnrollmentTokenList(Shown):
 
 
 class CreateEnrollmentTokenBody(Body):
-    expiresInSeconds: float = Field(0, ge=0, le=MAX_LIFETIME_S, description="Lifetime in seconds; 0 = never expires")
-    maxUses: int = Field(0, ge=0, le=1_000_000_000, description="How many devices may enroll with it; 0 = no limit")
+    # Defaults as `convoy tokens create`'s: a token pasted in the wrong place is bounded unless asked.
+    expiresInSeconds: float = Field(86400, ge=0, le=MAX_LIFETIME_S,
+                                    description="Lifetime in seconds (default 24 h); 0 = never expires")
+    maxUses: int = Field(100, ge=0, le=1_000_000_000,
+                         description="How many devices may enroll with it (default 100); 0 = no limit")
     groupIds: list[str] = Field(default_factory=list, description="Groups each enrolled device joins")
     name: str = Field("", max_length=200)
 

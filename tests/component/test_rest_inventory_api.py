@@ -113,6 +113,10 @@ def test_enrollment_tokens(two: tuple[InProcessCoordinator, str, Caller, Caller]
     assert listed["total"] == len(listed["data"])
     assert row["max_uses"] == 2 and row["uses"] == 0 and row["name"] == "lab" and row["expires_at"] and not row["revoked"]
     assert made["token"] not in str(listed)
+    # without limits given, a token still gets the CLI's: 24 h and 100 uses
+    bounded = admin_a("POST", base, 201, json={})
+    [row] = [t for t in admin_a("GET", base)["data"] if t["id"] == bounded["id"]]
+    assert row["max_uses"] == 100 and row["expires_at"]
 
     stub = agent_pb2_grpc.AgentServiceStub(transport.sync_channel(c.grpc_target, transport.PLAINTEXT))
     stub.Enroll(agent_pb2.EnrollRequest(token=made["token"], machine_id="m-1"), timeout=10)
