@@ -120,6 +120,8 @@ class Dialer:
     def __init__(self, rotation: Rotation, tls: transport.ClientTLS) -> None:
         self.rotation = rotation
         self.tls = tls
+        self.renewing = asyncio.Lock()
+        """Held while the device certificate is being renewed (`Daemon._renew_loop`)."""
         self._channels: dict[Endpoint, grpc.aio.Channel] = {}
         self._stubs: dict[Endpoint, Any] = {}
 
@@ -289,11 +291,15 @@ class Daemon:
             self._welcomed = False
             self._hello_sent = False
             where = str(dialer.endpoint) if dialer is not None else self.identity.server
+            tls = getattr(dialer, "tls", None)
             try:
                 await self._session(dialer.stub() if dialer is not None else stub, metadata)
             except _Rehello:
                 continue
             except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED and await self._renewed_meanwhile(dialer, tls):
+                    log.info("stream presented the certificate just replaced: connecting again with the new one")
+                    continue
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                     log.error("credential rejected: re-enroll with convoy agent install (%s)", exc.details())
                     return EXIT_UNAUTHENTICATED
@@ -320,6 +326,19 @@ class Daemon:
             await self.clock.wait(self._stop, delay)
         return 0
 
+    @staticmethod
+    async def _renewed_meanwhile(dialer: StubSource | None, tls: object) -> bool:
+        """True when a refusal may be for the certificate a renewal retired while the stream was
+        starting: the coordinator retires the old certificate as it signs the new one, so a stream
+        opened with the old one in that instant is refused. Waits for a renewal under way to end."""
+        lock = getattr(dialer, "renewing", None)
+        if lock is None:
+            return False
+        if lock.locked():
+            async with lock:
+                pass
+        return getattr(dialer, "tls", None) is not tls
+
     def _log_lost(self, where: str, what: str) -> None:
         """A broken stream is a warning; so is the first attempt that does not reach the coordinator
         (down, restarting, refusing) after a welcome, and the next ones while it stays unreachable
@@ -338,7 +357,8 @@ class Daemon:
             wait = renewal.CHECK_EVERY_S
             if renewal.due(self.identity, self.clock.now()):
                 try:
-                    dialer.tls = await renewal.renew(self.state, self.identity, dialer.stub(), metadata)
+                    async with dialer.renewing:
+                        dialer.tls = await renewal.renew(self.state, self.identity, dialer.stub(), metadata)
                 except (grpc.aio.AioRpcError, OSError, ValueError) as exc:
                     detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else exc
                     log.warning("device certificate renewal failed (%s); retrying in 1 h", detail)

@@ -227,7 +227,8 @@ def _seen_at(c: InProcessCoordinator, device_id: str) -> Any:
 
 
 def test_a_restarted_replica_does_not_mark_its_old_devices_online(
-        replicas: tuple[InProcessCoordinator, InProcessCoordinator], beats: list[Any]) -> None:
+        replicas: tuple[InProcessCoordinator, InProcessCoordinator], beats: list[Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A replica restarted under the same id (a new hub on the same store) finds rows its previous
     run's hellos wrote (its replica id): its heartbeat write leaves them offline; only streams it
     accepted itself count. The live hub that wrote them still revives them (not a blanket no)."""
@@ -238,7 +239,12 @@ def test_a_restarted_replica_does_not_mark_its_old_devices_online(
     app = a.coordinator.app
     with a.store.read() as s:
         assert s.scalar(select(m.Device.replica_id).where(m.Device.id == dev.device_id)) == app.replica_id
-    # Another replica's sweep took it offline (its coordinator looked dead) ...
+    # The live hub's own ticks held still while the restarted one is looked at (a tick of the
+    # live hub between the offline write and the assertion would revive the row, rightly) ...
+    live_touch = app.hub._touch
+    monkeypatch.setattr(app.hub, "_touch", lambda now: None)
+    time.sleep(FAST["heartbeat_interval_s"] * 2)  # a tick already under way has ended
+    # ... another replica's sweep took it offline (its coordinator looked dead) ...
     with a.store.tx() as s:
         s.execute(m.Device.__table__.update().where(m.Device.id == dev.device_id).values(online=False))
     # ... and the same replica id comes back: a new hub, started after the device's hello.
@@ -247,6 +253,7 @@ def test_a_restarted_replica_does_not_mark_its_old_devices_online(
     a.run(app.run(restarted._touch, app.clock.now()))
     assert _row(a, dev.device_id).online is False
     # The hub whose stream holds the row (it is alive here) writes it online with its next tick.
+    monkeypatch.setattr(app.hub, "_touch", live_touch)
     _beat(beats, dev)
     wait_for(lambda: _row(b, dev.device_id).online is True, timeout=5, what="revived by the live hub")
     dev.disconnect()

@@ -9,9 +9,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
-from agent.daemon import RECONNECT_MIN, RECONNECT_WINDOW, Daemon, Dialer
+from agent.daemon import EXIT_UNAUTHENTICATED, RECONNECT_MIN, RECONNECT_WINDOW, Daemon, Dialer
 from agent.servers import Endpoint, Rotation, expand, parse_servers
 from agent.state import AgentIdentity, StateDir
 from common import transport
@@ -166,3 +167,55 @@ def test_agent_run_refuses_bad_addresses_with_a_message(tmp_path: Path, capsys: 
     args.server = "a:1,b"
     assert cli_run(args) == 2
     assert "--server: bad coordinator address 'b'" in capsys.readouterr().err
+
+
+class _Refused(grpc.aio.AioRpcError):
+    def __init__(self) -> None:
+        super().__init__(grpc.StatusCode.UNAUTHENTICATED, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                         details="device certificate is not the one on record")
+
+
+def _renewing_daemon(tmp_path: Path, renew: bool) -> tuple[Daemon, list[str]]:
+    """A stream opened with the old certificate is refused while a renewal retires it."""
+    d = Daemon(StateDir(tmp_path), clock=RecordingClock(), rng=random.Random(3))  # type: ignore[arg-type]
+    d.identity = AgentIdentity(server="a:1", device_id="d", client_id="c", machine_id="m")
+    dialer = Dialer(Rotation(["10.0.0.1:1"]), transport.PLAINTEXT)
+    seen: list[str] = []
+
+    async def finish_renewal() -> None:
+        await asyncio.sleep(0.05)
+        if renew:
+            dialer.tls = transport.ClientTLS(ca_pem=None, client_cert_pem=b"new", client_key_pem=b"k")
+        dialer.renewing.release()
+
+    async def session(stub: Any, _md: Any) -> bool:
+        seen.append("new" if dialer.tls.client_cert_pem else "old")
+        if len(seen) == 1:
+            await dialer.renewing.acquire()  # the renewal is under way as the refusal arrives
+            asyncio.get_running_loop().create_task(finish_renewal())
+            raise _Refused()
+        d.stop()
+        return False
+
+    d._session = session  # type: ignore[method-assign]
+
+    async def go() -> int:
+        try:
+            return await d.connect_loop(None, (), dialer)
+        finally:
+            await dialer.close()
+
+    d.go = go  # type: ignore[attr-defined]
+    return d, seen
+
+
+def test_a_stream_refused_for_the_certificate_a_renewal_just_retired_connects_again(tmp_path: Path) -> None:
+    d, seen = _renewing_daemon(tmp_path, renew=True)
+    assert asyncio.run(d.go()) == 0  # type: ignore[attr-defined]
+    assert seen == ["old", "new"]
+
+
+def test_a_refusal_with_no_renewal_done_still_stops_the_agent(tmp_path: Path) -> None:
+    d, seen = _renewing_daemon(tmp_path, renew=False)
+    assert asyncio.run(d.go()) == EXIT_UNAUTHENTICATED  # type: ignore[attr-defined]
+    assert seen == ["old"]
