@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint proto bench bench-peer bench-scaleout bench-storm venv clean chromium
+.PHONY: demo test lint proto bench bench-peer bench-scaleout bench-one bench-storm venv clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -52,6 +52,11 @@ bench-peer: $(STAMP)
 # (default 30,000); BIG=100000 adds the largest fleet the machine holds. N=600 for a quick look.
 bench-scaleout: $(STAMP)
 	$(PY) -m bench.scaleout --n $${N:-30000} --big $${BIG:-0}
+
+# As many simulated agents as one coordinator holds (default 100,000; SQLite, PG=1 for PostgreSQL;
+# HEARTBEAT=120s to lengthen the heartbeat). N=2000 for a quick look (prints only).
+bench-one: $(STAMP)
+	$(PY) -m bench.one_coordinator --n $${N:-100000} --heartbeat $${HEARTBEAT:-15s} $${PG:+--pg}
 
 # Restart storm (not part of `make test` or `make bench`): N simulated agents (default 10,000) and
 # a staggered rollout in flight, the coordinator SIGKILLed and restarted; PG=1 for PostgreSQL.

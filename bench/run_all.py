@@ -24,7 +24,7 @@ from bench import engine_scale, enrollment, fanout, footprint, ingestion, realpr
 from bench.common import ROOT, FleetTemplate, Result, machine, make_template, now_utc
 
 ORDER = ("fanout", "footprint", "ingestion", "staggered", "engine", "realprocs", "enrollment")
-DOC_ORDER = (*ORDER, "peer", "scaleout", "storm", "storm-pg")  # `make bench-peer` (bench/peer.py), `make bench-scaleout` (bench/scaleout.py), `make bench-storm` (bench/storm.py)
+DOC_ORDER = (*ORDER, "peer", "scaleout", "one", "storm", "storm-pg")  # `make bench-peer` (bench/peer.py), `make bench-scaleout` (bench/scaleout.py), `make bench-one` (bench/one_coordinator.py), `make bench-storm` (bench/storm.py)
 RESULTS = ROOT / "bench" / "results.json"
 NOTES = ROOT / "bench" / "PROFILE_NOTES.md"
 DOC = ROOT / "docs" / "BENCHMARKS.md"

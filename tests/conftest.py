@@ -27,6 +27,21 @@ from tests.harness import (
     pg_template,
 )
 
+_TIER_ORDER = ("e2e", "component", "db", "unit")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first: `slow` tests, then the tiers from end-to-end to unit (a stable sort, so a
+    module's tests stay in their order). pytest-xdist hands tests out in this order, so the
+    minutes-long ones start while the other worker still has short ones to take, instead of
+    one of them running alone at the end of the suite."""
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        parts = Path(str(item.fspath)).parts
+        tier = next((i for i, name in enumerate(_TIER_ORDER) if name in parts), len(_TIER_ORDER))
+        return (0 if item.get_closest_marker("slow") else 1, tier)
+
+    items.sort(key=rank)
+
 
 @pytest.fixture(scope="session")
 def _pg_template() -> Iterator[str | None]:

@@ -42,7 +42,9 @@ _CLIENT_QUERY = {"parameters": [
      "description": "Only this client's (default: every client the token can see)"}]}
 
 
-def _listed(rows: list[dict[str, Any]]) -> dict[str, Any]:
+async def _listed(request: Request, lister: Any) -> dict[str, Any]:
+    """A client-scoped list as `{"data": [...], "total": N}`; `?clientId=` narrows it."""
+    rows = await api(request).read(token(request), lister, request.query_params.get("clientId") or "")
     return {"data": rows, "total": len(rows)}
 
 
@@ -60,8 +62,7 @@ async def create_group(request: Request) -> dict[str, Any]:
 
 @router.get("/groups", response_model=GroupList, summary="List Groups", openapi_extra=_CLIENT_QUERY)
 async def list_groups(request: Request) -> dict[str, Any]:
-    return _listed(await api(request).read(token(request), payloads.list_groups,
-                                           request.query_params.get("clientId") or ""))
+    return await _listed(request, payloads.list_groups)
 
 
 @router.get("/groups/{group_id}", response_model=Group, summary="Get Group")
@@ -107,8 +108,7 @@ async def create_script(request: Request) -> dict[str, Any]:
 
 @router.get("/scripts", response_model=ScriptList, summary="List Scripts", openapi_extra=_CLIENT_QUERY)
 async def list_scripts(request: Request) -> dict[str, Any]:
-    return _listed(await api(request).read(token(request), payloads.list_scripts,
-                                           request.query_params.get("clientId") or ""))
+    return await _listed(request, payloads.list_scripts)
 
 
 @router.get("/scripts/{script_id}", response_model=Script, summary="Get Script")
@@ -162,8 +162,7 @@ async def upload_artifact(request: Request) -> dict[str, Any]:
 
 @router.get("/artifacts", response_model=ArtifactList, summary="List Artifacts", openapi_extra=_CLIENT_QUERY)
 async def list_artifacts(request: Request) -> dict[str, Any]:
-    return _listed(await api(request).read(token(request), payloads.list_artifacts,
-                                           request.query_params.get("clientId") or ""))
+    return await _listed(request, payloads.list_artifacts)
 
 
 @router.get("/artifacts/{artifact_id}", response_model=Artifact, summary="Get Artifact")

@@ -1,4 +1,4 @@
-"""Every benchmark runs at a small size (50 simulated agents, 5 real ones). Not a timed test:
+"""Every benchmark runs at a small size (50 simulated agents, 5 real ones; `make bench-one` at 60). Not a timed test:
 it proves `make bench` works end to end; the figures are for docs/BENCHMARKS.md."""
 
 from __future__ import annotations
@@ -6,16 +6,38 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.harness import ROOT
 
+# `make bench` runs every benchmark of bench.run_all.ORDER in one process; the smoke test runs them
+# in these groups (fan-out and footprint share their enrolled fleet), so the suite's two workers
+# share the minute they take.
+_GROUPS = {
+    "fanout,footprint": ("fan-out", "footprint"),
+    "ingestion,staggered,engine": ("ingestion", "staggered", "engine scale"),
+    "realprocs": ("real processes",),
+    "enrollment": ("enrollment",),
+}
 
-def test_every_benchmark_runs_at_a_small_size() -> None:
-    proc = subprocess.run([sys.executable, "-m", "bench.run_all", "--size", "50", "--no-write"],
+
+def test_the_smoke_groups_cover_every_benchmark() -> None:
+    from bench.run_all import ORDER
+
+    grouped = [name for group in _GROUPS for name in group.split(",")]
+    assert sorted(grouped) == sorted(ORDER)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("only", list(_GROUPS))
+def test_every_benchmark_runs_at_a_small_size(only: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench.run_all", "--size", "50", "--no-write", "--only", only],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    for name in ("fan-out", "footprint", "ingestion", "staggered", "real processes", "enrollment"):
+    for name in _GROUPS[only]:
         assert f"== {name} ==" in proc.stdout, proc.stdout[-4000:]
-    assert "ratio to baseline" in proc.stdout
+    if "fanout" in only:
+        assert "ratio to baseline" in proc.stdout
     assert "all done" in proc.stdout
 
 
@@ -69,3 +91,15 @@ def test_bench_storm_runs_at_a_small_size() -> None:
         in out, out[-4000:]
     assert "errors on streams that reached the coordinator, other than the broken stream and the busy hint: none" in out, out[-4000:]
     assert "ERROR lines in the restarted coordinator's log: 0" in out, out[-4000:]
+
+
+def test_bench_one_coordinator_runs_at_a_small_size() -> None:
+    """`make bench-one` at 60 agents: ramped connection, idle, a deployment completed on all."""
+    proc = subprocess.run([sys.executable, "-m", "bench.one_coordinator", "--n", "60", "--sims", "2", "--idle", "1",
+                           "--no-write"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    out = proc.stdout
+    assert "== one coordinator ==" in out, out[-4000:]
+    assert "deployment: completed / failed / skipped: 60 / 0 / 0" in out, out[-4000:]
+    assert "streams opened and online (ramped): " in out and "(target all 60: met)" in out, out[-4000:]
+    assert "(target every device: met)" in out, out[-4000:]

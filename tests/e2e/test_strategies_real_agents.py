@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from common.convoy.v1 import admin_pb2 as pb
 from tests.agents import wait_for
 from tests.harness import CoordinatorProcess
@@ -65,6 +67,7 @@ def test_a_late_arriver_started_after_its_batch_completes(env: tuple[Coordinator
     assert rec["status"] == "completed" and f"hello from {late.device_id}" in rec["output"]
 
 
+@pytest.mark.slow
 def test_window_wait_a_real_agent_holds_the_job_and_installs_when_its_window_opens(
         env: tuple[CoordinatorProcess, RealFleet], tmp_path: Path) -> None:
     """Real time: the window opens at the next whole minute (20 to 80 s away)."""
