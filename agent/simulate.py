@@ -68,6 +68,8 @@ log = logging.getLogger("convoy.simulate")
 CREDENTIALS_FILE = "simulated.json"
 UNANSWERED = " before the coordinator answered"
 """The suffix of an error code counted for an attempt the coordinator never answered."""
+BROKEN = " on a welcomed stream that broke"
+"""The suffix of an error code counted for a welcomed stream whose connection broke."""
 MULTI_SERVER = True
 """`--server` takes several addresses and simulated agents fail over between them."""
 
@@ -192,21 +194,27 @@ class SimAgent(Daemon):
         try:
             return await super()._session(stub, metadata)
         except grpc.aio.AioRpcError as exc:
-            self._count_error(exc.code().name, self._welcomed or answered(exc))
+            self._count_error(exc.code().name, answered(exc))
             raise
         except ConnectionError:
-            self._count_error("connection", self._welcomed)
+            self._count_error("connection", False)
             raise
         finally:
             if self.on:
                 self.counters.by_server[self.on] -= 1
                 self.on = ""
 
-    def _count_error(self, code: str, was_answered: bool) -> None:
-        # An attempt the coordinator never answered (down, restarting, swamped: gRPC's own status,
-        # agent/daemon.py `answered`) is counted apart from a welcomed stream that broke or a
-        # status the coordinator sent.
-        key = code if was_answered else f"{code}{UNANSWERED}"
+    def _count_error(self, code: str, from_coordinator: bool) -> None:
+        # Three kinds, counted apart: a status the coordinator sent (its own code), a welcomed
+        # stream whose connection broke (gRPC's status: UNAVAILABLE, or INTERNAL for a write the
+        # broken transport had already ended, grpc/grpc#36066), and an attempt the coordinator
+        # never answered (down, restarting, swamped; agent/daemon.py `answered`).
+        if from_coordinator:
+            key = code
+        elif self._welcomed:
+            key = f"{code}{BROKEN}"
+        else:
+            key = f"{code}{UNANSWERED}"
         self.counters.errors[key] = self.counters.errors.get(key, 0) + 1
 
     async def serve(self, stub: Any, dialer: SharedStubs | None = None) -> int:
