@@ -5,8 +5,9 @@ facts, the maintenance windows (windows.conf plus those of active policies) and 
 unacknowledged status in the journal, so results survive any number of broken streams. A
 broken stream is retried with fully jittered exponential backoff: the first retry after a
 welcomed stream breaks anywhere in a 3 s window, then uniformly in [0, base] with base doubling
-from 2 s to a 30 s cap. When a coordinator restarts every agent's stream breaks at once: the
-window and the jitter spread their reconnects instead of a stampede. A coordinator that is
+from 2 s to a 30 s cap, and never above the outage's age so far (a coordinator back after 5 s
+is retried within about 5 s, not after a 16 s step). When a coordinator restarts every agent's
+stream breaks at once: the window and the jitter spread their reconnects instead of a stampede. A coordinator that is
 setting up as many streams as it takes refuses more with RESOURCE_EXHAUSTED and a retry hint
 (`retryAfterMs`); the agent waits that long, logs it at info level (not a failure) and keeps
 its backoff where it was.
@@ -30,6 +31,7 @@ import random
 import signal
 import sys
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 import grpc
@@ -61,14 +63,38 @@ EXIT_UNAUTHENTICATED = 3
 FLUSH_TIMEOUT = 5.0
 
 
+UNREACHABLE_REWARN_S = 60.0
+"""An outage in which no attempt is answered logs a warning when it starts and again every this
+many seconds while it lasts; the attempts in between are info."""
+
+
 def reconnect_delay(attempt: int, rng: random.Random, initial: float = RECONNECT_INITIAL,
-                    cap: float = RECONNECT_CAP, window: float = RECONNECT_WINDOW) -> float:
+                    cap: float = RECONNECT_CAP, window: float = RECONNECT_WINDOW,
+                    outage_s: float | None = None) -> float:
     """Seconds before reconnect number `attempt` (0 = first after a healthy stream): full jitter,
     uniformly in [0, base] (at least RECONNECT_MIN), base `window` for the first, then doubling
     from 2 × `initial` up to `cap`. Full jitter rather than [base/2, base]: ten thousand agents
-    whose streams broke together arrive spread over the whole window, not its second half."""
+    whose streams broke together arrive spread over the whole window, not its second half.
+    `outage_s` (seconds since the last welcomed stream ended): the base is never above it (nor
+    below `window`). Failures come fast while a restarted coordinator is swamped, and doubling
+    per failure alone put agents on 16-30 s steps a few seconds into a restart: the wait after
+    the coordinator is back is then bounded by the time it was away, whatever the attempts."""
     base = window if attempt <= 0 else min(cap, initial * 2 ** min(attempt, 16))
+    if outage_s is not None:
+        base = min(base, max(window, outage_s))
     return max(RECONNECT_MIN, rng.uniform(0, base))
+
+
+def answered(exc: grpc.aio.AioRpcError) -> bool:
+    """Whether a failed call's status came from the coordinator: every status the coordinator
+    sends carries its error code in the trailing metadata (coordinator/api/grpc_util.py). One
+    without it is gRPC's own report of a connection that failed or broke before the coordinator
+    answered: UNAVAILABLE, and under load CANCELLED or INTERNAL ("Internal error from Core"), even
+    after the hello was written, since a write only hands the message to gRPC's buffers."""
+    try:
+        return any(key == "convoy-error-code" for key, _v in exc.trailing_metadata() or ())
+    except (TypeError, ValueError):
+        return False
 
 
 def retry_hint(exc: grpc.aio.AioRpcError) -> float | None:
@@ -187,10 +213,11 @@ class Daemon:
         self._reported_windows: list[str] = []
         self._seq = 0
         self._welcomed = False
-        self._hello_sent = False
-        """Whether this attempt's hello was written (a failure before it: the coordinator was not reached)."""
-        self._unreachable_warned = False
-        """An attempt that never reached the coordinator was logged at warning level since the last welcome."""
+        self._unreachable_warned_at: datetime | None = None
+        """When an attempt the coordinator never answered was last logged at warning level in
+        this outage (None: not since the last welcome)."""
+        self._lost_at: datetime | None = None
+        """When the last welcomed stream ended (or the loop started): the outage's start."""
 
     # --- settings -----------------------------------------------------------------------
 
@@ -284,12 +311,12 @@ class Daemon:
         broken stream goes to the dialer's next address, and the backoff grows per round."""
         assert self.identity is not None
         attempt = 0
+        self._lost_at = self.clock.now()
         while not self._stop.is_set():
             # Set when the coordinator welcomes the stream: a welcomed stream that later breaks
             # (the usual way a coordinator restart looks) resets the backoff, whether it ended
             # cleanly or with an error.
             self._welcomed = False
-            self._hello_sent = False
             where = str(dialer.endpoint) if dialer is not None else self.identity.server
             tls = getattr(dialer, "tls", None)
             try:
@@ -308,16 +335,19 @@ class Daemon:
                     log.info("coordinator %s busy: connecting again in %.1fs", where, hint)
                     await self.clock.wait(self._stop, hint)
                     continue
-                self._log_lost(where, f"{exc.code().name}: {exc.details()}")
+                self._log_lost(where, f"{exc.code().name}: {exc.details()}", self._welcomed or answered(exc))
             except ConnectionError as exc:
-                self._log_lost(where, str(exc))
+                self._log_lost(where, str(exc), self._welcomed)
             if self._stop.is_set():
                 break
+            now = self.clock.now()
             if self._welcomed:
-                self._unreachable_warned = False
+                self._unreachable_warned_at = None
+                self._lost_at = now
             attempt = 0 if self._welcomed else attempt + 1
             rounds = attempt // len(dialer) if dialer is not None else attempt
-            delay = reconnect_delay(rounds, self.rng)
+            outage = (now - self._lost_at).total_seconds() if self._lost_at is not None else None
+            delay = reconnect_delay(rounds, self.rng, outage_s=outage)
             if dialer is not None:
                 nxt = await dialer.advance()
                 log.info("reconnecting in %.1fs to %s", delay, nxt)
@@ -339,16 +369,24 @@ class Daemon:
                 pass
         return getattr(dialer, "tls", None) is not tls
 
-    def _log_lost(self, where: str, what: str) -> None:
-        """A broken stream is a warning; so is the first attempt that does not reach the coordinator
-        (down, restarting, refusing) after a welcome, and the next ones while it stays unreachable
-        are info: a coordinator restart costs each agent one warning, not one per retry (gRPC
-        reports such attempts as UNAVAILABLE, or under load CANCELLED / INTERNAL)."""
-        if self._hello_sent or not self._unreachable_warned:
-            self._unreachable_warned = self._unreachable_warned or not self._hello_sent
+    def _log_lost(self, where: str, what: str, was_answered: bool) -> None:
+        """A welcomed stream that broke, or a status the coordinator sent, is a warning. An attempt
+        the coordinator never answered (down, restarting, swamped: see `answered`) is a warning
+        when an outage starts and again every UNREACHABLE_REWARN_S while it lasts, info in
+        between: a coordinator restart costs each agent one warning, not one per retry, and a
+        coordinator that stays away is still reported."""
+        if was_answered:
             log.warning("stream to %s lost: %s", where, what)
+            return
+        now = self.clock.now()
+        last = self._unreachable_warned_at
+        if last is None or (now - last).total_seconds() >= UNREACHABLE_REWARN_S:
+            self._unreachable_warned_at = now
+            since = (now - self._lost_at).total_seconds() if self._lost_at is not None else 0.0
+            still = f" (unreachable for {since:.0f}s)" if last is not None else ""
+            log.warning("stream to %s lost before the coordinator answered%s: %s", where, still, what)
         else:
-            log.info("stream to %s lost: %s", where, what)
+            log.info("stream to %s lost before the coordinator answered: %s", where, what)
 
     async def _renew_loop(self, dialer: Dialer, metadata: tuple[tuple[str, str], ...]) -> None:
         """Renew the device certificate when it is due (agent/renewal.py), then reconnect with it."""
@@ -394,7 +432,6 @@ class Daemon:
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._write(call, agent_pb2.AgentMessage(hello=hello))
-            self._hello_sent = True
             first = await call.read()
             if first is grpc.aio.EOF:
                 log.warning("coordinator closed the stream before welcoming")

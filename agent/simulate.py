@@ -53,7 +53,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from agent.daemon import Daemon, StubSource
+from agent.daemon import Daemon, StubSource, answered
 from agent.installers import JobContext, Outcome
 from agent.journal import Journal, JournalEntry
 from agent.runner import Runner
@@ -66,6 +66,10 @@ from common.maintenance import validate_windows
 log = logging.getLogger("convoy.simulate")
 
 CREDENTIALS_FILE = "simulated.json"
+UNANSWERED = " before the coordinator answered"
+"""The suffix of an error code counted for an attempt the coordinator never answered."""
+BROKEN = " on a welcomed stream that broke"
+"""The suffix of an error code counted for a welcomed stream whose connection broke."""
 MULTI_SERVER = True
 """`--server` takes several addresses and simulated agents fail over between them."""
 
@@ -190,20 +194,27 @@ class SimAgent(Daemon):
         try:
             return await super()._session(stub, metadata)
         except grpc.aio.AioRpcError as exc:
-            self._count_error(exc.code().name)
+            self._count_error(exc.code().name, answered(exc))
             raise
         except ConnectionError:
-            self._count_error("connection")
+            self._count_error("connection", False)
             raise
         finally:
             if self.on:
                 self.counters.by_server[self.on] -= 1
                 self.on = ""
 
-    def _count_error(self, code: str) -> None:
-        # Before the hello was written the coordinator was never reached (down, restarting):
-        # counted apart from a stream that broke or was refused.
-        key = code if self._hello_sent else f"{code} before the hello"
+    def _count_error(self, code: str, from_coordinator: bool) -> None:
+        # Three kinds, counted apart: a status the coordinator sent (its own code), a welcomed
+        # stream whose connection broke (gRPC's status: UNAVAILABLE, or INTERNAL for a write the
+        # broken transport had already ended, grpc/grpc#36066), and an attempt the coordinator
+        # never answered (down, restarting, swamped; agent/daemon.py `answered`).
+        if from_coordinator:
+            key = code
+        elif self._welcomed:
+            key = f"{code}{BROKEN}"
+        else:
+            key = f"{code}{UNANSWERED}"
         self.counters.errors[key] = self.counters.errors.get(key, 0) + 1
 
     async def serve(self, stub: Any, dialer: SharedStubs | None = None) -> int:

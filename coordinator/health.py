@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from coordinator.app import App
 from coordinator.store.db import MIGRATIONS, Store
+from coordinator.store.schema_version import code_heads, store_heads
 
 log = logging.getLogger("convoy.health")
 
@@ -35,22 +36,15 @@ class ReadyState:
 
 def migration_heads() -> set[str]:
     """The newest revision(s) the code ships (read from the migration scripts, no database)."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    return set(ScriptDirectory.from_config(cfg).get_heads())
+    return set(code_heads(MIGRATIONS / "versions"))
 
 
 def check_store(store: Store, heads: set[str]) -> ReadyState:
     """Blocking: one short read on the store (SELECT 1, then the Alembic version)."""
-    from alembic.runtime.migration import MigrationContext
-
     try:
         with store.read_engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-            current = set(MigrationContext.configure(conn).get_current_heads())
+            current = store_heads(conn)
     except Exception as exc:  # noqa: BLE001 - any failure to read means "not ready", with its reason
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
         return ReadyState(False, f"unreachable: {reason}", "unknown")

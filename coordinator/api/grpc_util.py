@@ -58,7 +58,12 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         context.set_trailing_metadata(exc.trailing_metadata())
         await context.abort(exc.grpc_status, exc.message)
     log.exception("unhandled error in RPC", exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error (logged on the coordinator)")
+    # With the error code like every other status the coordinator sends: an agent tells a status
+    # from the coordinator from gRPC's own report of a failed connection by it (agent/daemon.py
+    # `answered`), and a coordinator bug must be logged as such, not as "unreachable".
+    internal = ConvoyError("internal error (logged on the coordinator)")
+    context.set_trailing_metadata(internal.trailing_metadata())
+    await context.abort(grpc.StatusCode.INTERNAL, internal.message)
 
 
 def unary(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:

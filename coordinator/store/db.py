@@ -75,20 +75,26 @@ def make_engine(url: str, *, for_reads: bool = False) -> Engine:
 MIGRATION_LOCK = 0x636F6E766F79  # "convoy": the advisory lock key migrations hold on PostgreSQL
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (the coordinator does this on start)."""
-    from alembic import command
-    from alembic.config import Config
+def migrate(engine: Engine) -> bool:
+    """Bring the schema to the newest Alembic revision (the coordinator does this on start).
+    False when it already was: then Alembic is not even imported (store/schema_version.py)."""
+    from coordinator.store.schema_version import code_heads, store_heads
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             # Replicas starting at once on one database: one migrates, the others wait for it
             # here and then find the schema current (the lock ends with this transaction).
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+        if store_heads(conn) == code_heads(MIGRATIONS / "versions"):
+            return False
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        return True
 
 
 class Store:

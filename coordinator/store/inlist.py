@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, any_, bindparam
+from sqlalchemy import ARRAY, ColumnElement, Connection, any_, bindparam
 from sqlalchemy.orm import Session
 
 
@@ -16,7 +16,7 @@ def chunks(ids: Any, size: int = 5000) -> Iterator[list[Any]]:
         yield items[i:i + size]
 
 
-def id_in(s: Session, column: Any, ids: Any, size: int = 5000) -> Iterator[ColumnElement[bool]]:
+def id_in(s: Session | Connection, column: Any, ids: Any, size: int = 5000) -> Iterator[ColumnElement[bool]]:
     """`column IN ids` as few statements' WHERE clauses as the backend allows.
 
     PostgreSQL: one clause, `column = ANY(:array)`, whatever the number of ids: a single array
@@ -25,7 +25,8 @@ def id_in(s: Session, column: Any, ids: Any, size: int = 5000) -> Iterator[Colum
     items = list(ids)
     if not items:
         return
-    if s.get_bind().dialect.name == "postgresql":
+    dialect = s.dialect if isinstance(s, Connection) else s.get_bind().dialect
+    if dialect.name == "postgresql":
         yield column == any_(bindparam(None, items, type_=ARRAY(column.type)))
         return
     for part in chunks(items, size):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +14,22 @@ from agent.state import AgentIdentity, StateDir
 
 
 class RecordingClock:
-    """Records every reconnect wait instead of sleeping."""
+    """Records every reconnect wait instead of sleeping; its time moves by the waits only."""
 
     def __init__(self) -> None:
         self.waits: list[float] = []
+        self.at = datetime(2026, 12, 3, tzinfo=UTC)
 
-    def now(self) -> Any:  # pragma: no cover - unused here
-        raise NotImplementedError
+    def now(self) -> datetime:
+        return self.at
 
     async def sleep(self, seconds: float) -> None:  # pragma: no cover - unused here
         self.waits.append(seconds)
+        self.at += timedelta(seconds=seconds)
 
     async def wait(self, event: asyncio.Event, timeout: float | None) -> bool:
         self.waits.append(float(timeout or 0))
+        self.at += timedelta(seconds=float(timeout or 0))
         return event.is_set()
 
 
@@ -102,28 +106,96 @@ def test_a_busy_coordinator_is_retried_after_its_hint_quietly(tmp_path: Path, ca
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "busy" in r.getMessage()]
 
 
-def test_an_unreachable_coordinator_is_one_warning_per_outage(tmp_path: Path, caplog: Any) -> None:
-    """(issue 14) Attempts that never reach the coordinator (failed before the hello): the first
-    after a welcome is a warning, the rest info; a stream that broke after its hello always warns."""
-    import logging
+def _unanswered(code: Any = None) -> Any:
+    """gRPC's own status for an attempt the coordinator never answered (no convoy-error-code)."""
+    import grpc
+    import grpc.aio
 
+    return grpc.aio.AioRpcError(code or grpc.StatusCode.CANCELLED, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                details="CANCELLED")
+
+
+def _from_coordinator() -> Any:
+    import grpc
+    import grpc.aio
+
+    from common.errors import ConvoyError
+
+    return grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(),
+                                grpc.aio.Metadata(*ConvoyError("internal error").trailing_metadata()),
+                                details="internal error (logged on the coordinator)")
+
+
+def _scripted(tmp_path: Path, steps: list[tuple[bool, BaseException]]) -> tuple[Daemon, RecordingClock]:
+    """A daemon whose attempts go as scripted: (welcomed, then the error the attempt ended with)."""
     clock = RecordingClock()
     d = Daemon(StateDir(tmp_path), clock=clock, rng=random.Random(1))  # type: ignore[arg-type]
     d.identity = AgentIdentity(server="127.0.0.1:1", device_id="d", client_id="c", machine_id="m")
-    # (hello written, welcomed) per attempt: three unreachable, a welcomed stream, two unreachable
-    steps = iter([(False, False)] * 3 + [(True, True)] + [(False, False)] * 2)
+    it = iter(steps)
 
     async def session(_stub: Any, _md: Any) -> bool:
         try:
-            d._hello_sent, d._welcomed = next(steps)
+            d._welcomed, exc = next(it)
         except StopIteration:
             d.stop()
             return False
-        raise ConnectionError("refused")
+        raise exc
 
     d._session = session  # type: ignore[method-assign]
+    return d, clock
+
+
+def test_an_unreachable_coordinator_is_one_warning_per_outage(tmp_path: Path, caplog: Any) -> None:
+    """(issue 14) Attempts the coordinator never answers (refused, or gRPC's CANCELLED / INTERNAL
+    for a connection that failed, even after the hello was written): the first after a welcome is
+    a warning, the rest info; a welcomed stream that broke, or a status the coordinator sent (its
+    error code in the trailers), always warns."""
+    import logging
+
+    refused = ConnectionError("refused")
+    steps = [(False, refused), (False, _unanswered()), (False, refused), (True, refused),
+             (False, _unanswered()), (False, _from_coordinator()), (False, refused)]
+    d, _clock = _scripted(tmp_path, steps)
     with caplog.at_level(logging.INFO, logger="convoy.agent"):
         asyncio.run(d.connect_loop(None, ()))
-    levels = [r.levelno for r in caplog.records if "lost" in r.getMessage()]
+    lost = [r for r in caplog.records if "lost" in r.getMessage()]
     w, i = logging.WARNING, logging.INFO
-    assert levels == [w, i, i, w, w, i]
+    assert [r.levelno for r in lost] == [w, i, i, w, w, w, i]
+    assert "before the coordinator answered: CANCELLED" in lost[1].getMessage()
+    assert "lost: INTERNAL: internal error" in lost[5].getMessage()
+
+
+def test_a_coordinator_that_stays_unreachable_is_warned_about_again(tmp_path: Path, caplog: Any) -> None:
+    """The quiet attempts are not a hidden failure: while no attempt is answered, a warning again
+    every UNREACHABLE_REWARN_S, saying for how long."""
+    import logging
+
+    from agent.daemon import UNREACHABLE_REWARN_S
+
+    d, clock = _scripted(tmp_path, [(False, _unanswered())] * 40)
+    with caplog.at_level(logging.INFO, logger="convoy.agent"):
+        asyncio.run(d.connect_loop(None, ()))
+    elapsed = sum(clock.waits)
+    warned = [r.getMessage() for r in caplog.records if "lost" in r.getMessage() and r.levelno == logging.WARNING]
+    assert elapsed > 2 * UNREACHABLE_REWARN_S
+    # the first attempt's warning, then one per UNREACHABLE_REWARN_S (each wait is at most 30 s)
+    assert int(elapsed // UNREACHABLE_REWARN_S) - 1 <= len(warned) - 1 <= int(elapsed // UNREACHABLE_REWARN_S)
+    assert len(warned) >= 2 and "unreachable for" in warned[1] and "unreachable for" not in warned[0]
+
+
+def test_the_backoff_never_waits_longer_than_the_outage_has_lasted(tmp_path: Path) -> None:
+    """(issue 14) Failures that come fast (a restarted coordinator swamped) do not push an agent onto
+    16-30 s steps a few seconds into an outage: each wait is at most max(window, the outage so far)."""
+    from agent.daemon import RECONNECT_WINDOW, reconnect_delay
+
+    rng = random.Random(5)
+    assert max(reconnect_delay(6, rng, outage_s=1.0) for _ in range(500)) <= RECONNECT_WINDOW
+    assert max(reconnect_delay(6, rng, outage_s=10.0) for _ in range(500)) <= 10.0
+    assert max(reconnect_delay(6, rng, outage_s=10.0) for _ in range(500)) > 8.0
+    assert max(reconnect_delay(6, rng, outage_s=600.0) for _ in range(500)) > 25.0  # the cap again
+    d, clock = _scripted(tmp_path, [(False, ConnectionError("refused"))] * 12)
+    asyncio.run(d.connect_loop(None, ()))
+    outage = 0.0
+    for w in clock.waits:
+        assert w <= max(RECONNECT_WINDOW, outage) + 1e-9, clock.waits
+        outage += w
