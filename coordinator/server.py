@@ -147,6 +147,9 @@ class Coordinator:
         self._tasks.append(start_worker(app, app.webhook_keys))
         for factory in _background_tasks():
             self._tasks.append(asyncio.create_task(factory(app), name=getattr(factory, "__name__", "task")))
+        # The engine last, once every door is open: a first pass before that would count the
+        # start-up (seconds of imports under load) as the devices' silence (Engine.run).
+        self._tasks.append(asyncio.create_task(app.engine.run(), name="engine"))
         log.info("coordinator listening grpc=%s agents=%s http=%s tls=%s", self.grpc_port, self.agent_port or "-",
                  self.http_port,
                  f"on, CA {self.tls.ca_fingerprint}" if self.tls else "OFF (--insecure, loopback only)")
@@ -172,7 +175,8 @@ class Coordinator:
                                                     load_ca(self.settings.data_dir).pem)
 
     async def _wire(self, app: App) -> None:
-        """Attach the agent connection hub, the other replicas' signals, and start the engine."""
+        """Attach the agent connection hub, the other replicas' signals and the engine (started by
+        `start` once the servers listen)."""
         from coordinator.api.hub import Hub
         from coordinator.engine.reconciler import Engine
         from coordinator.store.signals import Subscriber, open_signals
@@ -189,7 +193,6 @@ class Coordinator:
         app.signals = open_signals(app.store.url, app.replica_id)
         app.signals.subscribe(Subscriber(devices=hub.on_devices, deployments=engine.on_deployments, resync=resync))
         await app.signals.start()
-        self._tasks.append(asyncio.create_task(app.engine.run(), name="engine"))
 
     async def _start_http(self, app: App) -> None:
         import socket

@@ -13,6 +13,7 @@ tick, however many reports arrived (`apply_reports`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable
@@ -91,6 +92,10 @@ class Engine:
     # --- the loops -----------------------------------------------------------------------
 
     async def run(self) -> None:
+        """The engine's loops. The coordinator starts them once agents can reach it (its gRPC
+        server is listening), and silence is counted from then: the time the process took to
+        start is downtime too, not the devices' silence."""
+        self.params = dataclasses.replace(self.params, silence_floor=self.app.clock.now())
         flusher = asyncio.create_task(self._flush_loop(), name="report-flusher")
         try:
             await self._reconcile_loop()
