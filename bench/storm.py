@@ -30,6 +30,7 @@ from typing import Any
 
 from agent.simulate import BROKEN, UNANSWERED
 from bench.common import Admin, Result, Simulator, machine, now_utc
+from bench.fanout import baseline_run
 from bench.peer_salt import free_port
 from bench.scaleout import Cluster, create_database, drop_database, say, seed_fleet
 
@@ -215,6 +216,14 @@ def run(work: Path, n: int, sims: int, pg: bool, install_time: float, prof: Path
         cluster.stop()
         if pg:
             drop_database(name)
+    # The floor, measured in the same run once the coordinator is gone: bare grpc.aio (no store,
+    # no authentication) opening the same number of streams over as many connections, in waves
+    # of 100 10 ms apart, the pace at which a burst of opens still succeeds on this machine.
+    floor = float(baseline_run(n)["connect_seconds"])
+    res.add(f"bare grpc.aio baseline: {n:,} streams opened (waves of 100, 10 ms apart)", f"{floor:.1f} s")
+    if "since_kill" in res.raw:
+        res.add("ratio to baseline (every agent back ÷ bare streams opened)", f"{res.raw['since_kill'] / floor:.1f}×")
+    res.raw["floor"] = floor
     return res
 
 
