@@ -8,7 +8,7 @@ journal's state machine, maintenance windows, cancels), with two parts swapped f
 - `SimRunner`: the install step sleeps `install_time` and fails with `failure_rate` instead of
   running an installer.
 
-Every agent enrolls with its own credential (Enroll + ReportEnrollment, a bounded number at a
+Every agent enrolls with its own credential (one Enroll carrying its success report, a bounded number at a
 time) and holds its own Connect stream; the streams are spread over `channels` gRPC channels and
 opened in waves (grpc.aio fails most streams opened in one burst of thousands; measured on a
 2-core machine: 2,000 streams opened at once mostly end in `INTERNAL`, 10,000 opened a hundred at
@@ -264,12 +264,13 @@ def sim_facts(name: str) -> types_pb2.DeviceFacts:
 
 async def enroll_one(stub: Any, token: str, machine_id: str, keys: transport.ClientTLS | None = None,
                      agent_target: str = "") -> Enrolled:
-    """Enroll + ReportEnrollment(success), as `convoy agent install` does, minus the local steps.
-    With `keys` (the coordinator's trust), a device key is made and sent as a certificate
-    request, and the report goes over mutual TLS with the certificate to `agent_target`, on a
-    connection of its own, as a real install's does."""
+    """Enroll with its success report, as `convoy agent install --no-service` does, minus the
+    local steps. With `keys` (the coordinator's trust), a device key is made and sent as a
+    certificate request. Against a coordinator that predates `report_success` the report is a
+    ReportEnrollment call, over mutual TLS with the certificate to `agent_target` on a connection
+    of its own when there is one, as a real install's is."""
     request = agent_pb2.EnrollRequest(token=token, machine_id=machine_id, facts=sim_facts(machine_id),
-                                      agent_version=AGENT_VERSION)
+                                      agent_version=AGENT_VERSION, report_success=True)
     key = None
     if keys is not None:
         from agent.device_key import DeviceKey
@@ -277,6 +278,8 @@ async def enroll_one(stub: Any, token: str, machine_id: str, keys: transport.Cli
         key = DeviceKey.generate()
         request.csr = key.csr(machine_id)
     resp = await _retrying(lambda: stub.Enroll(request, timeout=60))
+    if resp.reported:  # the report went with Enroll, as a `--no-service` install's does
+        return Enrolled(resp.device_id, resp.client_id, machine_id, resp.credential)
     report = agent_pb2.ReportEnrollmentRequest(enrollment_id=resp.enrollment_id, success=True,
                                                log_lines=["simulated install"])
     metadata = (("authorization", f"Bearer {resp.credential}"),)

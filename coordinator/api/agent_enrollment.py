@@ -121,13 +121,14 @@ class EnrollmentRpcs(Api):
             out = await self.enrolls.submit(EnrollCall(
                 request.token, request.machine_id, facts_from(request.facts), list(request.tags), request.site,
                 request.agent_version, proof=proof, source=peer, csr=bytes(request.csr),
-                key_proof=request.key_proof, proof_time=request.proof_time))
+                key_proof=request.key_proof, proof_time=request.proof_time, report_success=request.report_success))
         except ConvoyError as exc:
             if exc.http_status < 500:
                 n = self.throttle.failed(source, time.monotonic())
                 log.warning("Enroll from %s failed (%d in the last minute): %s: %s", peer, n, exc.code, exc.message)
             raise
-        return pb.EnrollResponse(heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s, **out)
+        return pb.EnrollResponse(heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s,
+                                 reported=request.report_success, **out)
 
     def _renew(self, credential: str, presented: str, csr: bytes) -> dict[str, str]:
         identity = self._identity()

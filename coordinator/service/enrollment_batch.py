@@ -35,6 +35,7 @@ from common.secrets import hash_secret, mint
 from coordinator.auth import check_certificate, revoked
 from coordinator.domain import device_input as di
 from coordinator.domain import enrollment_claims as claims
+from coordinator.domain import enrollment_reports as reports
 from coordinator.store import models as m
 
 if TYPE_CHECKING:
@@ -83,6 +84,9 @@ class EnrollCall:
     """base64 signature by the device's previous key of `device_identity.proof_message`."""
     proof_time: int = 0
     """The Unix time signed in `key_proof`."""
+    report_success: bool = False
+    """The report came with the call (docs/enrollment.md, "One call per install"): the record is
+    written `success` at once, correctable to `error` by its device until the timeout."""
 
 
 @dataclass(frozen=True)
@@ -172,8 +176,11 @@ def enroll_batch(s: Session, calls: list[EnrollCall], now: datetime, timeout_s: 
         s.execute(insert(_RECORDS), [
             # error_logs left out: SQL NULL, not JSON null
             {"id": records[i], "client_id": a.token.client_id, "device_id": ids[i], "enrollment_token_id": a.token.id,
-             "user_id": a.token.created_by, "status": "pending", "enrollment_date": now,
-             "timeout_at": now + timedelta(seconds=timeout_s), "created_at": now, "updated_at": now}
+             "user_id": a.token.created_by, "status": "success" if calls[i].report_success else "pending",
+             # pending: when it times out; success sent with Enroll: until when its device may
+             # still correct it to error (coordinator/domain/enrollment_reports.py)
+             "enrollment_date": now, "timeout_at": now + timedelta(seconds=timeout_s), "created_at": now,
+             "updated_at": now}
             for i, a in admitted])
     for i, a in admitted:
         if identity.ca is not None and certs[i].pem == "":
@@ -429,35 +436,38 @@ def report_batch(s: Session, calls: list[ReportCall], now: datetime,
 def close_records(s: Session, items: list[tuple[str, str, bool, list[str]]], now: datetime) -> list[str | ConvoyError]:
     """For each (device id, record id, success, log lines): close the device's own pending record,
     `success` (error_logs null) or `error` (the lines). A duplicate of the report that closed it
-    is accepted; one that contradicts its final status (it timed out first) is a Conflict."""
+    is accepted; one that contradicts its final status (it timed out first) is a Conflict, except
+    the correction of a `success` sent with Enroll (coordinator/domain/enrollment_reports.py)."""
     if not items:
         return []
     d = m.DeviceEnrollment
     # Locked: the timeout sweep's guarded UPDATE waits for this transaction and then finds the
     # record no longer pending.
-    current = {r.id: (r.device_id, r.status) for r in s.execute(
-        select(d.id, d.device_id, d.status).where(d.id.in_({it[1] for it in items})).order_by(d.id).with_for_update())}
+    current = {r.id: (r.device_id, r.status, r.timeout_at) for r in s.execute(
+        select(d.id, d.device_id, d.status, d.timeout_at).where(d.id.in_({it[1] for it in items}))
+        .order_by(d.id).with_for_update())}
     out: list[str | ConvoyError] = []
     closing: dict[str, dict[str, Any]] = {}
     for device_id, rid, success, lines in items:
-        owner, status = current.get(rid, ("", ""))
-        want = "success" if success else "error"
+        owner, status, open_until = current.get(rid, ("", "", None))
         if owner != device_id:
             out.append(NotFound("Deployment not found", deployment_id=rid))
-        elif status == "pending":
-            current[rid] = (owner, want)
-            closing[rid] = {"b_id": rid, "v_status": want, "v_error_logs": None if success else di.log_lines(list(lines))}
-            out.append(want)
-        elif status == want:
-            out.append(want)
-        else:
-            out.append(Conflict(f"enrollment {rid} is already {status}", deployment_id=rid, status=status))
+            continue
+        decision = reports.on_report(rid, status, open_until, success, now)
+        if isinstance(decision, ConvoyError):
+            out.append(decision)
+            continue
+        if isinstance(decision, reports.Close):
+            current[rid] = (owner, decision.status, None)
+            closing[rid] = {"b_id": rid, "b_was": decision.was, "v_status": decision.status,
+                            "v_error_logs": None if success else di.log_lines(list(lines))}
+        out.append(decision.status)
     table = _RECORDS
     for success in (True, False):
         rows = [r for r in closing.values() if (r["v_status"] == "success") == success]
         if not rows:
             continue
-        stmt = table.update().where(table.c.id == bindparam("b_id"), table.c.status == "pending").values(
+        stmt = table.update().where(table.c.id == bindparam("b_id"), table.c.status == bindparam("b_was")).values(
             status=bindparam("v_status"), timeout_at=None, updated_at=now,
             error_logs=null() if success else bindparam("v_error_logs"))
         s.execute(stmt, [{k: v for k, v in r.items() if not (success and k == "v_error_logs")} for r in rows])
