@@ -70,13 +70,15 @@ class EnrollmentRpcs(Api):
     @property
     def enrolls(self) -> CallBatcher[EnrollCall, dict[str, str]]:
         if self._enrolls is None:
-            self._enrolls = CallBatcher("enroll", self._enroll_batch, self.app.settings.enroll_batch_max)
+            self._enrolls = CallBatcher("enroll", self._enroll_batch, self.app.settings.enroll_batch_max,
+                                        self.app.settings.enroll_batch_linger_s)
         return self._enrolls
 
     @property
     def reports(self) -> CallBatcher[ReportCall, str]:
         if self._reports is None:
-            self._reports = CallBatcher("report-enrollment", self._report_batch, self.app.settings.enroll_batch_max)
+            self._reports = CallBatcher("report-enrollment", self._report_batch, self.app.settings.enroll_batch_max,
+                                        self.app.settings.enroll_batch_linger_s)
         return self._reports
 
     def _enroll_batch(self, calls: list[EnrollCall]) -> list[dict[str, str] | ConvoyError]:
