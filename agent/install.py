@@ -3,6 +3,10 @@
     Enroll ──► pending record ──► local steps (each one logged) ──► ReportEnrollment
                                                                       success | error + log lines
 
+With no service to start (`--no-service`, not root, no systemd) the steps after Enroll only
+write the state it returns, so the success report goes with Enroll (`report_success`: one call
+per install, docs/enrollment.md); a step that fails after it is reported as `error` all the same.
+
 A rejected token (bad, expired, used up, revoked) fails `Enroll` before anything is written,
 here or on the coordinator. A local step that fails is reported as `error` with every log line
 so far, and the files this run wrote are removed again.
@@ -95,6 +99,11 @@ def systemd_present() -> bool:
     return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
 
 
+def will_start_service(args: argparse.Namespace) -> bool:
+    """Whether this install will install and start convoy-agent.service (root, under systemd)."""
+    return not args.no_service and systemd_present() and os.geteuid() == 0
+
+
 def agent_command(state_dir: Path) -> list[str]:
     """How to start the daemon for this state dir, with the same Python as this install."""
     return [*systemd_units.convoy_command(), "agent", "run", "--state-dir", str(state_dir)]
@@ -182,7 +191,7 @@ class Installer:
         if self.args.no_service:
             self.log.add("Skipping service installation (--no-service)")
             self.service_note = f"start the agent with: {run_cmd}"
-        elif not systemd_present() or os.geteuid() != 0:
+        elif not will_start_service(self.args):
             why = "systemd is not running" if not systemd_present() else "not running as root"
             self.log.add(f"Skipping service installation: {why}")
             self.service_note = f"start the agent with: {run_cmd}"
@@ -341,6 +350,10 @@ def cli_install(args: argparse.Namespace) -> int:
     request = pb.EnrollRequest(token=args.token, machine_id=machine_id, facts=facts_message(facts),
                                agent_version=AGENT_VERSION, tags=list(args.tag), site=args.site)
     device_key = _device_key(state, machine_id, request) if tls.secure else None
+    # One call per install (docs/enrollment.md): with no service to start, all that is left after
+    # Enroll is writing the state it returns, so the success report goes with Enroll; a step that
+    # fails after it is still reported (`error`, a correction the coordinator accepts).
+    request.report_success = not will_start_service(args)
     stub, resp, server = _enroll(server_list(args), tls, request, _proof(state, machine_id))
     if resp.device_certificate and device_key:
         # From here on this device's calls present its certificate, on the agent port.
@@ -362,7 +375,8 @@ def cli_install(args: argparse.Namespace) -> int:
         _report(stub, resp.credential, resp.enrollment_id, False, log.lines, server)
         raise CliError(f"install failed: {exc}", 1) from None
     log.add("Deployment complete")
-    _report(stub, resp.credential, resp.enrollment_id, True, log.lines, server)
+    if not resp.reported:  # a service was started, or the coordinator predates report_success
+        _report(stub, resp.credential, resp.enrollment_id, True, log.lines, server)
 
     result = {"device_id": resp.device_id, "client_id": resp.client_id, "enrollment_id": resp.enrollment_id,
               "state_dir": str(state.root)}

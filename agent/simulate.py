@@ -8,7 +8,7 @@ journal's state machine, maintenance windows, cancels), with two parts swapped f
 - `SimRunner`: the install step sleeps `install_time` and fails with `failure_rate` instead of
   running an installer.
 
-Every agent enrolls with its own credential (Enroll + ReportEnrollment, a bounded number at a
+Every agent enrolls with its own credential (one Enroll carrying its success report, a bounded number at a
 time) and holds its own Connect stream; the streams are spread over `channels` gRPC channels and
 opened in waves (grpc.aio fails most streams opened in one burst of thousands; measured on a
 2-core machine: 2,000 streams opened at once mostly end in `INTERNAL`, 10,000 opened a hundred at
@@ -44,11 +44,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -64,6 +64,8 @@ from common.convoy.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 from common.maintenance import validate_windows
 
 log = logging.getLogger("convoy.simulate")
+
+T = TypeVar("T")
 
 CREDENTIALS_FILE = "simulated.json"
 UNANSWERED = " before the coordinator answered"
@@ -273,30 +275,48 @@ def sim_facts(name: str) -> types_pb2.DeviceFacts:
 
 async def enroll_one(stub: Any, token: str, machine_id: str, keys: transport.ClientTLS | None = None,
                      agent_target: str = "") -> Enrolled:
-    """Enroll + ReportEnrollment(success), as `convoy agent install` does, minus the local steps.
-    With `keys` (the coordinator's trust), a device key is made and sent as a certificate
-    request, and the report goes over mutual TLS with the certificate to `agent_target`, on a
-    connection of its own, as a real install's does."""
+    """Enroll with its success report, as `convoy agent install --no-service` does, minus the
+    local steps. With `keys` (the coordinator's trust), a device key is made and sent as a
+    certificate request. Against a coordinator that predates `report_success` the report is a
+    ReportEnrollment call, over mutual TLS with the certificate to `agent_target` on a connection
+    of its own when there is one, as a real install's is."""
     request = agent_pb2.EnrollRequest(token=token, machine_id=machine_id, facts=sim_facts(machine_id),
-                                      agent_version=AGENT_VERSION)
+                                      agent_version=AGENT_VERSION, report_success=True)
     key = None
     if keys is not None:
         from agent.device_key import DeviceKey
 
         key = DeviceKey.generate()
         request.csr = key.csr(machine_id)
-    resp = await stub.Enroll(request, timeout=60)
+    resp = await _retrying(lambda: stub.Enroll(request, timeout=60))
+    if resp.reported:  # the report went with Enroll, as a `--no-service` install's does
+        return Enrolled(resp.device_id, resp.client_id, machine_id, resp.credential)
     report = agent_pb2.ReportEnrollmentRequest(enrollment_id=resp.enrollment_id, success=True,
                                                log_lines=["simulated install"])
     metadata = (("authorization", f"Bearer {resp.credential}"),)
+    # Retried on its own: enrolling again would be refused (the machine id is a device now).
     if key is None or keys is None or not resp.device_certificate:
-        await stub.ReportEnrollment(report, metadata=metadata, timeout=60)
+        await _retrying(lambda: stub.ReportEnrollment(report, metadata=metadata, timeout=60))
     else:
         tls = transport.ClientTLS(ca_pem=keys.ca_pem, client_key_pem=key.pem,
                                   client_cert_pem=resp.device_certificate.encode())
         async with own_channel(agent_target, tls) as channel:
-            await agent_pb2_grpc.AgentServiceStub(channel).ReportEnrollment(report, metadata=metadata, timeout=60)
+            agent_stub = agent_pb2_grpc.AgentServiceStub(channel)
+            await _retrying(lambda: agent_stub.ReportEnrollment(report, metadata=metadata, timeout=60))
     return Enrolled(resp.device_id, resp.client_id, machine_id, resp.credential)
+
+
+async def _retrying(call: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """`call()`, again after a pause while it fails with UNAVAILABLE (a coordinator busy or
+    restarting), as the installer retries."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 async def enroll_many(server: str, tls: transport.ClientTLS, token: str, machine_ids: Sequence[str], *,
@@ -315,14 +335,7 @@ async def enroll_many(server: str, tls: transport.ClientTLS, token: str, machine
 
     async def one(i: int, machine_id: str) -> Enrolled:
         async with gate:
-            for attempt in range(5):
-                try:
-                    return await enroll_one(stubs[i % len(stubs)], token, machine_id, keys, agent_address(server))
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
-                        raise
-                    await asyncio.sleep(0.5 * (attempt + 1))
-            raise AssertionError("unreachable")
+            return await enroll_one(stubs[i % len(stubs)], token, machine_id, keys, agent_address(server))
 
     try:
         return list(await asyncio.gather(*(one(i, mid) for i, mid in enumerate(machine_ids))))

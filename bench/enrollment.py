@@ -1,10 +1,11 @@
-"""enrollment: enrollments/s. Each is what `convoy agent install` does on the wire (Enroll, then
-ReportEnrollment with the device credential), from the simulator process, 64 in flight over 4
-channels, against a fresh coordinator subprocess.
+"""enrollment: enrollments/s. Each is what `convoy agent install --no-service` does on the wire
+(one Enroll carrying its success report, `report_success`; docs/enrollment.md, "One call per
+install"), from the simulator process, 64 in flight over 4 channels, against a fresh coordinator
+subprocess.
 
 In the same run, one after the other: SQLite and PostgreSQL; plaintext (`--insecure`) and TLS
-(the default) with device certificates (each enrollment sends a certificate request, the
-coordinator signs a certificate, and the report goes over mutual TLS on the agent port); batched (the default) and one transaction per call (`CONVOY_ENROLL_BATCH_MAX=1`,
+(the default) with device certificates (each enrollment sends a certificate request and the
+coordinator signs a certificate); batched (the default) and one transaction per call (`CONVOY_ENROLL_BATCH_MAX=1`,
 the shape before batching) for the ratio. Coordinator CPU per enrollment is read from the
 process between the first and the last enrollment.
 
@@ -85,9 +86,11 @@ def handshakes(work: Path, n: int, tag: str, tls: bool) -> Run:
             try:
                 stub = agent_pb2_grpc.AgentServiceStub(channel)
                 resp = stub.Enroll(agent_pb2.EnrollRequest(token=token, machine_id=f"hs-{tag}-{i}",
-                                                           facts=tpb.DeviceFacts(hostname="h", os="linux")), timeout=60)
-                stub.ReportEnrollment(agent_pb2.ReportEnrollmentRequest(enrollment_id=resp.enrollment_id, success=True),
-                                      metadata=(("authorization", f"Bearer {resp.credential}"),), timeout=60)
+                                                           facts=tpb.DeviceFacts(hostname="h", os="linux"),
+                                                           report_success=True), timeout=60)
+                if not resp.reported:
+                    stub.ReportEnrollment(agent_pb2.ReportEnrollmentRequest(enrollment_id=resp.enrollment_id, success=True),
+                                          metadata=(("authorization", f"Bearer {resp.credential}"),), timeout=60)
             finally:
                 channel.close()
 
@@ -105,8 +108,8 @@ def run(work: Path, n: int, runs: int, *, postgres: bool = True, compare: bool =
     from bench.ingestion import pg_available
     from bench.scaleout import create_database, drop_database
 
-    res = Result("enrollment", f"{n:,} enrollments (Enroll + ReportEnrollment; 64 in flight from one simulator "
-                 "process over 4 channels) on a fresh coordinator subprocess each run; batched: concurrent calls "
+    res = Result("enrollment", f"{n:,} enrollments (one Enroll carrying its report each, as `convoy agent install "
+                 "--no-service`; 64 in flight from one simulator process over 4 channels) on a fresh coordinator subprocess each run; batched: concurrent calls "
                  "written a batch per transaction (at most 500); one per call: `CONVOY_ENROLL_BATCH_MAX=1`, "
                  f"measured in the same run. Median of {runs} run(s). Coordinator CPU per enrollment in brackets.")
     backends: list[tuple[str, bool]] = [("sqlite", False)]

@@ -43,6 +43,9 @@ class Settings:
     enroll_batch_max: int = 500
     """Concurrent Enroll (and ReportEnrollment) calls written in one transaction, at most; 1 =
     one transaction per call."""
+    enroll_batch_linger_s: float = 0.002
+    """How long a batch of Enroll (and ReportEnrollment) calls waits for more before it is
+    written (0 = at once): fewer, larger transactions in an install wave."""
     header_timeout_s: float = 10.0
     """A REST connection that sends no complete request head within this is closed."""
     replica_id: str = ""

@@ -227,6 +227,10 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        """Per method: the servicer's handler and its counting wrapper, made on the first call
+        (the servicers' handlers are fixed once registered): a wrapper per call was measurable
+        CPU on the enrollment path (docs/BENCHMARKS.md, profile note 2026-12-03)."""
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
                                 handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
@@ -234,6 +238,14 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = str(handler_call_details.method)
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap_handler(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap_handler(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         for kind, factory in (("unary_unary", grpc.unary_unary_rpc_method_handler),
                               ("unary_stream", grpc.unary_stream_rpc_method_handler),
                               ("stream_unary", grpc.stream_unary_rpc_method_handler),

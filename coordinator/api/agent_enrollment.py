@@ -70,13 +70,15 @@ class EnrollmentRpcs(Api):
     @property
     def enrolls(self) -> CallBatcher[EnrollCall, dict[str, str]]:
         if self._enrolls is None:
-            self._enrolls = CallBatcher("enroll", self._enroll_batch, self.app.settings.enroll_batch_max)
+            self._enrolls = CallBatcher("enroll", self._enroll_batch, self.app.settings.enroll_batch_max,
+                                        self.app.settings.enroll_batch_linger_s)
         return self._enrolls
 
     @property
     def reports(self) -> CallBatcher[ReportCall, str]:
         if self._reports is None:
-            self._reports = CallBatcher("report-enrollment", self._report_batch, self.app.settings.enroll_batch_max)
+            self._reports = CallBatcher("report-enrollment", self._report_batch, self.app.settings.enroll_batch_max,
+                                        self.app.settings.enroll_batch_linger_s)
         return self._reports
 
     def _enroll_batch(self, calls: list[EnrollCall]) -> list[dict[str, str] | ConvoyError]:
@@ -121,13 +123,14 @@ class EnrollmentRpcs(Api):
             out = await self.enrolls.submit(EnrollCall(
                 request.token, request.machine_id, facts_from(request.facts), list(request.tags), request.site,
                 request.agent_version, proof=proof, source=peer, csr=bytes(request.csr),
-                key_proof=request.key_proof, proof_time=request.proof_time))
+                key_proof=request.key_proof, proof_time=request.proof_time, report_success=request.report_success))
         except ConvoyError as exc:
             if exc.http_status < 500:
                 n = self.throttle.failed(source, time.monotonic())
                 log.warning("Enroll from %s failed (%d in the last minute): %s: %s", peer, n, exc.code, exc.message)
             raise
-        return pb.EnrollResponse(heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s, **out)
+        return pb.EnrollResponse(heartbeat_interval_seconds=self.app.settings.heartbeat_interval_s,
+                                 reported=request.report_success, **out)
 
     def _renew(self, credential: str, presented: str, csr: bytes) -> dict[str, str]:
         identity = self._identity()

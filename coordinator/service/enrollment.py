@@ -180,18 +180,20 @@ def renew_certificate(device: m.Device, csr: bytes, identity: DeviceIdentity, no
 
 def enroll(s: Session, token: str, machine_id: str, facts: Facts, tags: list[str], site: str,
            agent_version: str, now: datetime, timeout_s: float, proof: str = "", source: str = "",
-           key: KeyRequest | None = None, identity: DeviceIdentity | None = None) -> dict[str, str]:
+           key: KeyRequest | None = None, identity: DeviceIdentity | None = None,
+           report_success: bool = False) -> dict[str, str]:
     """Take one use of `token`; create or re-identify the device; open a `pending` record.
 
     `proof` is the device credential the request carries (a reinstall), `key` its device key
     request and key proof, `source` where it came from (for the log). A rejected token or a
     refused takeover raises and writes nothing. Returns device_id, client_id, the new device
     credential (shown once), enrollment_id and device_certificate (PEM; "" for a bearer-only
-    device). The Enroll RPC batches concurrent calls through `enroll_batch` directly.
+    device). `report_success`: the record is written `success` at once (the report came with the
+    call). The Enroll RPC batches concurrent calls through `enroll_batch` directly.
     """
     key = key or KeyRequest()
     call = EnrollCall(token, machine_id, facts, tags, site, agent_version, proof=proof, source=source,
-                      csr=key.csr, key_proof=key.proof, proof_time=key.proof_time)
+                      csr=key.csr, key_proof=key.proof, proof_time=key.proof_time, report_success=report_success)
     out = enroll_batch(s, [call], now, timeout_s, identity or DeviceIdentity())[0]
     if isinstance(out, ConvoyError):
         raise out
@@ -217,12 +219,17 @@ def report_enrollment(s: Session, device: m.Device, enrollment_id: str, success:
 # --- records that never report ---------------------------------------------------------------
 
 def expire_pending(s: Session, now: datetime) -> int:
-    """Mark every pending record past its timeout as `error`, in one statement. Returns the count."""
+    """Mark every pending record past its timeout as `error`, in one statement, and end the
+    correction time of `success` records sent with Enroll that have passed it. Returns the count
+    of records timed out."""
     d = m.DeviceEnrollment
     result = s.execute(
         update(d).where(and_(d.status == "pending", d.timeout_at.is_not(None), d.timeout_at <= now))
         .values(status="error", error_logs=[log_line(now, TIMEOUT_MESSAGE)], timeout_at=None, updated_at=now)
         .execution_options(synchronize_session=False))
+    # Not updated_at: the record itself did not change.
+    s.execute(update(d).where(and_(d.status == "success", d.timeout_at.is_not(None), d.timeout_at <= now))
+              .values(timeout_at=None).execution_options(synchronize_session=False))
     return result.rowcount if isinstance(result, CursorResult) else 0
 
 

@@ -18,6 +18,7 @@ outcome: a dict, or the ConvoyError it would have raised alone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from common.secrets import hash_secret, mint
 from coordinator.auth import check_certificate, revoked
 from coordinator.domain import device_input as di
 from coordinator.domain import enrollment_claims as claims
+from coordinator.domain import enrollment_reports as reports
 from coordinator.store import models as m
 
 if TYPE_CHECKING:
@@ -47,6 +49,46 @@ log = logging.getLogger("convoy.enrollment")
 _DEVICES: Any = m.Device.__table__
 _RECORDS: Any = m.DeviceEnrollment.__table__
 _MEMBERS: Any = m.GroupMember.__table__
+_TOKENS: Any = m.EnrollmentToken.__table__
+
+# The statements of a batch, built once: building one (and its cache key, which SQLAlchemy
+# memoizes on the statement object) cost more CPU than executing it, about 4 ms per batch
+# however small (profile note 2026-12-03). Lists go in as expanding parameters.
+_SELECT_TOKENS = (select(_TOKENS.c.id, _TOKENS.c.client_id, _TOKENS.c.token_hash, _TOKENS.c.revoked_at,
+                         _TOKENS.c.expires_at, _TOKENS.c.max_uses, _TOKENS.c.uses, _TOKENS.c.group_ids,
+                         _TOKENS.c.created_by, _TOKENS.c.device_id)
+                  .where(_TOKENS.c.token_hash.in_(bindparam("hashes", expanding=True)))
+                  .order_by(_TOKENS.c.id).with_for_update())
+_DEVICE_COLUMNS = (_DEVICES.c.id, _DEVICES.c.client_id, _DEVICES.c.machine_id, _DEVICES.c.credential_hash,
+                   _DEVICES.c.tags, _DEVICES.c.site, _DEVICES.c.revoked_at, _DEVICES.c.public_key)
+_BY_MACHINE = and_(_DEVICES.c.client_id.in_(bindparam("clients", expanding=True)),
+                   _DEVICES.c.machine_id.in_(bindparam("machines", expanding=True)))
+_BY_ID = _DEVICES.c.id.in_(bindparam("targets", expanding=True))
+_SELECT_DEVICES = {  # by (machine ids named, replacement targets named)
+    (True, False): select(*_DEVICE_COLUMNS).where(_BY_MACHINE),
+    (False, True): select(*_DEVICE_COLUMNS).where(_BY_ID),
+    (True, True): select(*_DEVICE_COLUMNS).where(or_(_BY_MACHINE, _BY_ID)),
+}
+_SELECT_DEVICES = {k: v.order_by(_DEVICES.c.id).with_for_update() for k, v in _SELECT_DEVICES.items()}
+_TAKE_USES = (update(_TOKENS).where(
+    _TOKENS.c.id == bindparam("b_id"), _TOKENS.c.revoked_at.is_(None),
+    or_(_TOKENS.c.max_uses.is_(None), _TOKENS.c.uses + bindparam("b_n") <= _TOKENS.c.max_uses),
+    or_(_TOKENS.c.expires_at.is_(None), _TOKENS.c.expires_at > bindparam("b_now")),
+).values(uses=_TOKENS.c.uses + bindparam("b_n")))
+_INSERT_DEVICES = insert(_DEVICES)
+_INSERT_DEVICES_PG = (pg_insert(_DEVICES).on_conflict_do_nothing(index_elements=["client_id", "machine_id"])
+                      .returning(_DEVICES.c.id))
+_INSERT_RECORDS = insert(_RECORDS)
+_REPORTERS = (select(_DEVICES.c.credential_hash, _DEVICES.c.id, _DEVICES.c.revoked_at, _DEVICES.c.cert_sha256)
+              .where(_DEVICES.c.credential_hash.in_(bindparam("hashes", expanding=True))))
+_SELECT_RECORDS = (select(_RECORDS.c.id, _RECORDS.c.device_id, _RECORDS.c.status, _RECORDS.c.timeout_at)
+                   .where(_RECORDS.c.id.in_(bindparam("ids", expanding=True))).order_by(_RECORDS.c.id)
+                   .with_for_update())
+_CLOSE_RECORDS = {  # by success: the guarded update of each record a report closes
+    success: _RECORDS.update().where(_RECORDS.c.id == bindparam("b_id"), _RECORDS.c.status == bindparam("b_was"))
+    .values(status=bindparam("v_status"), timeout_at=None, updated_at=bindparam("v_now"),
+            error_logs=null() if success else bindparam("v_error_logs"))
+    for success in (True, False)}
 
 
 @dataclass
@@ -83,6 +125,9 @@ class EnrollCall:
     """base64 signature by the device's previous key of `device_identity.proof_message`."""
     proof_time: int = 0
     """The Unix time signed in `key_proof`."""
+    report_success: bool = False
+    """The report came with the call (docs/enrollment.md, "One call per install"): the record is
+    written `success` at once, correctable to `error` by its device until the timeout."""
 
 
 @dataclass(frozen=True)
@@ -169,11 +214,14 @@ def enroll_batch(s: Session, calls: list[EnrollCall], now: datetime, timeout_s: 
     _add_to_groups(s, [(a.token, ids[i], a.device_id is None) for i, a in admitted])
     records = {i: new_id() for i, _ in admitted}
     if admitted:
-        s.execute(insert(_RECORDS), [
+        s.execute(_INSERT_RECORDS, [
             # error_logs left out: SQL NULL, not JSON null
             {"id": records[i], "client_id": a.token.client_id, "device_id": ids[i], "enrollment_token_id": a.token.id,
-             "user_id": a.token.created_by, "status": "pending", "enrollment_date": now,
-             "timeout_at": now + timedelta(seconds=timeout_s), "created_at": now, "updated_at": now}
+             "user_id": a.token.created_by, "status": "success" if calls[i].report_success else "pending",
+             # pending: when it times out; success sent with Enroll: until when its device may
+             # still correct it to error (coordinator/domain/enrollment_reports.py)
+             "enrollment_date": now, "timeout_at": now + timedelta(seconds=timeout_s), "created_at": now,
+             "updated_at": now}
             for i, a in admitted])
     for i, a in admitted:
         if identity.ca is not None and certs[i].pem == "":
@@ -265,10 +313,7 @@ def _certificates(admitted: list[tuple[int, claims.Admit]], ids: dict[int, str],
 def _tokens(s: Session, hashes: set[str]) -> dict[str, claims.TokenRow]:
     if not hashes:
         return {}
-    t = m.EnrollmentToken
-    rows = s.execute(select(t.id, t.client_id, t.token_hash, t.revoked_at, t.expires_at, t.max_uses, t.uses,
-                            t.group_ids, t.created_by, t.device_id)
-                     .where(t.token_hash.in_(hashes)).order_by(t.id).with_for_update())
+    rows = s.execute(_SELECT_TOKENS, {"hashes": sorted(hashes)})
     return {r.token_hash: claims.TokenRow(id=r.id, client_id=r.client_id, token_hash=r.token_hash,
                                           revoked=r.revoked_at is not None, expires_at=r.expires_at,
                                           max_uses=r.max_uses, uses=r.uses, group_ids=tuple(r.group_ids or ()),
@@ -284,15 +329,12 @@ def _devices(s: Session, asks: list[claims.Ask], tokens: dict[str, claims.TokenR
     targets = {t.device_id for t in tokens.values() if t.device_id}
     if not keys and not targets:
         return [], {}
-    d = m.Device
-    named = []
+    params: dict[str, list[str]] = {}
     if keys:
-        named.append(and_(d.client_id.in_({c for c, _ in keys}), d.machine_id.in_({mid for _, mid in keys})))
+        params["clients"], params["machines"] = sorted({c for c, _ in keys}), sorted({mid for _, mid in keys})
     if targets:
-        named.append(d.id.in_(targets))
-    rows = list(s.execute(select(d.id, d.client_id, d.machine_id, d.credential_hash, d.tags, d.site, d.revoked_at,
-                                 d.public_key)
-                          .where(or_(*named)).order_by(d.id).with_for_update()))
+        params["targets"] = sorted(t for t in targets if t)
+    rows = list(s.execute(_SELECT_DEVICES[(bool(keys), bool(targets))], params))
     return ([claims.DeviceRow(id=r.id, client_id=r.client_id, machine_id=r.machine_id,
                               credential_hash=r.credential_hash, revoked=r.revoked_at is not None,
                               public_key=r.public_key) for r in rows],
@@ -337,11 +379,9 @@ def _insert_devices(s: Session, rows: list[dict[str, Any]]) -> set[str]:
     if s.get_bind().dialect.name == "sqlite":
         # SQLite writers are serialized (BEGIN IMMEDIATE) and the batch read the machine ids
         # under that lock: no other insert of the same machine can exist.
-        s.execute(insert(_DEVICES), rows)
+        s.execute(_INSERT_DEVICES, rows)
         return set()
-    stmt = (pg_insert(_DEVICES).on_conflict_do_nothing(index_elements=["client_id", "machine_id"])
-            .returning(_DEVICES.c.id))
-    inserted = set(s.scalars(stmt, rows))
+    inserted = set(s.scalars(_INSERT_DEVICES_PG, rows))
     return {r["id"] for r in rows} - inserted
 
 
@@ -349,14 +389,8 @@ def _take_uses(s: Session, uses: Counter[str], now: datetime) -> None:
     """One guarded increment per token: it never passes max_uses, nor takes a use of a revoked or
     expired token. The rows are locked since the read, so the guard holds; if it ever did not,
     the batch rolls back rather than over-use a token."""
-    t = m.EnrollmentToken
     for token_id, n in sorted(uses.items()):
-        result = s.execute(
-            update(t).where(
-                t.id == token_id, t.revoked_at.is_(None),
-                or_(t.max_uses.is_(None), t.uses + n <= t.max_uses),
-                or_(t.expires_at.is_(None), t.expires_at > now),
-            ).values(uses=t.uses + n).execution_options(synchronize_session=False))
+        result = s.execute(_TAKE_USES, {"b_id": token_id, "b_n": n, "b_now": now})
         if not isinstance(result, CursorResult) or result.rowcount != 1:
             raise GuardFailed(f"enrollment token {token_id}: {n} use(s) no longer available")
 
@@ -364,9 +398,14 @@ def _take_uses(s: Session, uses: Counter[str], now: datetime) -> None:
 def _update_devices(s: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    keys = [k[2:] for k in rows[0] if k.startswith("v_")]
-    s.execute(_DEVICES.update().where(_DEVICES.c.id == bindparam("b_id"))
-              .values({k: bindparam(f"v_{k}") for k in keys}), rows)
+    s.execute(_update_statement(tuple(k[2:] for k in rows[0] if k.startswith("v_"))), rows)
+
+
+@functools.cache
+def _update_statement(columns: tuple[str, ...]) -> Any:
+    """The update of a re-identified device's `columns` (one set in practice: built once)."""
+    return _DEVICES.update().where(_DEVICES.c.id == bindparam("b_id")).values(
+        {k: bindparam(f"v_{k}") for k in columns})
 
 
 def _add_to_groups(s: Session, wanted: list[tuple[claims.TokenRow, str, bool]]) -> None:
@@ -393,11 +432,10 @@ def report_batch(s: Session, calls: list[ReportCall], now: datetime,
                  allow_bearer_only: bool = True) -> list[str | ConvoyError]:
     """Authenticate each call's device by its credential and close its own record (`close_records`)."""
     hashes = {hash_secret(c.credential) for c in calls}
-    d = m.Device
     owners: dict[str, str] = {}
     revoked_at: dict[str, datetime] = {}
     certs: dict[str, str | None] = {}
-    for r in s.execute(select(d.credential_hash, d.id, d.revoked_at, d.cert_sha256).where(d.credential_hash.in_(hashes))):
+    for r in s.execute(_REPORTERS, {"hashes": sorted(hashes)}):
         owners[r.credential_hash] = r.id
         certs[r.id] = r.cert_sha256
         if r.revoked_at is not None:
@@ -429,36 +467,33 @@ def report_batch(s: Session, calls: list[ReportCall], now: datetime,
 def close_records(s: Session, items: list[tuple[str, str, bool, list[str]]], now: datetime) -> list[str | ConvoyError]:
     """For each (device id, record id, success, log lines): close the device's own pending record,
     `success` (error_logs null) or `error` (the lines). A duplicate of the report that closed it
-    is accepted; one that contradicts its final status (it timed out first) is a Conflict."""
+    is accepted; one that contradicts its final status (it timed out first) is a Conflict, except
+    the correction of a `success` sent with Enroll (coordinator/domain/enrollment_reports.py)."""
     if not items:
         return []
-    d = m.DeviceEnrollment
     # Locked: the timeout sweep's guarded UPDATE waits for this transaction and then finds the
     # record no longer pending.
-    current = {r.id: (r.device_id, r.status) for r in s.execute(
-        select(d.id, d.device_id, d.status).where(d.id.in_({it[1] for it in items})).order_by(d.id).with_for_update())}
+    current = {r.id: (r.device_id, r.status, r.timeout_at)
+               for r in s.execute(_SELECT_RECORDS, {"ids": sorted({it[1] for it in items})})}
     out: list[str | ConvoyError] = []
     closing: dict[str, dict[str, Any]] = {}
     for device_id, rid, success, lines in items:
-        owner, status = current.get(rid, ("", ""))
-        want = "success" if success else "error"
+        owner, status, open_until = current.get(rid, ("", "", None))
         if owner != device_id:
             out.append(NotFound("Deployment not found", deployment_id=rid))
-        elif status == "pending":
-            current[rid] = (owner, want)
-            closing[rid] = {"b_id": rid, "v_status": want, "v_error_logs": None if success else di.log_lines(list(lines))}
-            out.append(want)
-        elif status == want:
-            out.append(want)
-        else:
-            out.append(Conflict(f"enrollment {rid} is already {status}", deployment_id=rid, status=status))
-    table = _RECORDS
-    for success in (True, False):
-        rows = [r for r in closing.values() if (r["v_status"] == "success") == success]
-        if not rows:
             continue
-        stmt = table.update().where(table.c.id == bindparam("b_id"), table.c.status == "pending").values(
-            status=bindparam("v_status"), timeout_at=None, updated_at=now,
-            error_logs=null() if success else bindparam("v_error_logs"))
-        s.execute(stmt, [{k: v for k, v in r.items() if not (success and k == "v_error_logs")} for r in rows])
+        decision = reports.on_report(rid, status, open_until, success, now)
+        if isinstance(decision, ConvoyError):
+            out.append(decision)
+            continue
+        if isinstance(decision, reports.Close):
+            current[rid] = (owner, decision.status, None)
+            closing[rid] = {"b_id": rid, "b_was": decision.was, "v_status": decision.status,
+                            "v_error_logs": None if success else di.log_lines(list(lines))}
+        out.append(decision.status)
+    for success in (True, False):
+        rows = [{**r, "v_now": now} for r in closing.values() if (r["v_status"] == "success") == success]
+        if rows:
+            s.execute(_CLOSE_RECORDS[success],
+                      [{k: v for k, v in r.items() if not (success and k == "v_error_logs")} for r in rows])
     return out

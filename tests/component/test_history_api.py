@@ -277,6 +277,42 @@ def test_takeover_by_machine_id_is_refused_over_grpc(coordinator: InProcessCoord
     assert again.device_id == victim.device_id
 
 
+def test_one_call_per_install_report_with_enroll(coordinator_any: InProcessCoordinator) -> None:
+    """Enroll with `report_success` answers `reported` and the record is `success` at once over
+    REST; the device's ReportEnrollment(error) corrects it with its lines; an Enroll without it
+    (an older agent) still opens a `pending` record and says it was not reported."""
+    c = coordinator_any
+    tok = c.admin().CreateEnrollmentToken(pb.CreateEnrollmentTokenRequest(client_id=c.client_id))
+
+    def enroll(machine_id: str, report_success: bool) -> apb.EnrollResponse:
+        return _agent(c).Enroll(apb.EnrollRequest(token=tok.token, machine_id=machine_id, agent_version="0.1.0",
+                                                  report_success=report_success), timeout=10)
+
+    def rest(resp: apb.EnrollResponse) -> dict[str, Any]:
+        url = f"{c.http_url}/v2/clients/{c.client_id}/devices/{resp.device_id}/deployments/{resp.enrollment_id}"
+        r = httpx.get(url, headers=_headers(c.token))
+        assert r.status_code == 200
+        return dict(r.json())
+
+    one = enroll("one-call", True)
+    assert one.reported
+    rec = rest(one)
+    assert (rec["status"], rec["error_logs"]) == ("success", None)
+
+    broken = enroll("one-call-broken", True)
+    assert rest(broken)["status"] == "success"
+    assert _report(c, broken, False, SEED_LINES) == "error"
+    rec = rest(broken)
+    assert (rec["status"], rec["error_logs"]) == ("error", SEED_LINES)
+    with pytest.raises(grpc.RpcError) as info:
+        _report(c, broken, True, [])
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    old = enroll("two-calls", False)
+    assert not old.reported and rest(old)["status"] == "pending"
+    assert _report(c, old, True, []) == "success" and rest(old)["status"] == "success"
+
+
 def test_pending_record_times_out(db_url: str, tmp_path: Path) -> None:
     c = InProcessCoordinator(db_url=db_url, data_dir=tmp_path, enrollment_timeout_s=0.3)
     c.start()

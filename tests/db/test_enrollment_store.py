@@ -286,3 +286,47 @@ def test_replacement_token_reenrolls_exactly_one_device_once(store: Store) -> No
         assert n == 2
     with pytest.raises(Unauthenticated, match="used up"):
         _enroll(store, repl["token"], "new-disk", proof=new["credential"])
+
+
+def test_a_success_report_sent_with_enroll_and_its_correction(store: Store) -> None:
+    """One call per install: `report_success` writes the record `success` (error_logs null) in the
+    Enroll's own transaction; its device may correct it to `error` with its lines until the
+    enrollment timeout, then never; the timeout sweep neither touches it nor counts it."""
+    client_id, who = _setup(store)
+    tok = _token(store, who, client_id)
+    lines = ["2026-01-29T09:00:01Z: Starting deployment...", "2026-01-29T09:00:02Z: Deployment aborted"]
+
+    def enroll(machine_id: str) -> dict[str, str]:
+        with store.tx() as s:
+            return enrollment.enroll(s, tok["token"], machine_id, Facts(hostname="h"), [], "", "0.1.0", T0, 600.0,
+                                     report_success=True)
+
+    def report(out: dict[str, str], success: bool, now: datetime) -> str:
+        with store.tx() as s:
+            return enrollment.report_enrollment(s, authenticate_device(s, out["credential"]), out["enrollment_id"],
+                                                success, lines, now)
+
+    def record(out: dict[str, str]) -> tuple[str, Any, datetime]:
+        with store.read() as s:
+            r = s.get(m.DeviceEnrollment, out["enrollment_id"])
+            assert r is not None
+            return r.status, r.error_logs, r.updated_at
+
+    ok, corrected, late = enroll("ok"), enroll("corrected"), enroll("late")
+    assert record(ok) == ("success", None, T0)
+    assert report(ok, True, T0 + timedelta(seconds=1)) == "success"  # a duplicate: no write
+    assert record(ok) == ("success", None, T0)
+
+    assert report(corrected, False, T0 + timedelta(seconds=2)) == "error"
+    assert record(corrected) == ("error", lines, T0 + timedelta(seconds=2))
+    assert report(corrected, False, T0 + timedelta(seconds=3)) == "error"
+    with pytest.raises(Conflict):  # corrected once; it never goes back
+        report(corrected, True, T0 + timedelta(seconds=3))
+
+    with store.tx() as s:  # the sweep ends the correction time and times nothing out
+        assert enrollment.expire_pending(s, T0 + timedelta(seconds=600)) == 0
+    with pytest.raises(Conflict):
+        report(late, False, T0 + timedelta(seconds=601))
+    assert record(late) == ("success", None, T0)
+    with store.read() as s:
+        assert s.get(m.DeviceEnrollment, late["enrollment_id"]).timeout_at is None  # type: ignore[union-attr]

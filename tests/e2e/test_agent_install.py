@@ -4,11 +4,13 @@ operator commands (`convoy tokens …`, `convoy devices …`) parsed back from `
 from __future__ import annotations
 
 import json
+import re
 import stat
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.harness import CoordinatorProcess, run_cli
@@ -25,6 +27,13 @@ def _json(c: CoordinatorProcess, *args: str) -> Any:
     return json.loads(c.cli(*args, "-o", "json").stdout)
 
 
+def _report_calls(c: CoordinatorProcess) -> float:
+    """ReportEnrollment calls the coordinator has answered (its /metrics), whatever their status."""
+    text = httpx.get(c.http_url + "/metrics", verify=c.verify, timeout=10).text
+    return sum(float(v) for v in re.findall(
+        r'^convoy_grpc_requests_total\{[^}]*method="/convoy.v1.AgentService/ReportEnrollment"[^}]*\} (\S+)$', text, re.M))
+
+
 def _new_token(c: CoordinatorProcess, *extra: str) -> dict[str, str]:
     return _json(c, "tokens", "create", "--client", c.client_id, *extra)  # type: ignore[no-any-return]
 
@@ -38,6 +47,7 @@ def test_install_success_and_reinstall(coordinator_proc: CoordinatorProcess, tmp
                                       f"--ca-fingerprint {c.ca_fingerprint}")
 
     state = tmp_path / "agent1"
+    reports = _report_calls(c)
     res = _install(c, tok["token"], state, "vm-clone-17", "--tag", "lab", "--site", "berlin",
                    "--maintenance-window", "Sat 01:00-05:00 Europe/Berlin", "-o", "json")
     assert res.returncode == 0, res.stderr
@@ -49,6 +59,8 @@ def test_install_success_and_reinstall(coordinator_proc: CoordinatorProcess, tmp
     assert identity["device_id"] == out["device_id"] and identity["machine_id"] == "vm-clone-17"
     assert (state / "windows.conf").read_text().strip() == "Sat 01:00-05:00 Europe/Berlin"
 
+    # --no-service: the success report went with Enroll, one call per install
+    assert _report_calls(c) == reports
     hist = _json(c, "devices", "history", "--client", c.client_id, out["device_id"])
     assert hist["total_count"] == 1 and hist["next_cursor"] is None
     assert [(r["id"], r["status"]) for r in hist["data"]] == [(out["enrollment_id"], "success")]
@@ -130,8 +142,11 @@ def test_failed_local_step_is_reported_with_its_logs(coordinator_proc: Coordinat
     tok = _new_token(c)
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the state dir should go")
+    reports = _report_calls(c)
     res = _install(c, tok["token"], blocker / "state", "broken-machine")
     assert res.returncode == 1 and "install failed" in res.stderr.splitlines()[-1]
+    # the success sent with Enroll was corrected by the one ReportEnrollment of the failure
+    assert _report_calls(c) == reports + 1
     devices = _json(c, "devices", "list", "--client", c.client_id)["data"]
     [dev] = [d for d in devices if d["machine_id"] == "broken-machine"]
     assert dev["latest_enrollment"]["status"] == "error"

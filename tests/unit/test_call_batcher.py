@@ -126,3 +126,28 @@ def test_max_batch_of_one_is_one_call_per_round(size: int) -> None:
     b: CallBatcher[int | str, str] = CallBatcher("t", writes, max_batch=size)
     out = asyncio.run(_submit_all(b, [0, 2, 4]))
     assert out == ["wrote 0", "wrote 2", "wrote 4"] and all(len(r) == 1 for r in writes.rounds)
+
+
+@pytest.mark.parametrize("linger", [0.0, 0.5])
+def test_calls_arriving_one_at_a_time_share_a_round_when_the_writer_lingers(linger: float) -> None:
+    writes = Writes()
+    b: CallBatcher[int | str, str] = CallBatcher("t", writes, max_batch=40, linger_s=linger)
+
+    async def go() -> list[str | BaseException]:
+        tasks = []
+        for i in (0, 2, 4):  # a wave's calls, a moment apart
+            tasks.append(asyncio.ensure_future(b.submit(i)))
+            await asyncio.sleep(0.05)
+        out = list(await asyncio.gather(*tasks, return_exceptions=True))
+        await b.close()
+        return out
+
+    assert asyncio.run(go()) == ["wrote 0", "wrote 2", "wrote 4"]
+    if linger:
+        assert writes.rounds == [[0, 2, 4]]
+    else:  # each written as it came (a slow writer thread may catch two)
+        assert len(writes.rounds) >= 2
+
+
+def test_one_call_per_round_never_lingers() -> None:
+    assert CallBatcher("t", Writes(), max_batch=1, linger_s=0.5).linger_s == 0.0

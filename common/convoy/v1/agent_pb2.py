@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from common.convoy.v1 import types_pb2 as convoy_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63onvoy/v1/agent.proto\x12\tconvoy.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x15\x63onvoy/v1/types.proto\"&\n\x17RenewCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\x0c\"J\n\x18RenewCertificateResponse\x12\x1a\n\x12\x64\x65vice_certificate\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\t\"\xc0\x01\n\rEnrollRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\nmachine_id\x18\x02 \x01(\t\x12%\n\x05\x66\x61\x63ts\x18\x03 \x01(\x0b\x32\x16.convoy.v1.DeviceFacts\x12\x15\n\ragent_version\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0c\n\x04site\x18\x06 \x01(\t\x12\x0b\n\x03\x63sr\x18\x07 \x01(\x0c\x12\x11\n\tkey_proof\x18\x08 \x01(\t\x12\x12\n\nproof_time\x18\t \x01(\x03\"\xa1\x01\n\x0e\x45nrollResponse\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x12\n\ncredential\x18\x03 \x01(\t\x12\x15\n\renrollment_id\x18\x04 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x05 \x01(\x01\x12\x1a\n\x12\x64\x65vice_certificate\x18\x06 \x01(\t\"T\n\x17ReportEnrollmentRequest\x12\x15\n\renrollment_id\x18\x01 \x01(\t\x12\x0f\n\x07success\x18\x02 \x01(\x08\x12\x11\n\tlog_lines\x18\x03 \x03(\t\"*\n\x18ReportEnrollmentResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"\x90\x01\n\x0c\x41gentMessage\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.convoy.v1.HelloH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.convoy.v1.HeartbeatH\x00\x12*\n\njob_status\x18\x03 \x01(\x0b\x32\x14.convoy.v1.JobStatusH\x00\x42\x06\n\x04kind\"\x89\x01\n\x05Hello\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12%\n\x05\x66\x61\x63ts\x18\x02 \x01(\x0b\x32\x16.convoy.v1.DeviceFacts\x12\x1b\n\x13maintenance_windows\x18\x03 \x03(\t\x12%\n\x07journal\x18\x04 \x03(\x0b\x32\x14.convoy.v1.JobStatus\"\x18\n\tHeartbeat\x12\x0b\n\x03seq\x18\x01 \x01(\x03\"\x87\x01\n\tJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06output\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\tB\x0c\n\n_exit_code\"\xd3\x01\n\x12\x43oordinatorMessage\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.convoy.v1.WelcomeH\x00\x12\x1d\n\x03job\x18\x02 \x01(\x0b\x32\x0e.convoy.v1.JobH\x00\x12&\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x14.convoy.v1.CancelJobH\x00\x12\x1d\n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x0e.convoy.v1.AckH\x00\x12(\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x16.convoy.v1.AgentConfigH\x00\x42\x06\n\x04kind\"n\n\x07Welcome\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x02 \x01(\x01\x12,\n\ttrust_set\x18\x03 \x01(\x0b\x32\x19.convoy.v1.TrustSetUpdate\"E\n\x0eTrustSetUpdate\x12\x10\n\x08\x64ocument\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\t\"\xa5\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x0c\n\x04type\x18\x04 \x01(\t\x12(\n\x07payload\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12#\n\x1brespect_maintenance_windows\x18\x06 \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\x12\x10\n\x08rollback\x18\x08 \x01(\x08\x12\x1f\n\x17window_wait_max_seconds\x18\t \x01(\x01\x12\x10\n\x08manifest\x18\n \x01(\t\x12\x18\n\x10signature_key_id\x18\x0b \x01(\t\x12\x11\n\tsignature\x18\x0c \x01(\t\"+\n\tCancelJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"$\n\x03\x41\x63k\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\"1\n\x0b\x41gentConfig\x12\"\n\x1aheartbeat_interval_seconds\x18\x01 \x01(\x01\"9\n\x17\x44ownloadArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"A\n\rArtifactChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x32\xa2\x03\n\x0c\x41gentService\x12=\n\x06\x45nroll\x12\x18.convoy.v1.EnrollRequest\x1a\x19.convoy.v1.EnrollResponse\x12[\n\x10ReportEnrollment\x12\".convoy.v1.ReportEnrollmentRequest\x1a#.convoy.v1.ReportEnrollmentResponse\x12\x45\n\x07\x43onnect\x12\x17.convoy.v1.AgentMessage\x1a\x1d.convoy.v1.CoordinatorMessage(\x01\x30\x01\x12R\n\x10\x44ownloadArtifact\x12\".convoy.v1.DownloadArtifactRequest\x1a\x18.convoy.v1.ArtifactChunk0\x01\x12[\n\x10RenewCertificate\x12\".convoy.v1.RenewCertificateRequest\x1a#.convoy.v1.RenewCertificateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63onvoy/v1/agent.proto\x12\tconvoy.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x15\x63onvoy/v1/types.proto\"&\n\x17RenewCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\x0c\"J\n\x18RenewCertificateResponse\x12\x1a\n\x12\x64\x65vice_certificate\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\t\"\xd8\x01\n\rEnrollRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\nmachine_id\x18\x02 \x01(\t\x12%\n\x05\x66\x61\x63ts\x18\x03 \x01(\x0b\x32\x16.convoy.v1.DeviceFacts\x12\x15\n\ragent_version\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0c\n\x04site\x18\x06 \x01(\t\x12\x0b\n\x03\x63sr\x18\x07 \x01(\x0c\x12\x11\n\tkey_proof\x18\x08 \x01(\t\x12\x12\n\nproof_time\x18\t \x01(\x03\x12\x16\n\x0ereport_success\x18\n \x01(\x08\"\xb3\x01\n\x0e\x45nrollResponse\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x12\n\ncredential\x18\x03 \x01(\t\x12\x15\n\renrollment_id\x18\x04 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x05 \x01(\x01\x12\x1a\n\x12\x64\x65vice_certificate\x18\x06 \x01(\t\x12\x10\n\x08reported\x18\x07 \x01(\x08\"T\n\x17ReportEnrollmentRequest\x12\x15\n\renrollment_id\x18\x01 \x01(\t\x12\x0f\n\x07success\x18\x02 \x01(\x08\x12\x11\n\tlog_lines\x18\x03 \x03(\t\"*\n\x18ReportEnrollmentResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"\x90\x01\n\x0c\x41gentMessage\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.convoy.v1.HelloH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.convoy.v1.HeartbeatH\x00\x12*\n\njob_status\x18\x03 \x01(\x0b\x32\x14.convoy.v1.JobStatusH\x00\x42\x06\n\x04kind\"\x89\x01\n\x05Hello\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12%\n\x05\x66\x61\x63ts\x18\x02 \x01(\x0b\x32\x16.convoy.v1.DeviceFacts\x12\x1b\n\x13maintenance_windows\x18\x03 \x03(\t\x12%\n\x07journal\x18\x04 \x03(\x0b\x32\x14.convoy.v1.JobStatus\"\x18\n\tHeartbeat\x12\x0b\n\x03seq\x18\x01 \x01(\x03\"\x87\x01\n\tJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06output\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\tB\x0c\n\n_exit_code\"\xd3\x01\n\x12\x43oordinatorMessage\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.convoy.v1.WelcomeH\x00\x12\x1d\n\x03job\x18\x02 \x01(\x0b\x32\x0e.convoy.v1.JobH\x00\x12&\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x14.convoy.v1.CancelJobH\x00\x12\x1d\n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x0e.convoy.v1.AckH\x00\x12(\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x16.convoy.v1.AgentConfigH\x00\x42\x06\n\x04kind\"n\n\x07Welcome\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x02 \x01(\x01\x12,\n\ttrust_set\x18\x03 \x01(\x0b\x32\x19.convoy.v1.TrustSetUpdate\"E\n\x0eTrustSetUpdate\x12\x10\n\x08\x64ocument\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\t\"\xa5\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x0c\n\x04type\x18\x04 \x01(\t\x12(\n\x07payload\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12#\n\x1brespect_maintenance_windows\x18\x06 \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\x12\x10\n\x08rollback\x18\x08 \x01(\x08\x12\x1f\n\x17window_wait_max_seconds\x18\t \x01(\x01\x12\x10\n\x08manifest\x18\n \x01(\t\x12\x18\n\x10signature_key_id\x18\x0b \x01(\t\x12\x11\n\tsignature\x18\x0c \x01(\t\"+\n\tCancelJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"$\n\x03\x41\x63k\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\"1\n\x0b\x41gentConfig\x12\"\n\x1aheartbeat_interval_seconds\x18\x01 \x01(\x01\"9\n\x17\x44ownloadArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"A\n\rArtifactChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x32\xa2\x03\n\x0c\x41gentService\x12=\n\x06\x45nroll\x12\x18.convoy.v1.EnrollRequest\x1a\x19.convoy.v1.EnrollResponse\x12[\n\x10ReportEnrollment\x12\".convoy.v1.ReportEnrollmentRequest\x1a#.convoy.v1.ReportEnrollmentResponse\x12\x45\n\x07\x43onnect\x12\x17.convoy.v1.AgentMessage\x1a\x1d.convoy.v1.CoordinatorMessage(\x01\x30\x01\x12R\n\x10\x44ownloadArtifact\x12\".convoy.v1.DownloadArtifactRequest\x1a\x18.convoy.v1.ArtifactChunk0\x01\x12[\n\x10RenewCertificate\x12\".convoy.v1.RenewCertificateRequest\x1a#.convoy.v1.RenewCertificateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,39 +38,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RENEWCERTIFICATERESPONSE']._serialized_start=129
   _globals['_RENEWCERTIFICATERESPONSE']._serialized_end=203
   _globals['_ENROLLREQUEST']._serialized_start=206
-  _globals['_ENROLLREQUEST']._serialized_end=398
-  _globals['_ENROLLRESPONSE']._serialized_start=401
-  _globals['_ENROLLRESPONSE']._serialized_end=562
-  _globals['_REPORTENROLLMENTREQUEST']._serialized_start=564
-  _globals['_REPORTENROLLMENTREQUEST']._serialized_end=648
-  _globals['_REPORTENROLLMENTRESPONSE']._serialized_start=650
-  _globals['_REPORTENROLLMENTRESPONSE']._serialized_end=692
-  _globals['_AGENTMESSAGE']._serialized_start=695
-  _globals['_AGENTMESSAGE']._serialized_end=839
-  _globals['_HELLO']._serialized_start=842
-  _globals['_HELLO']._serialized_end=979
-  _globals['_HEARTBEAT']._serialized_start=981
-  _globals['_HEARTBEAT']._serialized_end=1005
-  _globals['_JOBSTATUS']._serialized_start=1008
-  _globals['_JOBSTATUS']._serialized_end=1143
-  _globals['_COORDINATORMESSAGE']._serialized_start=1146
-  _globals['_COORDINATORMESSAGE']._serialized_end=1357
-  _globals['_WELCOME']._serialized_start=1359
-  _globals['_WELCOME']._serialized_end=1469
-  _globals['_TRUSTSETUPDATE']._serialized_start=1471
-  _globals['_TRUSTSETUPDATE']._serialized_end=1540
-  _globals['_JOB']._serialized_start=1543
-  _globals['_JOB']._serialized_end=1836
-  _globals['_CANCELJOB']._serialized_start=1838
-  _globals['_CANCELJOB']._serialized_end=1881
-  _globals['_ACK']._serialized_start=1883
-  _globals['_ACK']._serialized_end=1919
-  _globals['_AGENTCONFIG']._serialized_start=1921
-  _globals['_AGENTCONFIG']._serialized_end=1970
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=1972
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=2029
-  _globals['_ARTIFACTCHUNK']._serialized_start=2031
-  _globals['_ARTIFACTCHUNK']._serialized_end=2096
-  _globals['_AGENTSERVICE']._serialized_start=2099
-  _globals['_AGENTSERVICE']._serialized_end=2517
+  _globals['_ENROLLREQUEST']._serialized_end=422
+  _globals['_ENROLLRESPONSE']._serialized_start=425
+  _globals['_ENROLLRESPONSE']._serialized_end=604
+  _globals['_REPORTENROLLMENTREQUEST']._serialized_start=606
+  _globals['_REPORTENROLLMENTREQUEST']._serialized_end=690
+  _globals['_REPORTENROLLMENTRESPONSE']._serialized_start=692
+  _globals['_REPORTENROLLMENTRESPONSE']._serialized_end=734
+  _globals['_AGENTMESSAGE']._serialized_start=737
+  _globals['_AGENTMESSAGE']._serialized_end=881
+  _globals['_HELLO']._serialized_start=884
+  _globals['_HELLO']._serialized_end=1021
+  _globals['_HEARTBEAT']._serialized_start=1023
+  _globals['_HEARTBEAT']._serialized_end=1047
+  _globals['_JOBSTATUS']._serialized_start=1050
+  _globals['_JOBSTATUS']._serialized_end=1185
+  _globals['_COORDINATORMESSAGE']._serialized_start=1188
+  _globals['_COORDINATORMESSAGE']._serialized_end=1399
+  _globals['_WELCOME']._serialized_start=1401
+  _globals['_WELCOME']._serialized_end=1511
+  _globals['_TRUSTSETUPDATE']._serialized_start=1513
+  _globals['_TRUSTSETUPDATE']._serialized_end=1582
+  _globals['_JOB']._serialized_start=1585
+  _globals['_JOB']._serialized_end=1878
+  _globals['_CANCELJOB']._serialized_start=1880
+  _globals['_CANCELJOB']._serialized_end=1923
+  _globals['_ACK']._serialized_start=1925
+  _globals['_ACK']._serialized_end=1961
+  _globals['_AGENTCONFIG']._serialized_start=1963
+  _globals['_AGENTCONFIG']._serialized_end=2012
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=2014
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=2071
+  _globals['_ARTIFACTCHUNK']._serialized_start=2073
+  _globals['_ARTIFACTCHUNK']._serialized_end=2138
+  _globals['_AGENTSERVICE']._serialized_start=2141
+  _globals['_AGENTSERVICE']._serialized_end=2559
 # @@protoc_insertion_point(module_scope)

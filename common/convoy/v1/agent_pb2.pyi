@@ -23,7 +23,7 @@ class RenewCertificateResponse(_message.Message):
     def __init__(self, device_certificate: _Optional[str] = ..., expires_at: _Optional[str] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
-    __slots__ = ("token", "machine_id", "facts", "agent_version", "tags", "site", "csr", "key_proof", "proof_time")
+    __slots__ = ("token", "machine_id", "facts", "agent_version", "tags", "site", "csr", "key_proof", "proof_time", "report_success")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     MACHINE_ID_FIELD_NUMBER: _ClassVar[int]
     FACTS_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class EnrollRequest(_message.Message):
     CSR_FIELD_NUMBER: _ClassVar[int]
     KEY_PROOF_FIELD_NUMBER: _ClassVar[int]
     PROOF_TIME_FIELD_NUMBER: _ClassVar[int]
+    REPORT_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     token: str
     machine_id: str
     facts: _types_pb2.DeviceFacts
@@ -42,23 +43,26 @@ class EnrollRequest(_message.Message):
     csr: bytes
     key_proof: str
     proof_time: int
-    def __init__(self, token: _Optional[str] = ..., machine_id: _Optional[str] = ..., facts: _Optional[_Union[_types_pb2.DeviceFacts, _Mapping]] = ..., agent_version: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., site: _Optional[str] = ..., csr: _Optional[bytes] = ..., key_proof: _Optional[str] = ..., proof_time: _Optional[int] = ...) -> None: ...
+    report_success: bool
+    def __init__(self, token: _Optional[str] = ..., machine_id: _Optional[str] = ..., facts: _Optional[_Union[_types_pb2.DeviceFacts, _Mapping]] = ..., agent_version: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., site: _Optional[str] = ..., csr: _Optional[bytes] = ..., key_proof: _Optional[str] = ..., proof_time: _Optional[int] = ..., report_success: _Optional[bool] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("device_id", "client_id", "credential", "enrollment_id", "heartbeat_interval_seconds", "device_certificate")
+    __slots__ = ("device_id", "client_id", "credential", "enrollment_id", "heartbeat_interval_seconds", "device_certificate", "reported")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     ENROLLMENT_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     client_id: str
     credential: str
     enrollment_id: str
     heartbeat_interval_seconds: float
     device_certificate: str
-    def __init__(self, device_id: _Optional[str] = ..., client_id: _Optional[str] = ..., credential: _Optional[str] = ..., enrollment_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., device_certificate: _Optional[str] = ...) -> None: ...
+    reported: bool
+    def __init__(self, device_id: _Optional[str] = ..., client_id: _Optional[str] = ..., credential: _Optional[str] = ..., enrollment_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., device_certificate: _Optional[str] = ..., reported: _Optional[bool] = ...) -> None: ...
 
 class ReportEnrollmentRequest(_message.Message):
     __slots__ = ("enrollment_id", "success", "log_lines")
