@@ -569,10 +569,11 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
     rt: Any = m.DeploymentDevice.__table__
     cols = (jt.c.id, jt.c.device_id, jt.c.deployment_id, jt.c.deployment_device_id, jt.c.state, jt.c.desired,
             jt.c.ran, jt.c.activity_at)
+    names = tuple(c.name for c in cols)  # rows to dicts by zip: `Row._asdict` builds a key view per row
     jobs: dict[str, dict[str, Any]] = {}
     for among in id_in(s, jt.c.id, {r.job_id for r in reports}):
         for jrow in s.execute(select(*cols).where(among)):
-            jobs[jrow.id] = jrow._asdict()
+            jobs[jrow[0]] = dict(zip(names, jrow, strict=True))
     dep_ids = sorted({j["deployment_id"] for j in jobs.values()})
     # Lock the deployments in a fixed order (PostgreSQL) so record moves serialize with the engine.
     deps: dict[str, m.Deployment] = {}
@@ -584,7 +585,7 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
         # serializes): the engine may have changed one between the first read and the lock.
         for among in id_in(s, jt.c.id, set(jobs)):
             for row in s.execute(select(*cols).where(among)):
-                jobs[row.id] = row._asdict()
+                jobs[row[0]] = dict(zip(names, row, strict=True))
     records: dict[str, rm.Record] = {}
     for among in id_in(s, rt.c.id, {j["deployment_device_id"] for j in jobs.values()}):
         for rrow in s.execute(select(rt.c.id, rt.c.job_id, rt.c.status, rt.c.runs, rt.c.attempts, rt.c.error,
