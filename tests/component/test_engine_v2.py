@@ -17,7 +17,7 @@ from common.clock import FakeClock
 from common.convoy.v1 import admin_pb2 as pb
 from common.convoy.v1 import admin_pb2_grpc
 from tests.agents import always, wait_for
-from tests.component.deploy_helpers import Rest, body, fleet, script
+from tests.component.deploy_helpers import Rest, body, fleet, script, wait_reported
 from tests.harness import InProcessCoordinator
 
 
@@ -185,6 +185,7 @@ def test_serve_install_timeout_applies_to_deployments_that_set_none(tmp_path: Pa
         assert rest("GET", f"/deployments/{dep_id}")["rolloutConfig"]["installTimeoutMinutes"] is None
         wait_for(lambda: agent.jobs, what="job delivered")
         assert agent.jobs[0].timeout_seconds == 120
+        wait_reported(c, agent.device_id, "downloading")
         agent.disconnect()
         c.advance(121)
         rest.wait_status(dep_id, "failed")
