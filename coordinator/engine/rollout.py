@@ -609,8 +609,9 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
             if state in JOB_TERMINAL:
                 out.acks.append((rep.device_id, job["id"], job["state"]))  # a duplicate: ack again
             continue
-        ctx = contexts.get(d.id) or contexts.setdefault(d.id, _ctx(d, now, params))
-        w = writers.get(d.id) or writers.setdefault(d.id, Writer(s, d, now))
+        dep_id = job["deployment_id"]  # (not `d.id`: an ORM attribute read per report)
+        ctx = contexts.get(dep_id) or contexts.setdefault(dep_id, _ctx(d, now, params))
+        w = writers.get(dep_id) or writers.setdefault(dep_id, Writer(s, d, now))
         view = rm.Job(id=job["id"], state=JobState(job["state"]), desired=Desired(job["desired"]), ran=bool(job["ran"]),
                       activity_at=job["activity_at"])
         instructions = rm.handle(rec, rm.Reported(job=view, state=state, exit_code=rep.exit_code,
@@ -623,7 +624,7 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
                 job.update({k: v for k, v in ins.values.items() if k in ("state", "ran", "activity_at")})
         if state in JOB_TERMINAL:
             out.acks.append((rep.device_id, job["id"], state.value))
-        out.touched.add(d.id)
+        out.touched.add(dep_id)
     for dep_id, w in writers.items():
         d = deps[dep_id]
         w.flush()
