@@ -67,6 +67,7 @@ def test_a_silent_device_is_failed_and_its_job_withdrawn_even_after_a_reconnect(
     dep_id = rest.launch(body(script(fc), [agent.device_id], timeout=5, retry={"maxRetries": 1, "backoffMinutes": [60]}))
     wait_for(lambda: agent.jobs, what="job delivered")
     first = agent.jobs[0].job_id
+    wait_reported(fc, agent.device_id, "received")
     agent.disconnect()
     fc.advance(6 * 60)
     rec = wait_for(lambda: (r := record(rest, dep_id, agent.device_id))["status"] == "pending" and r,
