@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from common import transport
 from common.clock import Clock, SystemClock
 from common.convoy.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc
+from coordinator import gc_policy
 from coordinator.app import App
 from coordinator.config import Settings
 from coordinator.health import Readiness
@@ -243,8 +244,10 @@ class Coordinator:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT. Prints one JSON line with the bound ports (for scripts/tests)."""
+    gc_policy.tune_for_server()
     coordinator = Coordinator(settings)
     await coordinator.start()
+    gc_policy.freeze_startup()
     tls = coordinator.tls
     replica = coordinator.app.replica_id if coordinator.app is not None else ""
     print(json.dumps({"event": "listening", "replica_id": replica, "grpc_port": coordinator.grpc_port,

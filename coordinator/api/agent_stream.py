@@ -40,11 +40,10 @@ class Busy(ConvoyError):
 
 def _report(device_id: str, st: agent_pb2.JobStatus) -> Report:
     from coordinator.domain import device_input  # every field a device sends is bounded first
-    st = device_input.job_status(st)
+    job_id, state, exit_code, output, reason = device_input.job_status(st)
     # Output is arbitrary program text; NUL bytes cannot be stored in PostgreSQL text columns.
-    return Report(device_id=device_id, job_id=st.job_id, state=st.state,
-                  exit_code=st.exit_code if st.HasField("exit_code") else None,
-                  output=st.output.replace("\x00", ""), reason=st.reason.replace("\x00", ""))
+    return Report(device_id=device_id, job_id=job_id, state=state, exit_code=exit_code,
+                  output=output.replace("\x00", ""), reason=reason.replace("\x00", ""))
 
 
 Identity = tuple[str, agent_pb2.TrustSetUpdate | None]

@@ -569,10 +569,11 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
     rt: Any = m.DeploymentDevice.__table__
     cols = (jt.c.id, jt.c.device_id, jt.c.deployment_id, jt.c.deployment_device_id, jt.c.state, jt.c.desired,
             jt.c.ran, jt.c.activity_at)
+    names = tuple(c.name for c in cols)  # rows to dicts by zip: `Row._asdict` builds a key view per row
     jobs: dict[str, dict[str, Any]] = {}
     for among in id_in(s, jt.c.id, {r.job_id for r in reports}):
         for jrow in s.execute(select(*cols).where(among)):
-            jobs[jrow.id] = jrow._asdict()
+            jobs[jrow[0]] = dict(zip(names, jrow, strict=True))
     dep_ids = sorted({j["deployment_id"] for j in jobs.values()})
     # Lock the deployments in a fixed order (PostgreSQL) so record moves serialize with the engine.
     deps: dict[str, m.Deployment] = {}
@@ -584,7 +585,7 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
         # serializes): the engine may have changed one between the first read and the lock.
         for among in id_in(s, jt.c.id, set(jobs)):
             for row in s.execute(select(*cols).where(among)):
-                jobs[row.id] = row._asdict()
+                jobs[row[0]] = dict(zip(names, row, strict=True))
     records: dict[str, rm.Record] = {}
     for among in id_in(s, rt.c.id, {j["deployment_device_id"] for j in jobs.values()}):
         for rrow in s.execute(select(rt.c.id, rt.c.job_id, rt.c.status, rt.c.runs, rt.c.attempts, rt.c.error,
@@ -608,8 +609,9 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
             if state in JOB_TERMINAL:
                 out.acks.append((rep.device_id, job["id"], job["state"]))  # a duplicate: ack again
             continue
-        ctx = contexts.get(d.id) or contexts.setdefault(d.id, _ctx(d, now, params))
-        w = writers.get(d.id) or writers.setdefault(d.id, Writer(s, d, now))
+        dep_id = job["deployment_id"]  # (not `d.id`: an ORM attribute read per report)
+        ctx = contexts.get(dep_id) or contexts.setdefault(dep_id, _ctx(d, now, params))
+        w = writers.get(dep_id) or writers.setdefault(dep_id, Writer(s, d, now))
         view = rm.Job(id=job["id"], state=JobState(job["state"]), desired=Desired(job["desired"]), ran=bool(job["ran"]),
                       activity_at=job["activity_at"])
         instructions = rm.handle(rec, rm.Reported(job=view, state=state, exit_code=rep.exit_code,
@@ -622,7 +624,7 @@ def apply_reports(s: Session, reports: Iterable[Report], now: datetime, params: 
                 job.update({k: v for k, v in ins.values.items() if k in ("state", "ran", "activity_at")})
         if state in JOB_TERMINAL:
             out.acks.append((rep.device_id, job["id"], state.value))
-        out.touched.add(d.id)
+        out.touched.add(dep_id)
     for dep_id, w in writers.items():
         d = deps[dep_id]
         w.flush()

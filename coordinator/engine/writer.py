@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -23,6 +23,7 @@ from common.states import Desired, JobState
 from common.states import RecordStatus as R
 from coordinator.domain import records as rm
 from coordinator.domain.states import record_allowed
+from coordinator.store import bulk
 from coordinator.store import models as m
 
 _COUNTER = {R.PENDING: "n_pending", R.DOWNLOADING: "n_running", R.INSTALLING: "n_running",
@@ -102,18 +103,15 @@ class Writer:
         jt: Any = m.Job.__table__
         rt: Any = m.DeploymentDevice.__table__
         if self.created:
-            s.execute(insert(m.Job), [
-                {"id": j.job_id, "deployment_device_id": j.record_id, "deployment_id": self.d.id,
-                 "device_id": j.device_id, "attempt": j.attempt, "state": JobState.QUEUED.value,
-                 "desired": Desired.RUN.value, "withdraw_reason": "", "ran": False, "activity_at": now,
-                 "output": "", "reason": "", "created_at": now, "updated_at": now, "hold_until": j.hold_until}
-                for j in self.created])
+            queued, run = JobState.QUEUED.value, Desired.RUN.value
+            bulk.insert_many(s, jt, _JOB_COLUMNS, [
+                (j.job_id, j.record_id, self.d.id, j.device_id, j.attempt, queued, run, "", False, now, None, "", "",
+                 now, now, j.hold_until) for j in self.created])
         for job_id, (_dev, why) in self._withdrawn.items():
             self._jobs.setdefault(job_id, {}).update(desired=Desired.WITHDRAWN.value, withdraw_reason=why)
-        _grouped_update(s, jt, {k: {**v, "updated_at": now} for k, v in self._jobs.items()}, guard=None)
+        _grouped_update(s, jt, {k: ({**v, "updated_at": now}, ()) for k, v in self._jobs.items()})
         deltas: dict[str, int] = {}
-        rows: dict[str, dict[str, Any]] = {}
-        guards: dict[str, str] = {}
+        rows: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
         for rec_id, w in self._records.items():
             values = dict(w.values)
             if w.current != w.original:
@@ -129,9 +127,8 @@ class Writer:
             if "runs" in values and "retry_count" not in values:
                 values["retry_count"] = max(0, int(values["runs"]) - 1)
             values["updated_at"] = now
-            rows[rec_id] = values
-            guards[rec_id] = w.original.value
-        _grouped_update(s, rt, rows, guard=guards)
+            rows[rec_id] = (values, (w.original.value,))  # guarded by the status it was read in
+        _grouped_update(s, rt, rows, guard="status")
         deltas = {k: v for k, v in deltas.items() if v}
         if deltas:
             col = m.Deployment.__table__.c
@@ -143,6 +140,11 @@ class Writer:
                 set_committed_value(self.d, k, getattr(self.d, k) + v)
 
 
+_JOB_COLUMNS = ("id", "deployment_device_id", "deployment_id", "device_id", "attempt", "state", "desired",
+                "withdraw_reason", "ran", "activity_at", "exit_code", "output", "reason", "created_at",
+                "updated_at", "hold_until")
+
+
 def _replace(rec: rm.Record, *, status: R, values: dict[str, Any]) -> rm.Record:
     return rm.Record(id=rec.id, status=status, job_id=values.get("job_id", rec.job_id),
                      runs=int(values.get("runs", rec.runs)), attempts=int(values.get("attempts", rec.attempts)),
@@ -150,16 +152,14 @@ def _replace(rec: rm.Record, *, status: R, values: dict[str, Any]) -> rm.Record:
                      manual=bool(values.get("manual", rec.manual)), wait_until=values.get("wait_until", rec.wait_until))
 
 
-def _grouped_update(s: Session, table: Any, rows: dict[str, dict[str, Any]], *, guard: dict[str, str] | None) -> None:
-    """UPDATE … WHERE id = ? [AND status = ?] for many rows: one executemany per set of columns."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row_id, values in rows.items():
-        params = {"b_id": row_id, **{f"v_{k}": v for k, v in values.items()}}
-        if guard is not None:
-            params["b_from"] = guard[row_id]
-        groups.setdefault(tuple(sorted(values)), []).append(params)
+def _grouped_update(s: Session, table: Any, rows: dict[str, tuple[dict[str, Any], tuple[Any, ...]]], *,
+                    guard: str | None = None) -> None:
+    """UPDATE … WHERE id = ? [AND guard = ?] for many rows (id -> (values, (guard value,))): one
+    executemany per set of columns (store/bulk.py: compiled once, rows as plain tuples)."""
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for row_id, (values, guarded) in rows.items():
+        keys = tuple(sorted(values))
+        groups.setdefault(keys, []).append((*(values[k] for k in keys), row_id, *guarded))
+    where = ("id",) if guard is None else ("id", guard)
     for keys, batch in groups.items():
-        stmt = table.update().where(table.c.id == bindparam("b_id"))
-        if guard is not None:
-            stmt = stmt.where(table.c.status == bindparam("b_from"))
-        s.execute(stmt.values({k: bindparam(f"v_{k}") for k in keys}), batch)
+        bulk.update_many(s, table, keys, where, batch)

@@ -32,6 +32,23 @@ def _online(c: InProcessCoordinator) -> set[str]:
     return {d.id for d in resp.data if d.online}
 
 
+def wait_reported(c: InProcessCoordinator, device_id: str, state: str) -> None:
+    """Until the device's job is stored in `state`: its report is written. A test that moves a
+    fake clock right after the agent sent a report would otherwise race the report's write
+    (written after the move, the report is device activity at the new time, and a silence
+    deadline moves with it)."""
+    from sqlalchemy import select
+
+    from coordinator.store import models as m
+
+    def stored() -> bool:
+        assert c.coordinator.app is not None
+        with c.coordinator.app.store.read() as s:
+            return state in s.scalars(select(m.Job.state).where(m.Job.device_id == device_id)).all()
+
+    wait_for(stored, what=f"a job of {device_id} stored {state}")
+
+
 def script(c: InProcessCoordinator, body: str = "echo ok", rollback_body: str = "echo undo") -> str:
     return str(c.admin().CreateScript(pb.CreateScriptRequest(
         client_id=c.client_id, name="test script", interpreter="sh", body=body, rollback_body=rollback_body)).id)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from common.convoy.v1 import admin_pb2 as pb
 from tests.agents import always, wait_for
-from tests.component.deploy_helpers import Rest, body, fleet, group, script
+from tests.component.deploy_helpers import Rest, body, fleet, group, script, wait_reported
 from tests.harness import InProcessCoordinator
 
 
@@ -129,6 +129,7 @@ def test_install_timeout_fails_a_silent_device(fake_clock_coordinator: InProcess
     rest = Rest(c)
     dep_id = rest.launch(body(script(c), [agent.device_id], timeout=10))
     wait_for(lambda: len(agent.jobs) == 1, what="dispatch")
+    wait_reported(c, agent.device_id, "downloading")
     c.advance(10 * 60 + 1)
     done = rest.wait_status(dep_id, "failed")
     rec = rest("GET", f"/deployments/{dep_id}/devices")["data"][0]

@@ -17,7 +17,7 @@ from common.clock import FakeClock
 from common.convoy.v1 import admin_pb2 as pb
 from common.convoy.v1 import admin_pb2_grpc
 from tests.agents import always, wait_for
-from tests.component.deploy_helpers import Rest, body, fleet, script
+from tests.component.deploy_helpers import Rest, body, fleet, script, wait_reported
 from tests.harness import InProcessCoordinator
 
 
@@ -67,6 +67,7 @@ def test_a_silent_device_is_failed_and_its_job_withdrawn_even_after_a_reconnect(
     dep_id = rest.launch(body(script(fc), [agent.device_id], timeout=5, retry={"maxRetries": 1, "backoffMinutes": [60]}))
     wait_for(lambda: agent.jobs, what="job delivered")
     first = agent.jobs[0].job_id
+    wait_reported(fc, agent.device_id, "received")
     agent.disconnect()
     fc.advance(6 * 60)
     rec = wait_for(lambda: (r := record(rest, dep_id, agent.device_id))["status"] == "pending" and r,
@@ -185,6 +186,7 @@ def test_serve_install_timeout_applies_to_deployments_that_set_none(tmp_path: Pa
         assert rest("GET", f"/deployments/{dep_id}")["rolloutConfig"]["installTimeoutMinutes"] is None
         wait_for(lambda: agent.jobs, what="job delivered")
         assert agent.jobs[0].timeout_seconds == 120
+        wait_reported(c, agent.device_id, "downloading")
         agent.disconnect()
         c.advance(121)
         rest.wait_status(dep_id, "failed")

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from common import transport
 from common.convoy.v1 import admin_pb2 as pb
 from tests.agents import always, wait_for
-from tests.component.deploy_helpers import Rest, body, fleet, script
+from tests.component.deploy_helpers import Rest, body, fleet, script, wait_reported
 from tests.harness import InProcessCoordinator, rpc_code
 
 
@@ -111,6 +111,7 @@ def test_install_timeouts_are_counted(fake_clock_coordinator: InProcessCoordinat
     rest = Rest(c)
     dep_id = rest.launch(body(script(c), [agent.device_id], timeout=10))
     wait_for(lambda: len(agent.jobs) == 1, what="dispatch")
+    wait_reported(c, agent.device_id, "downloading")
     c.advance(10 * 60 + 1)
     rest.wait_status(dep_id, "failed")
     s = scrape(c)

@@ -28,9 +28,16 @@ def test_hello_is_bounded_and_copied() -> None:
 def test_job_status_output_keeps_the_tail_and_reason_is_bounded() -> None:
     st = agent_pb2.JobStatus(job_id="j", state="failed", output="a\x00" * 100_000 + "THE END",
                              reason="\x1b[1m" + "r" * 2_000_000)
-    out = di.job_status(st)
-    assert len(out.output) == di.OUTPUT and out.output.endswith("THE END") and "\x00" not in out.output
-    assert len(out.reason) == di.REASON and "\x1b" not in out.reason
+    job_id, state, exit_code, output, reason = di.job_status(st)
+    assert (job_id, state, exit_code) == ("j", "failed", None)
+    assert len(output) == di.OUTPUT and output.endswith("THE END") and "\x00" not in output
+    assert len(reason) == di.REASON and "\x1b" not in reason
+
+
+def test_job_status_ids_are_one_bounded_line_and_a_zero_exit_code_is_kept() -> None:
+    st = agent_pb2.JobStatus(job_id="j\n" + "x" * 100, state="completed\x1b", exit_code=0)
+    job_id, state, exit_code, _output, _reason = di.job_status(st)
+    assert job_id == "j" + "x" * 63 and state == "completed" and exit_code == 0
 
 
 def test_tags_site_and_log_lines() -> None:
