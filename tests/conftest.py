@@ -27,20 +27,12 @@ from tests.harness import (
     pg_template,
 )
 
-_TIER_ORDER = ("e2e", "component", "db", "unit")
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest first: `slow` tests, then the tiers from end-to-end to unit (a stable sort, so a
-    module's tests stay in their order). pytest-xdist hands tests out in this order, so the
-    minutes-long ones start while the other worker still has short ones to take, instead of
-    one of them running alone at the end of the suite."""
-    def rank(item: pytest.Item) -> tuple[int, int]:
-        parts = Path(str(item.fspath)).parts
-        tier = next((i for i, name in enumerate(_TIER_ORDER) if name in parts), len(_TIER_ORDER))
-        return (0 if item.get_closest_marker("slow") else 1, tier)
-
-    items.sort(key=rank)
+    """`slow` tests first (a stable sort: the rest keep their order, so waiting end-to-end tests
+    and busy unit tests stay mixed on the workers): pytest-xdist hands tests out in this order,
+    so the minute-long ones start early instead of one of them running alone at the end."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
 
 
 @pytest.fixture(scope="session")
