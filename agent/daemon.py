@@ -338,6 +338,16 @@ class Daemon:
                 self._log_lost(where, f"{exc.code().name}: {exc.details()}", self._welcomed or answered(exc))
             except ConnectionError as exc:
                 self._log_lost(where, str(exc), self._welcomed)
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if me is None or me.cancelling():
+                    raise  # the agent itself is being cancelled
+                # The call was cancelled under the stream, not the agent: its channel was closed
+                # (a renewal closes it to present the new certificate, wherever the stream was).
+                if await self._renewed_meanwhile(dialer, tls):
+                    log.info("stream ended for the renewed certificate: connecting again with it")
+                    continue
+                self._log_lost(where, "the stream's call was cancelled", self._welcomed)
             if self._stop.is_set():
                 break
             now = self.clock.now()

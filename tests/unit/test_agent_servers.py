@@ -175,8 +175,10 @@ class _Refused(grpc.aio.AioRpcError):
                          details="device certificate is not the one on record")
 
 
-def _renewing_daemon(tmp_path: Path, renew: bool) -> tuple[Daemon, list[str]]:
-    """A stream opened with the old certificate is refused while a renewal retires it."""
+def _renewing_daemon(tmp_path: Path, renew: bool,
+                     fail: type[BaseException] = _Refused) -> tuple[Daemon, list[str]]:
+    """A stream opened with the old certificate is refused (or, `fail=asyncio.CancelledError`,
+    its call cancelled as grpc.aio does when the channel closes) while a renewal replaces it."""
     d = Daemon(StateDir(tmp_path), clock=RecordingClock(), rng=random.Random(3))  # type: ignore[arg-type]
     d.identity = AgentIdentity(server="a:1", device_id="d", client_id="c", machine_id="m")
     dialer = Dialer(Rotation(["10.0.0.1:1"]), transport.PLAINTEXT)
@@ -193,7 +195,7 @@ def _renewing_daemon(tmp_path: Path, renew: bool) -> tuple[Daemon, list[str]]:
         if len(seen) == 1:
             await dialer.renewing.acquire()  # the renewal is under way as the refusal arrives
             asyncio.get_running_loop().create_task(finish_renewal())
-            raise _Refused()
+            raise fail()
         d.stop()
         return False
 
@@ -219,3 +221,33 @@ def test_a_refusal_with_no_renewal_done_still_stops_the_agent(tmp_path: Path) ->
     d, seen = _renewing_daemon(tmp_path, renew=False)
     assert asyncio.run(d.go()) == EXIT_UNAUTHENTICATED  # type: ignore[attr-defined]
     assert seen == ["old"]
+
+
+def test_a_stream_whose_call_the_renewal_cancelled_connects_again_with_the_new_certificate(tmp_path: Path) -> None:
+    """The renewal closes the channel under a stream still waiting for its welcome: grpc.aio then
+    raises CancelledError from the read. That ends the stream, not the agent."""
+    d, seen = _renewing_daemon(tmp_path, renew=True, fail=asyncio.CancelledError)
+    assert asyncio.run(d.go()) == 0  # type: ignore[attr-defined]
+    assert seen == ["old", "new"]
+
+
+def test_the_agent_cancelled_itself_is_still_cancelled(tmp_path: Path) -> None:
+    d = Daemon(StateDir(tmp_path), clock=RecordingClock(), rng=random.Random(3))  # type: ignore[arg-type]
+    d.identity = AgentIdentity(server="a:1", device_id="d", client_id="c", machine_id="m")
+    started = asyncio.Event()
+
+    async def session(stub: Any, _md: Any) -> bool:
+        started.set()
+        await asyncio.sleep(60)
+        return True
+
+    d._session = session  # type: ignore[method-assign]
+
+    async def go() -> None:
+        task = asyncio.create_task(d.connect_loop(None, ()))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
