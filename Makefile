@@ -33,7 +33,8 @@ chromium:
 # Three workers (pytest-xdist) by default: TEST_WORKERS=0 runs in one process. Three on two
 # cores because the end-to-end tests spend part of their time waiting on processes and sockets;
 # worksteal, because with the default `load` the last minutes ran on one worker while the others
-# had finished (measured: 828 s at -n 3 with load, the CPU 70% idle in the tail).
+# had finished (measured on 2 cores: 828 s at -n 3 with `load`, the CPU 70% idle in the tail;
+# 616 s with worksteal, CI=true, 2026-12-03).
 TEST_WORKERS ?= 3
 
 test: $(STAMP) lint chromium
