@@ -15,8 +15,8 @@ Vocabulary (docs/deployments-rules.md, "Device records"):
 - Deadlines measure silence: an attempt is failed only when the device said nothing (no job
   report, no heartbeat) for the install timeout, counted from the later of the dispatch, the
   device's last word and `silence_floor` (the engine's start, once the servers listen, so the
-  coordinator's own downtime never counts). A job the device never acknowledged is withdrawn instead: the record is skipped
-  (offline) or, for a retry, failed.
+  coordinator's own downtime never counts). A job the device never acknowledged is withdrawn
+  instead: the record is skipped (offline) or, for a retry, failed.
 - A late final result of the record's current job is accepted while no newer attempt exists.
 """
 
