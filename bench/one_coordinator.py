@@ -19,13 +19,11 @@ fan-out benchmark has that comparison at 10,000.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Result, machine, now_utc
+from bench.common import Result
 from bench.scaleout import Cluster, create_database, drop_database, online_count, say, seed_fleet
 
 FULL_N = 100_000
@@ -92,7 +90,7 @@ def run(work: Path, n: int, sims: int, idle_s: float, heartbeat: str, pg: bool) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.run_all import save_section
+    from bench.run_all import run_standalone
 
     p = argparse.ArgumentParser(prog="python -m bench.one_coordinator")
     p.add_argument("--n", type=int, default=FULL_N, help=f"simulated agents (default {FULL_N:,})")
@@ -102,21 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pg", action="store_true", help="PostgreSQL (127.0.0.1:5432 or CONVOY_BENCH_PG), not SQLite")
     p.add_argument("--no-write", action="store_true", help="print only")
     args = p.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="convoy-one-"))
-    mach = machine()
-    print(f"machine: {mach}\ndate: {now_utc()}\nscratch: {work}", flush=True)
-    started = time.monotonic()
-    try:
-        res = run(work, args.n, args.sims, args.idle, args.heartbeat, args.pg)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    res.print()
     write = not args.no_write and args.n >= FULL_N
-    if write:
-        save_section("one", res, mach)
-    print(f"\nall done in {time.monotonic() - started:.0f} s" + ("; wrote docs/BENCHMARKS.md" if write else ""))
-    return 0
-
+    return run_standalone("convoy-one-", lambda work: run(work, args.n, args.sims, args.idle, args.heartbeat, args.pg),
+                          "one" if write else None)
 
 if __name__ == "__main__":
     sys.exit(main())

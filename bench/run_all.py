@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,26 @@ def save_section(name: str, r: Result, mach: str) -> None:
     sections[name] = {"markdown": r.markdown(), "machine": mach, "date": now_utc()}
     RESULTS.write_text(json.dumps(sections, indent=1) + "\n")
     write_doc(sections)
+
+
+def run_standalone(prefix: str, measure: Callable[[Path], Result], section: str | None, keep: bool = False) -> int:
+    """A benchmark outside `make bench` (storm, scale-out, one coordinator), run on its own: a
+    scratch directory for `measure`, the figures printed, and written to section `section` of
+    docs/BENCHMARKS.md unless it is None (print only)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    mach = machine()
+    print(f"machine: {mach}\ndate: {now_utc()}\nscratch: {work}", flush=True)
+    started = time.monotonic()
+    try:
+        res = measure(work)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    res.print()
+    if section:
+        save_section(section, res, mach)
+    print(f"\nall done in {time.monotonic() - started:.0f} s" + (f"; wrote {DOC.relative_to(ROOT)}" if section else ""))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

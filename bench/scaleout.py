@@ -21,12 +21,11 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import PG_ADMIN_URL, Admin, Coordinator, Result, Simulator, machine, now_utc
+from bench.common import PG_ADMIN_URL, Admin, Coordinator, Result, Simulator
 
 REPLICAS = 3
 CHANNELS = 8
@@ -299,7 +298,7 @@ def run(work: Path, n: int, big: int | None, largest_only: bool = False) -> Resu
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.run_all import save_section
+    from bench.run_all import run_standalone
 
     p = argparse.ArgumentParser(prog="python -m bench.scaleout")
     p.add_argument("--n", type=int, default=FULL_N, help=f"simulated agents (default {FULL_N:,})")
@@ -309,22 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--largest", action="store_true",
                    help="only connect --n agents over the replicas and deploy to them once (no baseline, no failover)")
     args = p.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="convoy-scaleout-"))
-    mach = machine()
-    print(f"machine: {mach}\ndate: {now_utc()}\nscratch: {work}", flush=True)
-    started = time.monotonic()
-    try:
-        res = run(work, args.n, args.big or None, largest_only=args.largest)
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    res.print()
     write = not args.no_write and args.n >= FULL_N and not args.largest
-    if write:
-        save_section("scaleout", res, mach)
-    print(f"\nall done in {time.monotonic() - started:.0f} s" + ("; wrote docs/BENCHMARKS.md" if write else ""))
-    return 0
-
+    return run_standalone("convoy-scaleout-", lambda work: run(work, args.n, args.big or None, largest_only=args.largest),
+                          "scaleout" if write else None, keep=args.keep)
 
 if __name__ == "__main__":
     sys.exit(main())

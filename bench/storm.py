@@ -20,16 +20,14 @@ Workload (`make bench-storm`, or `python -m bench.storm --n 10000 [--pg]`):
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from agent.simulate import BROKEN, UNANSWERED
-from bench.common import Admin, Result, Simulator, machine, now_utc
+from bench.common import Admin, Result, Simulator
 from bench.fanout import baseline_run
 from bench.peer_salt import free_port
 from bench.scaleout import Cluster, create_database, drop_database, say, seed_fleet
@@ -241,7 +239,7 @@ def wait_in_flight(admin: Admin, dep: str, n: int, timeout: float) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.run_all import save_section
+    from bench.run_all import run_standalone
 
     p = argparse.ArgumentParser(prog="python -m bench.storm")
     p.add_argument("--n", type=int, default=FULL_N, help=f"simulated agents (default {FULL_N:,})")
@@ -254,22 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.n < args.sims * 10:
         p.error("--n must be at least 10 agents per simulator")
-    work = Path(tempfile.mkdtemp(prefix="convoy-storm-"))
-    mach = machine()
-    print(f"machine: {mach}\ndate: {now_utc()}\nscratch: {work}", flush=True)
-    started = time.monotonic()
-    try:
-        res = run(work, args.n, args.sims, args.pg, args.install_time, args.profile)
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    res.print()
     write = not args.no_write and args.n >= FULL_N
-    if write:
-        save_section("storm-pg" if args.pg else "storm", res, mach)
-    print(f"\nall done in {time.monotonic() - started:.0f} s" + ("; wrote docs/BENCHMARKS.md" if write else ""))
-    return 0
-
+    return run_standalone("convoy-storm-", lambda work: run(work, args.n, args.sims, args.pg, args.install_time,
+                                                              args.profile),
+                          ("storm-pg" if args.pg else "storm") if write else None, keep=args.keep)
 
 if __name__ == "__main__":
     sys.exit(main())
