@@ -251,3 +251,61 @@ def test_the_agent_cancelled_itself_is_still_cancelled(tmp_path: Path) -> None:
             await task
 
     asyncio.run(go())
+
+
+class _SilentCall:
+    """A Connect call gRPC neither answers nor fails: the hello's write goes out, the read waits."""
+
+    def __init__(self) -> None:
+        self.written: list[Any] = []
+        self.cancelled = False
+
+    async def write(self, msg: Any) -> None:
+        self.written.append(msg)
+
+    async def read(self) -> Any:
+        await asyncio.sleep(3600)
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
+
+
+class _SilentStub:
+    def __init__(self) -> None:
+        self.calls: list[_SilentCall] = []
+
+    def Connect(self, metadata: Any = None) -> _SilentCall:  # noqa: N802 - the gRPC method's name
+        self.calls.append(_SilentCall())
+        return self.calls[-1]
+
+
+def test_a_stream_never_welcomed_is_given_up_and_retried(tmp_path: Path) -> None:
+    """The two runs of a 10,000-agent restart storm where one to three agents never came back:
+    a stream that is neither welcomed nor failed now ends after `welcome_timeout`, and the agent
+    connects again with its usual backoff, instead of waiting on it forever."""
+    from agent.runner import Runner
+
+    clock = RecordingClock()
+    d = Daemon(StateDir(tmp_path), clock=clock, rng=random.Random(3), facts=lambda: None)  # type: ignore[arg-type]
+    d.identity = AgentIdentity(server="a:1", device_id="d", client_id="c", machine_id="m")
+    d.runner = Runner.__new__(Runner)  # the session only checks that there is one
+    d.welcome_timeout = 0.05
+    stub = _SilentStub()
+
+    async def go() -> int:
+        async def stop_after_three() -> None:
+            while len(stub.calls) < 3:
+                await asyncio.sleep(0.01)
+            d.stop()
+
+        stopper = asyncio.create_task(stop_after_three())
+        code = await asyncio.wait_for(d.connect_loop(stub, ()), 10)
+        await stopper
+        return code
+
+    assert asyncio.run(go()) == 0
+    assert len(stub.calls) >= 3
+    assert all(c.written and c.written[0].HasField("hello") for c in stub.calls)
+    assert all(c.cancelled for c in stub.calls[:2])  # each given-up call is cancelled, not left open
+    assert len(clock.waits) >= 2  # and retried after the backoff, like any lost stream
