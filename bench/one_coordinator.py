@@ -12,6 +12,9 @@ Workload (`make bench-one`, or `python -m bench.one_coordinator --n 100000`):
 4. An immediate deployment of a no-op script (`true`) to all N; the time from StartDeployment to
    `completed`, and how many completed.
 
+`--profile FILE` records py-spy (`pip install py-spy`; not a dependency) on the coordinator from
+StartDeployment to `completed`, raw stacks to FILE (fold them with bench.profile_fanout.fold).
+
 No baseline exists for this one (there is no bare-gRPC coordinator that holds a fleet); the
 fan-out benchmark has that comparison at 10,000.
 """
@@ -19,18 +22,20 @@ fan-out benchmark has that comparison at 10,000.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
 
 from bench.common import Result
+from bench.profile_fanout import record
 from bench.scaleout import Cluster, create_database, drop_database, online_count, say, seed_fleet
 
 FULL_N = 100_000
 SIMS = 3
 
 
-def run(work: Path, n: int, sims: int, idle_s: float, heartbeat: str, pg: bool) -> Result:
+def run(work: Path, n: int, sims: int, idle_s: float, heartbeat: str, pg: bool, prof: Path | None = None) -> Result:
     db_name = f"convoy_one_{int(time.time())}"
     url = create_database(db_name) if pg else f"sqlite:///{work / 'replica-0' / 'convoy.db'}"
     store = "PostgreSQL" if pg else "SQLite"
@@ -71,7 +76,13 @@ def run(work: Path, n: int, sims: int, idle_s: float, heartbeat: str, pg: bool) 
                 f"{idle_cpu * 100:.0f}% of a core ({idle_cpu * 1e6 / max(online, 1):.1f} µs per agent per s)")
         say(f"{online:,} online; deploying")
         cpu1 = coord.cpu_seconds()
-        took, d = cluster.deploy(coord, limit)
+        spy = record(coord.proc.pid, prof) if prof is not None and coord.proc is not None else None
+        try:
+            took, d = cluster.deploy(coord, limit)
+        finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                spy.wait(120)
         ok = d.status == "completed" and d.progress.completed == n
         res.add("immediate no-op deployment to all: time to 100% completed",
                 f"{took:.1f} s ({n / took:,.0f} devices/s)" if ok else
@@ -99,10 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heartbeat", default="15s", help="the coordinator's heartbeat interval (default 15s)")
     p.add_argument("--pg", action="store_true", help="PostgreSQL (127.0.0.1:5432 or CONVOY_BENCH_PG), not SQLite")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--profile", type=Path,
+                   help="py-spy the coordinator during the deployment (pip install py-spy): raw stacks to this file")
     args = p.parse_args(argv)
     write = not args.no_write and args.n >= FULL_N
-    return run_standalone("convoy-one-", lambda work: run(work, args.n, args.sims, args.idle, args.heartbeat, args.pg),
-                          "one" if write else None)
+    return run_standalone("convoy-one-", lambda work: run(work, args.n, args.sims, args.idle, args.heartbeat, args.pg,
+                                                          args.profile), "one" if write else None)
 
 if __name__ == "__main__":
     sys.exit(main())
