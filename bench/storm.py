@@ -125,7 +125,7 @@ def run(work: Path, n: int, sims: int, pg: bool, install_time: float, prof: Path
     name = f"convoy_storm_{int(time.time())}"
     url = create_database(name) if pg else f"sqlite:///{work / 'replica-0' / 'convoy.db'}"
     store = "PostgreSQL" if pg else "SQLite"
-    res = Result("restart storm", f"One coordinator subprocess ({store}, plaintext on loopback); {n:,} simulated agents in "
+    res = Result("restart storm" + (" (PostgreSQL)" if pg else ""), f"One coordinator subprocess ({store}, plaintext on loopback); {n:,} simulated agents in "
                  f"{sims} `convoy agent simulate` processes (8 channels each, every channel its own TCP connection), "
                  f"devices written straight into the store; a staggered deployment of a no-op script (`true`, install "
                  f"step {install_time:g} s), batches of 10% with no delay, in flight; then SIGKILL of the coordinator and "
