@@ -34,7 +34,7 @@ chromium:
 # cores because the end-to-end tests spend part of their time waiting on processes and sockets;
 # worksteal, because with the default `load` the last minutes ran on one worker while the others
 # had finished (measured on 2 cores: 828 s at -n 3 with `load`, the CPU 70% idle in the tail;
-# 616 s with worksteal, CI=true, 2026-12-03).
+# 616 s with worksteal, CI=true, 2026-12-03; 327-483 s on a faster 2-core Intel Xeon the same day).
 TEST_WORKERS ?= 3
 
 test: $(STAMP) lint chromium
