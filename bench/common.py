@@ -124,6 +124,23 @@ def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> N
         proc.wait(10)
 
 
+def py_spy(pid: int, out: Path, *, seconds: int | None = None, rate: int = 100) -> subprocess.Popen[bytes]:
+    """py-spy (`pip install py-spy`; not a dependency of Convoy) recording process `pid` as raw
+    stacks into `out` (idle threads left out), for `seconds` or until `py_spy_stop`."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    cmd = [spy, "record", "-p", str(pid), "-f", "raw", "--nonblocking", "-r", str(rate), "-o", str(out)]
+    if seconds is not None:
+        cmd += ["--duration", str(seconds)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def py_spy_stop(spy: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    """End a recording early: py-spy writes its file on SIGINT."""
+    if spy.poll() is None:
+        spy.send_signal(signal.SIGINT)
+    spy.wait(timeout)
+
+
 class Coordinator:
     """`convoy coordinator serve` on port 0, as a real subprocess."""
 

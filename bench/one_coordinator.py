@@ -22,13 +22,11 @@ fan-out benchmark has that comparison at 10,000.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
 
-from bench.common import Result
-from bench.profile_fanout import record
+from bench.common import Result, py_spy, py_spy_stop
 from bench.scaleout import Cluster, create_database, drop_database, online_count, say, seed_fleet
 
 FULL_N = 100_000
@@ -76,13 +74,12 @@ def run(work: Path, n: int, sims: int, idle_s: float, heartbeat: str, pg: bool, 
                 f"{idle_cpu * 100:.0f}% of a core ({idle_cpu * 1e6 / max(online, 1):.1f} µs per agent per s)")
         say(f"{online:,} online; deploying")
         cpu1 = coord.cpu_seconds()
-        spy = record(coord.proc.pid, prof) if prof is not None and coord.proc is not None else None
+        spy = py_spy(coord.proc.pid, prof) if prof is not None and coord.proc is not None else None
         try:
             took, d = cluster.deploy(coord, limit)
         finally:
             if spy is not None:
-                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-                spy.wait(120)
+                py_spy_stop(spy)
         ok = d.status == "completed" and d.progress.completed == n
         res.add("immediate no-op deployment to all: time to 100% completed",
                 f"{took:.1f} s ({n / took:,.0f} devices/s)" if ok else

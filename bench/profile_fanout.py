@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,13 +21,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.common import Admin, Simulator, make_template, point_credentials, wait_online
-
-
-def record(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    return subprocess.Popen([spy, "record", "-p", str(pid), "-f", "raw", "--nonblocking", "-r", "100", "-o",
-                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+from bench.common import (
+    Admin,
+    Simulator,
+    make_template,
+    point_credentials,
+    py_spy,
+    py_spy_stop,
+    wait_online,
+)
 
 
 def fold(raw: Path, top: int) -> tuple[int, list[tuple[str, float]], list[tuple[str, float]]]:
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)
             assert coord.proc is not None
             for name, pid in (("coordinator", coord.proc.pid), ("simulator", sim.proc.pid)):
-                spies.append((name, record(pid, work / f"{name}.txt"), work / f"{name}.txt"))
+                spies.append((name, py_spy(pid, work / f"{name}.txt"), work / f"{name}.txt"))
             time.sleep(1.0)  # py-spy attaches
             t0 = time.monotonic()
             admin.start(dep)
@@ -84,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fan-out of {args.count:,}: {d.status} in {seconds:.2f} s ({d.progress.completed} completed)")
         finally:
             for _name, spy, _out in spies:
-                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-            for _name, spy, _out in spies:
-                spy.wait(60)
+                py_spy_stop(spy)
             if sim is not None:
                 sim.stop()
             coord.stop()

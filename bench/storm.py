@@ -20,14 +20,13 @@ Workload (`make bench-storm`, or `python -m bench.storm --n 10000 [--pg]`):
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from agent.simulate import BROKEN, UNANSWERED
-from bench.common import Admin, Result, Simulator
+from bench.common import Admin, Result, Simulator, py_spy
 from bench.fanout import baseline_run
 from bench.peer_salt import free_port
 from bench.scaleout import Cluster, create_database, drop_database, say, seed_fleet
@@ -115,12 +114,6 @@ def log_errors(path: Path, offset: int) -> list[str]:
     return [ln for ln in text.splitlines() if " ERROR " in ln or " CRITICAL " in ln or ln.startswith("Traceback")]
 
 
-def profile(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes]:
-    """py-spy (pip install py-spy; not a dependency) on the coordinator for `seconds`."""
-    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "50",
-                             "--format", "raw", "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def run(work: Path, n: int, sims: int, pg: bool, install_time: float, prof: Path | None = None) -> Result:
     name = f"convoy_storm_{int(time.time())}"
     url = create_database(name) if pg else f"sqlite:///{work / 'replica-0' / 'convoy.db'}"
@@ -157,7 +150,7 @@ def run(work: Path, n: int, sims: int, pg: bool, install_time: float, prof: Path
         coord.start()
         t_up = time.monotonic()
         cpu_up = coord.cpu_seconds()
-        spy = profile(coord.proc.pid, prof, 20) if prof is not None and coord.proc is not None else None
+        spy = py_spy(coord.proc.pid, prof, seconds=20, rate=50) if prof is not None and coord.proc is not None else None
         marks: dict[float, float] = {}
         back_s, _ = wait_back(cluster.sims, counts, limit, marks)
         after = error_counts(final_stats(cluster.sims))
